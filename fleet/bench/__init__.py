@@ -1,0 +1,31 @@
+"""Benchmarks: each is a function returning a flat dict of figures, registered by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Benchmark = Callable[[], dict[str, Any]]
+
+_REGISTRY: dict[str, tuple[str, str]] = {
+    # name -> (module, description); imported lazily so one benchmark's deps never slow another
+    "senml": ("fleet.bench.senml", "SenML decode and validation throughput on the ingest path"),
+}
+
+
+def names() -> dict[str, str]:
+    return {name: desc for name, (_, desc) in _REGISTRY.items()}
+
+
+def load(name: str) -> Benchmark:
+    import importlib
+
+    try:
+        module_name, _ = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"no benchmark {name!r}; available: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+    module = importlib.import_module(module_name)
+    run: Benchmark = module.run
+    return run

@@ -1,0 +1,186 @@
+"""`fleet`: run the service, the demo, virtual devices and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from fleet.core.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="City sensor fleet: provision, monitor and publish damp and mould sensors.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+device_app = typer.Typer(help="Manage the device registry.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+console = Console(stderr=True)
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # The embedded broker's state machine is chatty at INFO.
+    for noisy in ("amqtt", "transitions", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings(**overrides: object) -> Settings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return get_settings(**clean)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            console.print(f"[red]configuration error[/red] in {where}: {err['msg']}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="HTTP bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder for embedded defaults.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run the fleet service: broker (embedded unless FLEET_MQTT_URL), ingest, API and dashboard."""
+    from fleet.serve import run_service
+
+    _setup_logging(verbose)
+    settings = _settings(http_host=host, http_port=port, data_dir=data_dir)
+    run_service(settings)
+
+
+@app.command()
+def demo(
+    devices: Annotated[int, typer.Option(min=1, max=200, help="Virtual devices to start.")] = 5,
+    interval: Annotated[int, typer.Option(min=2, help="Seconds between samples.")] = 10,
+    heapsize: Annotated[str, typer.Option(help="MicroPython heap per device.")] = "128K",
+    port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder for embedded defaults.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Fleet service, dashboard and virtual devices together: open http://127.0.0.1:8000."""
+    from fleet.serve import run_service
+
+    _setup_logging(verbose)
+    settings = _settings(http_port=port, data_dir=data_dir)
+    run_service(settings, virtual_devices=devices, sample_interval_s=interval, heapsize=heapsize)
+
+
+@app.command()
+def sim(
+    devices: Annotated[int, typer.Option("--devices", "-n", min=1, max=500)] = 3,
+    broker: Annotated[str, typer.Option(help="Broker URL the devices connect to.")] = (
+        "mqtt://127.0.0.1:1883"
+    ),
+    fleet_url: Annotated[
+        str, typer.Option(help="Fleet API used to register the devices first.")
+    ] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="FLEET_ADMIN_TOKEN", help="Admin API token (default: data-dir file)."),
+    ] = None,
+    heapsize: Annotated[str, typer.Option(help="MicroPython heap, e.g. 128K.")] = "128K",
+    interval: Annotated[int, typer.Option(min=2, help="Seconds between samples.")] = 10,
+    data_dir: Annotated[Path, typer.Option(help="Per-device folders go here.")] = Path(
+        "data/devices"
+    ),
+    verbose: Verbose = False,
+) -> None:
+    """Start N virtual devices (real firmware in the MicroPython VM) until Ctrl-C."""
+    from fleet.simulator.cli import run_sim
+
+    _setup_logging(verbose)
+    code = run_sim(
+        devices=devices,
+        broker_url=broker,
+        fleet_url=fleet_url,
+        token=token,
+        heapsize=heapsize,
+        interval=interval,
+        data_dir=data_dir,
+        console=console,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def migrate(verbose: Verbose = False) -> None:
+    """Apply database migrations to FLEET_DATABASE_URL (or the embedded SQLite file)."""
+    from fleet.core.context import build_context
+
+    _setup_logging(verbose)
+    ctx = build_context(_settings())
+    console.print(f"schema up to date on {ctx.engine.url.render_as_string(hide_password=True)}")
+    ctx.close()
+
+
+@device_app.command("add")
+def device_add(
+    device_id: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    board: Annotated[str, typer.Option()] = "devkitc-sht41",
+) -> None:
+    """Register a device directly in the database."""
+    from fleet.core.context import build_context
+    from fleet.registry.devices import DeviceExists, register_device
+
+    ctx = build_context(_settings())
+    try:
+        with ctx.sessions.begin() as session:
+            register_device(session, device_id=device_id, name=name, board=board)
+    except DeviceExists as exc:
+        console.print(f"[yellow]{exc}[/yellow]")
+        raise typer.Exit(1) from None
+    finally:
+        ctx.close()
+    console.print(f"registered {device_id}")
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="Benchmark name; `fleet bench list` lists them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Run a benchmark and print its figures (JSON with --json)."""
+    from fleet import bench as benchmarks
+
+    if name == "list":
+        for bench_name, desc in benchmarks.names().items():
+            typer.echo(f"{bench_name:12} {desc}")
+        return
+    try:
+        run = benchmarks.load(name)
+    except KeyError as exc:
+        console.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(2) from None
+    figures = run()
+    if as_json:
+        typer.echo(json.dumps({"benchmark": name, **figures}, indent=2))
+        return
+    table = Table(title=f"benchmark: {name}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,91 @@
+"""One validated settings object for the fleet service, read from `FLEET_*` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration; every field has an embedded default that runs on one laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEET_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Field(default=Path("data"), description="Where the embedded defaults live")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file in data_dir"
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="mqtt://[user:pass@]host:port of an external broker; unset: embedded",
+    )
+    embedded_broker_host: str = "127.0.0.1"
+    embedded_broker_port: int = Field(default=1883, ge=0, le=65535)
+    ingest_client_id: str = "fleet-ingest"
+    ingest_share_group: str | None = Field(
+        default=None, description="Shared-subscription group, so several ingest workers split load"
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    admin_token: str | None = Field(
+        default=None, description="Bearer token for write endpoints; generated in development"
+    )
+    max_payload_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = value.split(":", 1)[0]
+        if not scheme.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                f"FLEET_DATABASE_URL scheme {scheme!r} is not supported: "
+                "use sqlite:///path or postgresql+psycopg://user@host/db"
+            )
+        if scheme == "postgresql" or scheme == "postgres":
+            raise ValueError("use postgresql+psycopg://... so the psycopg 3 driver is used")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _known_broker(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(
+                f"FLEET_MQTT_URL {value!r} is not a broker URL: use mqtt://host:1883 or mqtts://host:8883"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        if self.environment == "production":
+            if not self.admin_token or len(self.admin_token) < 24:
+                raise ValueError(
+                    "FLEET_ADMIN_TOKEN must be set to at least 24 characters in production"
+                )
+            if self.admin_token.lower() in {"changeme", "change-me", "secret", "admin"}:
+                raise ValueError("FLEET_ADMIN_TOKEN is a placeholder: generate a random one")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'fleet.sqlite3').resolve()}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.mqtt_url is None
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides taking precedence."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,187 @@
+"""Decode SenML (RFC 8428) packs under the `cs-senml/1` profile into typed samples."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fleet.ingest.errors import Rejected, RejectReason
+from fleet.ingest.profile import (
+    EARLIEST_VALID_TIME,
+    MAX_FUTURE_SKEW_S,
+    MAX_RECORDS_PER_PACK,
+    METRIC_RANGES,
+    METRIC_UNITS,
+    SUPPORTED_SCHEMA_VERSIONS,
+    base_name,
+)
+
+_VALUE_KEYS = ("v", "vs", "vb", "vd")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One resolved SenML record: full name relative to the device, absolute time, one value."""
+
+    name: str
+    time: float
+    unit: str | None
+    value: float | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    metric: str
+    ts: datetime
+    value: float
+    unit: str
+
+
+def load_pack(payload: bytes) -> list[dict[str, Any]]:
+    try:
+        pack = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"payload is not JSON: {exc}") from exc
+    if not isinstance(pack, list) or not pack:
+        raise Rejected(RejectReason.NOT_SENML, "a SenML pack is a non-empty JSON array of records")
+    if len(pack) > MAX_RECORDS_PER_PACK:
+        raise Rejected(
+            RejectReason.NOT_SENML, f"pack has {len(pack)} records; at most {MAX_RECORDS_PER_PACK}"
+        )
+    for i, rec in enumerate(pack):
+        if not isinstance(rec, dict):
+            raise Rejected(RejectReason.NOT_SENML, f"record {i} is not a JSON object")
+    return pack
+
+
+def resolve(pack: list[dict[str, Any]], device_id: str, *, now: float) -> list[Record]:
+    """Apply base fields (which may change mid-pack, RFC 8428 §4.5) and check identity and time."""
+    version = pack[0].get("sv")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise Rejected(
+            RejectReason.UNSUPPORTED_SCHEMA,
+            f"schema version sv={version!r} is not supported "
+            f"(supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})",
+        )
+    expected_bn = base_name(device_id)
+    bn: str | None = None
+    bt = 0.0
+    bu: str | None = None
+    records: list[Record] = []
+    for i, rec in enumerate(pack):
+        if "bn" in rec:
+            bn = rec["bn"]
+            if bn != expected_bn:
+                raise Rejected(
+                    RejectReason.BASE_NAME_MISMATCH,
+                    f"record {i} has bn={bn!r} but the topic names device {device_id!r} "
+                    f"(expected {expected_bn!r})",
+                )
+        if "bt" in rec:
+            bt = _number(rec["bt"], i, "bt", RejectReason.BAD_TIME)
+        if "bu" in rec:
+            bu = rec["bu"] if isinstance(rec["bu"], str) else None
+        if bn is None:
+            raise Rejected(RejectReason.BASE_NAME_MISMATCH, "the first record must carry bn")
+        if not any(k in rec for k in _VALUE_KEYS) and "s" not in rec:
+            continue  # a base-only record
+        name = rec.get("n", "")
+        if not isinstance(name, str):
+            raise Rejected(RejectReason.NOT_SENML, f"record {i}: n must be a string")
+        t = _number(rec.get("t", 0), i, "t", RejectReason.BAD_TIME)
+        when = bt + t
+        if when < 2**28:
+            raise Rejected(
+                RejectReason.BAD_TIME,
+                f"record {i}: time {when} is relative to 'now'; devices must send UTC times "
+                "(set the clock by NTP before sending)",
+            )
+        if when < EARLIEST_VALID_TIME:
+            raise Rejected(
+                RejectReason.BAD_TIME,
+                f"record {i}: time {_iso(when)} is before 2020: the device clock was not set",
+            )
+        if when > now + MAX_FUTURE_SKEW_S:
+            raise Rejected(RejectReason.BAD_TIME, f"record {i}: time {_iso(when)} is in the future")
+        unit = rec.get("u", bu)
+        records.append(Record(name=name, time=when, unit=unit, value=_value(rec, i)))
+    return records
+
+
+def telemetry_samples(records: list[Record]) -> list[Sample]:
+    samples: list[Sample] = []
+    for i, rec in enumerate(records):
+        expected_unit = METRIC_UNITS.get(rec.name)
+        if expected_unit is None:
+            raise Rejected(
+                RejectReason.UNKNOWN_METRIC,
+                f"record {i}: metric {rec.name!r} is not in the profile "
+                f"(known: {', '.join(sorted(METRIC_UNITS))})",
+            )
+        if rec.unit != expected_unit:
+            raise Rejected(
+                RejectReason.UNIT_MISMATCH,
+                f"record {i}: {rec.name} must be in {expected_unit!r}, got {rec.unit!r}",
+            )
+        if isinstance(rec.value, bool) or not isinstance(rec.value, float):
+            raise Rejected(RejectReason.BAD_VALUE, f"record {i}: {rec.name} needs a numeric v")
+        low, high = METRIC_RANGES[rec.name]
+        if not low <= rec.value <= high:
+            raise Rejected(
+                RejectReason.BAD_VALUE,
+                f"record {i}: {rec.name}={rec.value} is outside the possible range {low}..{high}",
+            )
+        samples.append(
+            Sample(rec.name, datetime.fromtimestamp(rec.time, UTC), rec.value, expected_unit)
+        )
+    return samples
+
+
+def decode_telemetry(payload: bytes, device_id: str, *, now: float) -> list[Sample]:
+    return telemetry_samples(resolve(load_pack(payload), device_id, now=now))
+
+
+def decode_health(payload: bytes, device_id: str, *, now: float) -> dict[str, Any]:
+    """A health pack becomes a flat dict of its newest value per name."""
+    snapshot: dict[str, Any] = {}
+    for rec in sorted(resolve(load_pack(payload), device_id, now=now), key=lambda r: r.time):
+        snapshot[rec.name] = rec.value
+    return snapshot
+
+
+def _number(value: Any, index: int, label: str, reason: RejectReason) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Rejected(reason, f"record {index}: {label} must be a number")
+    if not math.isfinite(value):
+        raise Rejected(reason, f"record {index}: {label} must be finite")
+    return float(value)
+
+
+def _value(rec: dict[str, Any], index: int) -> float | str | bool:
+    present = [k for k in _VALUE_KEYS if k in rec]
+    if len(present) != 1:
+        raise Rejected(
+            RejectReason.NOT_SENML,
+            f"record {index}: exactly one of v, vs, vb, vd is required, got {present or 'none'}",
+        )
+    key = present[0]
+    value = rec[key]
+    if key == "v":
+        return _number(value, index, "v", RejectReason.BAD_VALUE)
+    if key == "vb":
+        if not isinstance(value, bool):
+            raise Rejected(RejectReason.BAD_VALUE, f"record {index}: vb must be true or false")
+        return value
+    if not isinstance(value, str):
+        raise Rejected(RejectReason.BAD_VALUE, f"record {index}: {key} must be a string")
+    return value
+
+
+def _iso(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return repr(ts)

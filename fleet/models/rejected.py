@@ -1,0 +1,24 @@
+"""Messages the ingest refused, kept with the reason so operators can act on them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fleet.models.base import Base, UTCDateTime, utcnow
+
+
+class RejectedMessage(Base):
+    __tablename__ = "rejected_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    topic: Mapped[str] = mapped_column(String(512))
+    device_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    # First bytes of the payload, escaped; enough to diagnose without storing floods.
+    payload_excerpt: Mapped[str] = mapped_column(Text)
+    payload_size: Mapped[int] = mapped_column(Integer)

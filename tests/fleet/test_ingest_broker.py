@@ -1,0 +1,85 @@
+"""The ingest worker over a real broker: embedded amqtt and Mosquitto."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import func, select
+
+from fleet.broker.embedded import EmbeddedBroker, free_port
+from fleet.broker.url import BrokerAddress
+from fleet.core.context import FleetContext
+from fleet.ingest.handler import IngestHandler
+from fleet.ingest.worker import IngestWorker
+from fleet.models import Reading, RejectedMessage
+from fleet.registry.devices import register_device
+from tests.fleet.packs import telemetry
+
+
+@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerAddress]:
+    if request.param == "mosquitto":
+        yield request.getfixturevalue("mosquitto")
+        return
+    embedded = EmbeddedBroker("127.0.0.1", free_port())
+    address = embedded.start()
+    try:
+        yield address
+    finally:
+        embedded.stop()
+
+
+def wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached before the deadline")
+
+
+def test_worker_stores_valid_and_records_bad(
+    fleet_ctx: FleetContext, broker: BrokerAddress
+) -> None:
+    dev = "cs-test-0002"
+    with fleet_ctx.sessions.begin() as session:
+        register_device(session, device_id=dev)
+    worker = IngestWorker(IngestHandler(fleet_ctx.sessions), broker, client_id="ingest-test")
+    worker.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub-test")
+    try:
+        assert worker.connected.wait(10)
+        pub.connect(broker.host, broker.port)
+        pub.loop_start()
+        now = float(int(time.time()))
+        msgs = [
+            (f"cs/v1/d/{dev}/up", telemetry(dev, now - 30, [(0, 20.5, 48.0)])),
+            (f"cs/v1/d/{dev}/up", b"not json at all"),
+            (f"cs/v1/d/{dev}/up", telemetry(dev, now - 20, [(0, 20.6, 48.5)])),
+            ("cs/v1/d/cs-nobody-01/up", telemetry("cs-nobody-01", now, [(0, 1, 1)])),
+            (f"cs/v1/d/{dev}/weather", b"[]"),
+            (f"cs/v1/d/{dev}/up", telemetry(dev, now - 10, [(0, 20.7, 49.0)])),
+            (f"cs/v1/d/{dev}/up", telemetry(dev, now - 10, [(0, 20.7, 49.0)])),  # redelivery
+        ]
+        for topic, payload in msgs:
+            pub.publish(topic, payload, qos=1).wait_for_publish(5)
+
+        def settled() -> bool:
+            with fleet_ctx.sessions() as s:
+                readings = s.scalar(select(func.count()).select_from(Reading))
+                rejects = s.scalar(select(func.count()).select_from(RejectedMessage))
+            return readings == 6 and rejects == 3
+
+        wait_until(settled)
+        with fleet_ctx.sessions() as s:
+            reasons = sorted(s.scalars(select(RejectedMessage.reason)).all())
+        assert reasons == ["malformed_json", "unknown_device", "unknown_topic"]
+        assert worker.counters.stored == 4
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        worker.stop()

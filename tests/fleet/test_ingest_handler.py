@@ -1,0 +1,100 @@
+"""Ingest on both databases: idempotent storage, recorded rejects, valid traffic unaffected."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import func, select
+
+from fleet.core.context import FleetContext
+from fleet.ingest.handler import IngestHandler
+from fleet.models import Device, Reading, RejectedMessage
+from fleet.registry.devices import register_device
+from tests.fleet.packs import telemetry
+
+NOW = float(int(time.time()))
+DEV = "cs-test-0001"
+
+
+def _setup(ctx: FleetContext) -> IngestHandler:
+    with ctx.sessions.begin() as session:
+        register_device(session, device_id=DEV)
+    return IngestHandler(ctx.sessions, clock=lambda: NOW)
+
+
+def _count(ctx: FleetContext, model: type) -> int:
+    with ctx.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_redelivered_pack_stores_nothing_twice(fleet_ctx: FleetContext) -> None:
+    handler = _setup(fleet_ctx)
+    payload = telemetry(DEV, NOW - 900, [(0, 21.25, 55.5), (600, 21.5, 57.0)])
+    first = handler.handle(f"cs/v1/d/{DEV}/up", payload)
+    again = handler.handle(f"cs/v1/d/{DEV}/up", payload)
+    assert (first.action, first.inserted) == ("stored", 4)
+    assert (again.action, again.inserted) == ("stored", 0)
+    assert _count(fleet_ctx, Reading) == 4
+    with fleet_ctx.sessions() as session:
+        rows = session.scalars(select(Reading).order_by(Reading.ts, Reading.metric)).all()
+        assert [(r.metric, r.ts.timestamp(), r.value, r.unit) for r in rows] == [
+            ("humidity", NOW - 900, 55.5, "%RH"),
+            ("temperature", NOW - 900, 21.25, "Cel"),
+            ("humidity", NOW - 300, 57.0, "%RH"),
+            ("temperature", NOW - 300, 21.5, "Cel"),
+        ]
+        device = session.scalars(select(Device)).one()
+        assert device.latest is not None
+        assert device.latest["temperature"]["v"] == 21.5
+        assert device.last_seen_at is not None
+
+
+def test_rejects_are_recorded_and_valid_traffic_keeps_flowing(fleet_ctx: FleetContext) -> None:
+    handler = _setup(fleet_ctx)
+    cases = [
+        (f"cs/v1/d/{DEV}/up", b"{oops", "malformed_json"),
+        (
+            "cs/v1/d/cs-stranger-9/up",
+            telemetry("cs-stranger-9", NOW, [(0, 20, 50)]),
+            "unknown_device",
+        ),
+        (f"cs/v1/d/{DEV}/readings", telemetry(DEV, NOW, [(0, 20, 50)]), "unknown_topic"),
+    ]
+    for i, (topic, payload, reason) in enumerate(cases):
+        outcome = handler.handle(topic, payload)
+        assert (outcome.action, outcome.reason) == ("rejected", reason)
+        ok = handler.handle(
+            f"cs/v1/d/{DEV}/up", telemetry(DEV, NOW - 60 * i, [(0, 20.0 + i, 50.0)])
+        )
+        assert (ok.action, ok.inserted) == ("stored", 2)
+    with fleet_ctx.sessions() as session:
+        rejects = session.scalars(select(RejectedMessage).order_by(RejectedMessage.id)).all()
+        assert [r.reason for r in rejects] == [c[2] for c in cases]
+        assert rejects[0].payload_excerpt == "{oops"
+        assert rejects[1].device_id == "cs-stranger-9"
+        assert all(r.detail for r in rejects)
+    assert _count(fleet_ctx, Reading) == 6
+
+
+def test_status_and_health_update_the_device(fleet_ctx: FleetContext) -> None:
+    handler = _setup(fleet_ctx)
+    assert handler.handle(f"cs/v1/d/{DEV}/status", b'{"sv":1,"state":"online"}').action == "stored"
+    health = [
+        {"bn": f"urn:dev:cs:{DEV}:", "bt": NOW, "sv": 1, "n": "uptime", "u": "s", "v": 42},
+        {"n": "fw_version", "vs": "0.1.0"},
+    ]
+    assert handler.handle(f"cs/v1/d/{DEV}/health", json.dumps(health).encode()).action == "stored"
+    bad = handler.handle(f"cs/v1/d/{DEV}/status", b'{"sv":1,"state":"dancing"}')
+    assert bad.reason == "bad_status"
+    with fleet_ctx.sessions() as session:
+        device = session.scalars(select(Device)).one()
+        assert device.status == "online"
+        assert device.fw_version == "0.1.0"
+        assert device.health == {"uptime": 42.0, "fw_version": "0.1.0"}
+
+
+def test_fleet_own_downstream_topics_are_ignored(fleet_ctx: FleetContext) -> None:
+    handler = _setup(fleet_ctx)
+    assert handler.handle(f"cs/v1/d/{DEV}/cmd", b'{"id":"1"}').action == "ignored"
+    assert _count(fleet_ctx, RejectedMessage) == 0

@@ -1,0 +1,149 @@
+"""The SenML profile decoder: accepted shapes, refused shapes, and that it never crashes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fleet.ingest.errors import Rejected, RejectReason
+from fleet.ingest.senml import decode_health, decode_telemetry
+from tests.fleet.packs import telemetry
+
+NOW = float(int(time.time()))
+DEV = "cs-test-0001"
+BN = f"urn:dev:cs:{DEV}:"
+
+
+def test_decodes_samples_with_relative_times() -> None:
+    bt = NOW - 1800
+    samples = decode_telemetry(
+        telemetry(DEV, bt, [(0, 21.5, 55.0), (900, 21.7, 56.5)]), DEV, now=NOW
+    )
+    assert [(s.metric, s.ts.timestamp(), s.value, s.unit) for s in samples] == [
+        ("temperature", bt, 21.5, "Cel"),
+        ("humidity", bt, 55.0, "%RH"),
+        ("temperature", bt + 900, 21.7, "Cel"),
+        ("humidity", bt + 900, 56.5, "%RH"),
+    ]
+
+
+def test_base_time_may_change_mid_pack() -> None:
+    pack = [
+        {"bn": BN, "bt": NOW - 100, "sv": 1, "n": "temperature", "u": "Cel", "v": 20.0},
+        {"bt": NOW - 50, "n": "temperature", "u": "Cel", "v": 20.5},
+    ]
+    samples = decode_telemetry(json.dumps(pack).encode(), DEV, now=NOW)
+    assert [s.ts.timestamp() for s in samples] == [NOW - 100, NOW - 50]
+
+
+def pack_with(**changes: object) -> bytes:
+    rec = {"bn": BN, "bt": NOW, "sv": 1, "n": "temperature", "u": "Cel", "v": 20.0}
+    rec.update(changes)
+    return json.dumps([{k: v for k, v in rec.items() if v is not None}]).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", RejectReason.MALFORMED_JSON),
+        (b"\xff\xfe", RejectReason.MALFORMED_JSON),
+        (b"[]", RejectReason.NOT_SENML),
+        (b'{"n": "temperature"}', RejectReason.NOT_SENML),
+        (b"[1, 2]", RejectReason.NOT_SENML),
+        (pack_with(sv=None), RejectReason.UNSUPPORTED_SCHEMA),
+        (pack_with(sv=99), RejectReason.UNSUPPORTED_SCHEMA),
+        (pack_with(bn="urn:dev:cs:someone-else:"), RejectReason.BASE_NAME_MISMATCH),
+        (pack_with(bn=None), RejectReason.BASE_NAME_MISMATCH),
+        (pack_with(n="radon"), RejectReason.UNKNOWN_METRIC),
+        (pack_with(u="Far"), RejectReason.UNIT_MISMATCH),
+        (pack_with(v="21"), RejectReason.BAD_VALUE),
+        (pack_with(v=400.0), RejectReason.BAD_VALUE),
+        (pack_with(v=None, vs="warm"), RejectReason.BAD_VALUE),
+        (pack_with(bt=1000), RejectReason.BAD_TIME),
+        (pack_with(bt=946684800 + 3600), RejectReason.BAD_TIME),  # ESP32 epoch never converted
+        (pack_with(bt=NOW + 86400), RejectReason.BAD_TIME),
+        (pack_with(bt="now"), RejectReason.BAD_TIME),
+    ],
+)
+def test_refuses_with_a_reason(payload: bytes, reason: RejectReason) -> None:
+    with pytest.raises(Rejected) as info:
+        decode_telemetry(payload, DEV, now=NOW)
+    assert info.value.reason == reason
+    assert info.value.detail  # always tells the sender what to fix
+
+
+def test_non_finite_numbers_refused() -> None:
+    payload = json.dumps(
+        [{"bn": BN, "bt": NOW, "sv": 1, "n": "temperature", "u": "Cel", "v": math.nan}]
+    ).encode()
+    with pytest.raises(Rejected) as info:
+        decode_telemetry(payload, DEV, now=NOW)
+    assert info.value.reason == RejectReason.BAD_VALUE
+
+
+def test_health_pack_flattens_to_newest_values() -> None:
+    pack = [
+        {"bn": BN, "bt": NOW, "sv": 1, "n": "uptime", "u": "s", "v": 120},
+        {"n": "fw_version", "vs": "0.1.0"},
+        {"n": "clock_synced", "vb": True},
+    ]
+    snap = decode_health(json.dumps(pack).encode(), DEV, now=NOW)
+    assert snap == {"uptime": 120.0, "fw_version": "0.1.0", "clock_synced": True}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["bn", "bt", "sv", "n", "u", "v", "vs", "t", "x"]), children, max_size=6
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_arbitrary_json_is_accepted_or_rejected_never_crashes(doc: object) -> None:
+    payload = json.dumps(doc).encode()
+    try:
+        decode_telemetry(payload, DEV, now=NOW)
+    except Rejected as exc:
+        assert exc.detail
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_crash(payload: bytes) -> None:
+    with contextlib.suppress(Rejected):
+        decode_telemetry(payload, DEV, now=NOW)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 86400),
+            st.floats(-40, 125, allow_nan=False),
+            st.floats(0, 100, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=20,
+        unique_by=lambda s: s[0],
+    )
+)
+def test_valid_packs_round_trip(samples: list[tuple[int, float, float]]) -> None:
+    bt = NOW - 90000
+    decoded = decode_telemetry(
+        telemetry(DEV, bt, [(float(t), a, b) for t, a, b in samples]), DEV, now=NOW
+    )
+    assert len(decoded) == 2 * len(samples)
+    for (t, temp, rh), (s_t, s_rh) in zip(
+        samples, zip(decoded[::2], decoded[1::2], strict=True), strict=True
+    ):
+        assert s_t.ts.timestamp() == pytest.approx(bt + t)
+        assert (s_t.value, s_rh.value) == (temp, rh)
