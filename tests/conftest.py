@@ -114,3 +114,18 @@ def mosquitto(tmp_path: Path) -> Iterator[BrokerAddress]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI every test must run: a skip (other than hardware-in-the-loop) fails the run."""
+    if not IN_CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    skipped = [r for r in reporter.stats.get("skipped", []) if "hil" not in r.keywords]
+    if skipped:
+        for report in skipped:
+            reporter.write_line(f"CI forbids skips: {report.nodeid}: {report.longrepr}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
