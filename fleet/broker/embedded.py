@@ -48,7 +48,9 @@ class EmbeddedBroker:
         return BrokerAddress(self.host, self.port)
 
     def start(self, timeout: float = 15.0) -> BrokerAddress:
-        if not port_is_free(self.host, self.port):
+        if self.port == 0:  # any free port, as with a socket bind
+            self.port = free_port(self.host)
+        elif not port_is_free(self.host, self.port):
             chosen = free_port(self.host)
             log.warning(
                 "port %s is in use (another broker?); the embedded broker listens on %s instead",

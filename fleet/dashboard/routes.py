@@ -20,7 +20,14 @@ from fleet.registry import devices as registry
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 LIVE_POLL_S = 2.0
-OVERVIEW_METRICS = ("temperature", "humidity", "co2", "battery")
+OVERVIEW_METRICS = {
+    "temperature": "Temperature",
+    "humidity": "Humidity",
+    "co2": "CO₂",
+    "battery": "Battery",
+}
+# SenML units are for machines; people read these.
+DISPLAY_UNITS = {"Cel": "°C", "%RH": "%", "%EL": "%", "ppm": " ppm", "Pa": " Pa", "V": " V"}
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +49,7 @@ async def overview(request: Request, ctx: FleetContext = Depends(get_context)) -
     return TEMPLATES.TemplateResponse(
         request,
         "overview.html",
-        {"devices": devices, "counts": counts, "metrics": OVERVIEW_METRICS},
+        {"devices": devices, "counts": counts, "metrics": OVERVIEW_METRICS, "units": DISPLAY_UNITS},
     )
 
 

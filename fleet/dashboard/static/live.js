@@ -3,6 +3,7 @@
   "use strict";
   const METRICS = ["temperature", "humidity", "co2", "battery"];
   const STATES = ["online", "sleeping", "offline", "unknown"];
+  const UNITS = { "Cel": "°C", "%RH": "%", "%EL": "%", "ppm": " ppm", "Pa": " Pa", "V": " V" };
   const tbody = document.querySelector("#devices tbody");
   const liveState = document.getElementById("live-state");
   if (!tbody || !window.EventSource) return;
@@ -38,7 +39,7 @@
     tr.append(seen);
     for (const m of METRICS) {
       const v = d.latest && d.latest[m];
-      tr.append(cell("td", v ? v.v.toFixed(1) + " " + v.u : "—", { "data-metric": m }));
+      tr.append(cell("td", v ? v.v.toFixed(1) + (UNITS[v.u] || " " + v.u) : "—", { "data-metric": m }));
     }
     tr.append(cell("td", d.fw_version || "—", { "data-field": "fw_version" }));
     return tr;
