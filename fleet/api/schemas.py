@@ -30,6 +30,10 @@ class DeviceOut(BaseModel):
     board: str
     status: str
     status_at: datetime | None
+    state: str
+    state_at: datetime | None
+    power_mode: str
+    report_interval_s: int
     last_seen_at: datetime | None
     fw_version: str | None
     latest: dict[str, LatestValue] | None

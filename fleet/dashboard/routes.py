@@ -45,7 +45,7 @@ async def overview(request: Request, ctx: FleetContext = Depends(get_context)) -
     devices = await run_in_threadpool(_device_rows, ctx)
     counts: dict[str, int] = {}
     for d in devices:
-        counts[d["status"]] = counts.get(d["status"], 0) + 1
+        counts[d["state"]] = counts.get(d["state"], 0) + 1
     return TEMPLATES.TemplateResponse(
         request,
         "overview.html",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet.health.transitions import refresh_state
 from fleet.ingest import store
 from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.profile import STATUS_STATES, SUPPORTED_SCHEMA_VERSIONS
@@ -71,11 +72,12 @@ class IngestHandler:
                     )
                 elif parsed.kind is Upstream.HEALTH:
                     snapshot = decode_health(payload, device_id, now=now)
-                    store.apply_health(device, snapshot=snapshot, at=received_at)
+                    store.apply_health(session, device, snapshot=snapshot, at=received_at)
                 elif parsed.kind is Upstream.STATUS:
                     store.apply_status(device, state=_status_state(payload), at=received_at)
                 else:
                     store.mark_seen(device, at=received_at)
+                refresh_state(session, device, now=received_at)
                 return Outcome("stored", inserted=inserted)
             except Rejected as exc:
                 log.info("rejected %s on %s: %s", exc.reason, topic, exc.detail)

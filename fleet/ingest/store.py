@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fleet.ingest.senml import Sample
-from fleet.models import Device, Reading, RejectedMessage
+from fleet.models import Device, HealthSnapshot, Reading, RejectedMessage
 
 PAYLOAD_EXCERPT_BYTES = 512
 
@@ -77,7 +77,10 @@ def apply_status(device: Device, *, state: str, at: datetime) -> None:
         mark_seen(device, at=at)
 
 
-def apply_health(device: Device, *, snapshot: dict[str, Any], at: datetime) -> None:
+def apply_health(
+    session: Session, device: Device, *, snapshot: dict[str, Any], at: datetime
+) -> None:
+    session.add(HealthSnapshot(device_pk=device.id, at=at, data=snapshot))
     device.health = snapshot
     device.health_at = at
     fw = snapshot.get("fw_version")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fleet.models.base import Base, UTCDateTime, utcnow
 
@@ -18,9 +18,21 @@ class Device(Base):
     device_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     name: Mapped[str | None] = mapped_column(String(200))
     board: Mapped[str] = mapped_column(String(64), default="devkitc-sht41")
-    # "unknown" until the device first reports; liveness rules refine this later.
+    borough_id: Mapped[int | None] = mapped_column(
+        ForeignKey("boroughs.id", ondelete="SET NULL"), index=True
+    )
+    placement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("placements.id", ondelete="SET NULL"), index=True
+    )
+    power_mode: Mapped[str] = mapped_column(String(16), default="mains")  # mains | battery
+    # How often the device promises to report (uplink interval); liveness is judged against it.
+    report_interval_s: Mapped[int] = mapped_column(Integer, default=900)
+    # What the device last said on its retained status topic (or its last will).
     status: Mapped[str] = mapped_column(String(16), default="unknown")
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the fleet concludes: online | sleeping | late | offline | unknown.
+    state: Mapped[str] = mapped_column(String(16), default="unknown", index=True)
+    state_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     fw_version: Mapped[str | None] = mapped_column(String(32))
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -29,3 +41,4 @@ class Device(Base):
     latest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    tags = relationship("Tag", secondary="device_tags", back_populates="devices", lazy="selectin")

@@ -48,6 +48,6 @@ def test_live_update_without_reload(fleet: RunningFleet, page) -> None:  # type:
 
     row = page.locator('tr[data-device="cs-live-0001"]')
     expect(row.locator('[data-metric="humidity"]')).to_have_text("71.5%", timeout=15000)
-    expect(row.locator('[data-field="status"]')).to_have_text("online")
+    expect(row.locator('[data-field="state"]')).to_have_text("online")
     expect(page.locator('[data-count="online"]')).to_have_text("1")
     save_screenshot(page, "overview-live")

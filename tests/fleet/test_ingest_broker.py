@@ -68,14 +68,10 @@ def test_worker_stores_valid_and_records_bad(
         for topic, payload in msgs:
             pub.publish(topic, payload, qos=1).wait_for_publish(5)
 
-        def settled() -> bool:
-            with fleet_ctx.sessions() as s:
-                readings = s.scalar(select(func.count()).select_from(Reading))
-                rejects = s.scalar(select(func.count()).select_from(RejectedMessage))
-            return readings == 6 and rejects == 3
-
-        wait_until(settled)
+        counters = worker.counters
+        wait_until(lambda: counters.stored + counters.rejected == len(msgs))
         with fleet_ctx.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Reading)) == 6
             reasons = sorted(s.scalars(select(RejectedMessage.reason)).all())
         assert reasons == ["malformed_json", "unknown_device", "unknown_topic"]
         assert worker.counters.stored == 4

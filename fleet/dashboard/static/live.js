@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   const METRICS = ["temperature", "humidity", "co2", "battery"];
-  const STATES = ["online", "sleeping", "offline", "unknown"];
+  const STATES = ["online", "sleeping", "late", "offline", "unknown"];
   const UNITS = { "Cel": "°C", "%RH": "%", "%EL": "%", "ppm": " ppm", "Pa": " Pa", "V": " V" };
   const tbody = document.querySelector("#devices tbody");
   const liveState = document.getElementById("live-state");
@@ -31,7 +31,7 @@
     if (d.name) { th.append(document.createElement("br"), cell("span", d.name, { class: "muted" })); }
     tr.append(th);
     const td = document.createElement("td");
-    td.append(cell("span", d.status, { class: "badge state-" + d.status, "data-field": "status" }));
+    td.append(cell("span", d.state, { class: "badge state-" + d.state, "data-field": "state" }));
     tr.append(td);
     const seen = document.createElement("td");
     seen.dataset.field = "last_seen_at";
@@ -48,7 +48,7 @@
   function render(devices) {
     const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
     tbody.replaceChildren(...devices.map(row));
-    for (const d of devices) counts[d.status] = (counts[d.status] || 0) + 1;
+    for (const d of devices) counts[d.state] = (counts[d.state] || 0) + 1;
     for (const s of STATES) {
       const el = document.querySelector('[data-count="' + s + '"]');
       if (el) el.textContent = counts[s];
