@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fleet.broker.embedded import EmbeddedBroker
 from fleet.broker.url import BrokerAddress
 from fleet.core.context import FleetContext
+from fleet.health.sweep import HealthSweeper
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.worker import IngestWorker
 
@@ -20,12 +21,14 @@ class FleetRuntime:
     broker: BrokerAddress | None = None
     embedded: EmbeddedBroker | None = None
     ingest: IngestWorker | None = None
+    sweeper: HealthSweeper | None = None
     _started: list[str] = field(default_factory=list)
 
     def start(self, *, ingest_timeout: float = 20.0) -> BrokerAddress:
         settings = self.ctx.settings
-        if settings.mqtt_url:
-            self.broker = BrokerAddress.parse(settings.mqtt_url)
+        external = settings.broker_address()
+        if external is not None:
+            self.broker = external
         else:
             self.embedded = EmbeddedBroker(
                 settings.embedded_broker_host, settings.embedded_broker_port
@@ -45,9 +48,14 @@ class FleetRuntime:
                 f"the ingest worker could not reach the broker at {self.broker.url}; "
                 "check FLEET_MQTT_URL and that the broker is running"
             )
+        self.sweeper = HealthSweeper(self.ctx.sessions, interval_s=settings.health_sweep_s)
+        self.sweeper.start()
         return self.broker
 
     def stop(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
         if self.ingest is not None:
             self.ingest.stop()
             self.ingest = None

@@ -3,29 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from fleet import __version__
-from fleet.api.routes import devices, rejects
+from fleet.access.principal import Forbidden
+from fleet.api.deps import LoginRequired
+from fleet.api.routes import accounts, alerts, devices, registry, rejects
+from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
-from fleet.dashboard import routes as dashboard
+from fleet.dashboard import router as dashboard_router
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
 
-def create_app(ctx: FleetContext) -> FastAPI:
+def create_app(ctx: FleetContext, *, commands: Publisher | None = None) -> FastAPI:
     app = FastAPI(
         title="City sensor fleet",
         version=__version__,
-        description="Devices, readings and ingest diagnostics for the damp and mould sensor fleet.",
+        description="Devices, readings, alerts and ingest diagnostics for the damp and mould "
+        "sensor fleet. Authenticate with `Authorization: Bearer <token>`.",
     )
     app.state.fleet = ctx
-    app.include_router(devices.router)
-    app.include_router(rejects.router)
-    app.include_router(dashboard.router)
+    app.state.commands = commands
+    for module in (devices, registry, alerts, accounts, rejects):
+        app.include_router(module.router)
+    app.include_router(dashboard_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:

@@ -1,17 +1,30 @@
-"""Request dependencies: the context, a database session and the admin bearer token."""
+"""Request dependencies: context, database session, and who is asking (with scope checks)."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from fleet.access import accounts
+from fleet.access.principal import Principal
+from fleet.access.roles import Role, Scope
 from fleet.core.context import FleetContext
+from fleet.models.base import utcnow
 
-_bearer = HTTPBearer(auto_error=False)
+SESSION_COOKIE = "fleet_session"
+ADMIN_TOKEN_PRINCIPAL = Principal(
+    actor="admin-token", role=Role.ADMIN, scopes=frozenset(Scope), borough_ids=None
+)
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; the app turns it into a redirect to the login page."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
 
 
 def get_context(request: Request) -> FleetContext:
@@ -24,15 +37,74 @@ def get_session(ctx: FleetContext = Depends(get_context)) -> Iterator[Session]:
         yield session
 
 
-def require_admin(
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+def current_principal(request: Request, ctx: FleetContext, session: Session) -> Principal | None:
+    auth = request.headers.get("authorization", "")
+    now = utcnow()
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "use 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if hmac.compare_digest(token.encode(), ctx.admin_token.encode()):
+            return ADMIN_TOKEN_PRINCIPAL
+        principal = accounts.principal_from_api_token(session, token, now=now)
+        if principal is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "the token is unknown, expired or revoked",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        session.commit()  # last_used_at
+        return principal
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return accounts.principal_from_session(session, cookie, now=now)
+    return None
+
+
+def require(scope: Scope) -> Callable[..., Principal]:
+    """An API dependency: 401 without credentials, 403 without the scope."""
+
+    def dependency(
+        request: Request,
+        ctx: FleetContext = Depends(get_context),
+        session: Session = Depends(get_session),
+    ) -> Principal:
+        principal = current_principal(request, ctx, session)
+        if principal is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "sign in, or send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if scope not in principal.scopes:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {scope.value!r} scope")
+        return principal
+
+    dependency.__name__ = f"require_{scope.name.lower()}"
+    return dependency
+
+
+def page_user(
+    request: Request,
     ctx: FleetContext = Depends(get_context),
-) -> None:
-    if credentials is None:
+    session: Session = Depends(get_session),
+) -> Principal:
+    """A page dependency: redirects to the login page when nobody is signed in."""
+    principal = current_principal(request, ctx, session)
+    if principal is None:
+        raise LoginRequired(str(request.url.path))
+    return principal
+
+
+def check_csrf(principal: Principal, submitted: str | None) -> None:
+    """Forms carry the session's CSRF token; bearer-token clients have none and need none."""
+    if principal.csrf_token is None:
+        return
+    if not submitted or not hmac.compare_digest(submitted, principal.csrf_token):
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "this endpoint needs 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_403_FORBIDDEN, "the form expired or came from elsewhere; reload the page"
         )
-    if not hmac.compare_digest(credentials.credentials.encode(), ctx.admin_token.encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the token is not valid")

@@ -14,6 +14,9 @@ class DeviceCreate(BaseModel):
     device_id: str = Field(pattern=DEVICE_ID_PATTERN, examples=["cs-3c71bf0a12f4"])
     name: str | None = Field(default=None, max_length=200)
     board: str = Field(default="devkitc-sht41", pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
+    borough: str | None = Field(default=None, description="Borough code; required for staff")
+    power_mode: str = Field(default="mains", pattern=r"^(mains|battery)$")
+    report_interval_s: int = Field(default=900, ge=10, le=86400)
 
 
 class LatestValue(BaseModel):
@@ -28,6 +31,8 @@ class DeviceOut(BaseModel):
     device_id: str
     name: str | None
     board: str
+    borough_id: int | None
+    placement_id: int | None
     status: str
     status_at: datetime | None
     state: str
@@ -62,3 +67,116 @@ class RejectOut(BaseModel):
     detail: str
     payload_excerpt: str
     payload_size: int
+
+
+class DevicePage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[DeviceOut]
+
+
+class BoroughCreate(BaseModel):
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$", examples=["hackney"])
+    name: str = Field(min_length=1, max_length=200)
+    contact_email: str | None = Field(default=None, max_length=200)
+
+
+class BoroughOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    contact_email: str | None
+    alert_settings: dict[str, Any] | None
+
+
+class EstateCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(default="estate", pattern=r"^(estate|block)$")
+    parent_id: int | None = None
+
+
+class EstateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    borough_id: int
+    parent_id: int | None
+    name: str
+    kind: str
+
+
+class PropertyCreate(BaseModel):
+    reference: str = Field(min_length=1, max_length=64)
+    estate_id: int | None = None
+    housing_type: str | None = Field(default=None, max_length=32)
+    construction_age_band: str | None = Field(default=None, max_length=32)
+    floor: int | None = Field(default=None, ge=-5, le=200)
+    address: str | None = Field(default=None, max_length=400)
+    postcode: str | None = Field(default=None, max_length=10)
+
+
+class PropertyOut(PropertyCreate):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    borough_id: int
+
+
+class PlacementCreate(BaseModel):
+    room: str = Field(min_length=1, max_length=64)
+    position: str | None = Field(default=None, max_length=64)
+
+
+class PlacementOut(PlacementCreate):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    property_id: int
+
+
+class DevicePlace(BaseModel):
+    placement_id: int
+
+
+class AlertOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    rule: str
+    severity: str
+    state: str
+    message: str
+    detail: dict[str, Any] | None
+    opened_at: datetime
+    last_seen_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    device_id: str | None = None
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    borough_id: int | None
+    detail: dict[str, Any] | None
+
+
+class CommandIn(BaseModel):
+    op: str = Field(pattern=r"^(reboot|sample-now|identify)$")
+
+
+class CommandOut(BaseModel):
+    id: str
+    op: str
+    topic: str

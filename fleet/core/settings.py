@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleet.broker.url import BrokerAddress
 
 
 class Settings(BaseSettings):
@@ -24,6 +27,9 @@ class Settings(BaseSettings):
         default=None,
         description="mqtt://[user:pass@]host:port of an external broker; unset: embedded",
     )
+    mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://")
+    mqtt_cert_file: Path | None = Field(default=None, description="Client certificate (mqtts)")
+    mqtt_key_file: Path | None = Field(default=None, description="Client key (mqtts)")
     embedded_broker_host: str = "127.0.0.1"
     embedded_broker_port: int = Field(default=1883, ge=0, le=65535)
     ingest_client_id: str = "fleet-ingest"
@@ -36,6 +42,10 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for write endpoints; generated in development"
     )
     max_payload_bytes: int = Field(default=64 * 1024, gt=0)
+    cookie_secure: bool | None = Field(
+        default=None, description="Secure cookies; default on outside development"
+    )
+    health_sweep_s: float = Field(default=30.0, gt=0, description="Liveness and alert sweep")
 
     @field_validator("database_url")
     @classmethod
@@ -65,6 +75,19 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _tls_files_exist(self) -> Settings:
+        for label, path in (
+            ("FLEET_MQTT_CA_FILE", self.mqtt_ca_file),
+            ("FLEET_MQTT_CERT_FILE", self.mqtt_cert_file),
+            ("FLEET_MQTT_KEY_FILE", self.mqtt_key_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{label} points to {path}, which is not a readable file")
+        if (self.mqtt_cert_file is None) != (self.mqtt_key_file is None):
+            raise ValueError("set both FLEET_MQTT_CERT_FILE and FLEET_MQTT_KEY_FILE, or neither")
+        return self
+
+    @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Settings:
         if self.environment == "production":
             if not self.admin_token or len(self.admin_token) < 24:
@@ -80,6 +103,24 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'fleet.sqlite3').resolve()}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment == "production"
+
+    def broker_address(self) -> BrokerAddress | None:
+        """The external broker with its TLS files, or None for the embedded one."""
+        if self.mqtt_url is None:
+            return None
+        base = BrokerAddress.parse(self.mqtt_url)
+        return replace(
+            base,
+            ca_file=str(self.mqtt_ca_file) if self.mqtt_ca_file else None,
+            cert_file=str(self.mqtt_cert_file) if self.mqtt_cert_file else None,
+            key_file=str(self.mqtt_key_file) if self.mqtt_key_file else None,
+        )
 
     @property
     def uses_embedded_broker(self) -> bool:

@@ -1,0 +1,10 @@
+"""Server-rendered dashboard: pages, sign-in and live updates."""
+
+from fastapi import APIRouter
+
+from fleet.dashboard import auth, live, pages
+
+router = APIRouter(include_in_schema=False)
+router.include_router(auth.router)
+router.include_router(pages.router)
+router.include_router(live.router)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fleet.health.transitions import refresh_state
 from fleet.ingest import store
 from fleet.ingest.errors import Rejected, RejectReason
-from fleet.ingest.profile import STATUS_STATES, SUPPORTED_SCHEMA_VERSIONS
+from fleet.ingest.profile import STATUS_STATES, supported_version
 from fleet.ingest.senml import decode_health, decode_telemetry
 from fleet.ingest.topics import Upstream, parse_topic
 
@@ -100,10 +100,10 @@ def _status_state(payload: bytes) -> str:
         raise Rejected(RejectReason.MALFORMED_JSON, f"status is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise Rejected(RejectReason.BAD_STATUS, "status must be a JSON object")
-    if doc.get("sv") not in SUPPORTED_SCHEMA_VERSIONS:
+    if not supported_version(doc.get("sv")):
         raise Rejected(RejectReason.UNSUPPORTED_SCHEMA, f"status sv={doc.get('sv')!r}")
     state = doc.get("state")
-    if state not in STATUS_STATES:
+    if not isinstance(state, str) or state not in STATUS_STATES:
         raise Rejected(
             RejectReason.BAD_STATUS,
             f"state {state!r} is not one of {', '.join(sorted(STATUS_STATES))}",

@@ -47,3 +47,8 @@ def base_name(device_id: str) -> str:
 
 def device_topic(device_id: str, leaf: str) -> str:
     return f"{TOPIC_ROOT}/d/{device_id}/{leaf}"
+
+
+def supported_version(value: object) -> bool:
+    # Payload values may be lists or dicts (unhashable): test the type before set membership.
+    return type(value) is int and value in SUPPORTED_SCHEMA_VERSIONS

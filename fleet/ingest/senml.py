@@ -17,6 +17,7 @@ from fleet.ingest.profile import (
     METRIC_UNITS,
     SUPPORTED_SCHEMA_VERSIONS,
     base_name,
+    supported_version,
 )
 
 _VALUE_KEYS = ("v", "vs", "vb", "vd")
@@ -60,7 +61,7 @@ def load_pack(payload: bytes) -> list[dict[str, Any]]:
 def resolve(pack: list[dict[str, Any]], device_id: str, *, now: float) -> list[Record]:
     """Apply base fields (which may change mid-pack, RFC 8428 §4.5) and check identity and time."""
     version = pack[0].get("sv")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
+    if not supported_version(version):
         raise Rejected(
             RejectReason.UNSUPPORTED_SCHEMA,
             f"schema version sv={version!r} is not supported "

@@ -69,7 +69,14 @@ class IngestWorker:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
+        """Publish through the ingest connection (commands, config); False when offline."""
+        if not self.connected.is_set():
+            return False
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("ingest could not connect to the broker: %s", reason_code)
             return
@@ -79,7 +86,7 @@ class IngestWorker:
             "ingest connected to %s:%s, subscribed to %s", *self._broker.hostport, self._filter
         )
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         if not self._stopping.is_set():
             log.warning("ingest lost the broker (%s); reconnecting", reason_code)
@@ -89,7 +96,7 @@ class IngestWorker:
         delay = 0.5
         while not self._stopping.is_set():
             try:
-                outcome = self.handler.handle(msg.topic, msg.payload)
+                outcome = self.handler.handle(msg.topic, bytes(msg.payload))
                 break
             except SQLAlchemyError as exc:
                 # Not acked: keep retrying so the message is neither lost nor reordered.

@@ -1,14 +1,28 @@
-"""Device registry operations shared by the API, the CLI and the simulator."""
+"""Device registry operations shared by the API, the dashboard, the CLI and the simulator.
+
+Every read takes the asking principal so borough scoping is applied in one place.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from fleet.models import Device, Reading
+from fleet.access.principal import Principal
+from fleet.models import Borough, Device, Reading
+
+SORTABLE = {
+    "device_id": Device.device_id,
+    "state": Device.state,
+    "last_seen_at": Device.last_seen_at,
+    "name": Device.name,
+    "fw_version": Device.fw_version,
+}
 
 
 class DeviceExists(Exception):
@@ -19,34 +33,96 @@ class DeviceNotFound(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class DeviceQuery:
+    q: str | None = None
+    state: str | None = None
+    borough: str | None = None
+    sort: str = "device_id"
+    descending: bool = False
+    limit: int = 50
+    offset: int = 0
+
+
 def register_device(
-    session: Session, *, device_id: str, name: str | None = None, board: str = "devkitc-sht41"
+    session: Session,
+    *,
+    device_id: str,
+    name: str | None = None,
+    board: str = "devkitc-sht41",
+    borough_id: int | None = None,
+    power_mode: str = "mains",
+    report_interval_s: int = 900,
 ) -> Device:
     if session.scalars(select(Device.id).where(Device.device_id == device_id)).first():
         raise DeviceExists(f"device {device_id!r} is already registered")
-    device = Device(device_id=device_id, name=name, board=board)
+    device = Device(
+        device_id=device_id,
+        name=name,
+        board=board,
+        borough_id=borough_id,
+        power_mode=power_mode,
+        report_interval_s=report_interval_s,
+    )
     session.add(device)
     session.flush()
     return device
 
 
-def ensure_device(
-    session: Session, *, device_id: str, name: str | None = None, board: str = "devkitc-sht41"
-) -> Device:
-    existing = session.scalars(select(Device).where(Device.device_id == device_id)).one_or_none()
-    return existing or register_device(session, device_id=device_id, name=name, board=board)
+def _scoped(stmt: Select[Any], principal: Principal) -> Select[Any]:
+    if principal.borough_ids is None:
+        return stmt
+    return stmt.where(Device.borough_id.in_(principal.borough_ids))
 
 
-def get_device(session: Session, *, device_id: str) -> Device:
-    device = session.scalars(select(Device).where(Device.device_id == device_id)).one_or_none()
+def get_device(session: Session, *, device_id: str, principal: Principal) -> Device:
+    """The device, or DeviceNotFound also when it is outside the principal's boroughs."""
+    stmt = _scoped(select(Device).where(Device.device_id == device_id), principal)
+    device = session.scalars(stmt).one_or_none()
     if device is None:
         raise DeviceNotFound(f"no device {device_id!r}")
     return device
 
 
-def list_devices(session: Session, *, limit: int = 500, offset: int = 0) -> Sequence[Device]:
-    stmt = select(Device).order_by(Device.device_id).limit(limit).offset(offset)
-    return session.scalars(stmt).all()
+def find_devices(
+    session: Session, *, principal: Principal, query: DeviceQuery
+) -> tuple[Sequence[Device], int]:
+    """A page of devices and the total matching count."""
+    stmt = _scoped(select(Device), principal)
+    if query.q:
+        like = f"%{query.q.strip().lower()}%"
+        stmt = stmt.where(
+            or_(func.lower(Device.device_id).like(like), func.lower(Device.name).like(like))
+        )
+    if query.state:
+        stmt = stmt.where(Device.state == query.state)
+    if query.borough:
+        stmt = stmt.join(Borough, Borough.id == Device.borough_id).where(
+            Borough.code == query.borough
+        )
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    column = SORTABLE.get(query.sort, Device.device_id)
+    order = column.desc().nulls_last() if query.descending else column.asc().nulls_first()
+    rows = session.scalars(
+        stmt.order_by(order, Device.id).limit(query.limit).offset(query.offset)
+    ).all()
+    return rows, int(total)
+
+
+def state_counts(session: Session, *, principal: Principal) -> dict[str, dict[str, int]]:
+    """Devices by state per borough code ('—' for devices not yet placed in a borough)."""
+    stmt = (
+        select(Borough.code, Device.state, func.count())
+        .select_from(Device)
+        .outerjoin(Borough, Borough.id == Device.borough_id)
+        .group_by(Borough.code, Device.state)
+    )
+    if principal.borough_ids is not None:
+        stmt = stmt.where(Device.borough_id.in_(principal.borough_ids))
+    counts: dict[str, dict[str, int]] = {}
+    for code, state, n in session.execute(stmt):
+        counts.setdefault(code or "—", {})[state] = int(n)
+    return counts
 
 
 def reading_history(

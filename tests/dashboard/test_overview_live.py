@@ -1,19 +1,25 @@
-"""The overview page in a real browser: rows for devices, values updated live without reload."""
+"""The dashboard in a real browser: sign in, borough scoping, live updates, device page, alerts."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from fleet.core.context import FleetContext, build_context
 from fleet.core.settings import Settings
+from fleet.health.alert_rules import Finding
+from fleet.health.alerts import apply_findings
 from fleet.ingest.handler import IngestHandler
-from fleet.registry.devices import register_device
+from fleet.models import Device
+from fleet.models.base import utcnow
 from tests.dashboard.conftest import save_screenshot
+from tests.fleet.conftest import PASSWORD, World
 from tests.fleet.packs import telemetry
 from tests.fleet.server import RunningFleet, running_fleet
 
@@ -25,9 +31,7 @@ def fleet(tmp_path: Path) -> Iterator[RunningFleet]:
     ctx: FleetContext = build_context(
         Settings(environment="test", data_dir=tmp_path, embedded_broker_port=0)
     )
-    with ctx.sessions.begin() as session:
-        register_device(session, device_id="cs-live-0001", name="Flat 1, bathroom")
-        register_device(session, device_id="cs-live-0002")
+    World(ctx)
     try:
         with running_fleet(ctx) as running:
             yield running
@@ -35,19 +39,77 @@ def fleet(tmp_path: Path) -> Iterator[RunningFleet]:
         ctx.close()
 
 
-def test_live_update_without_reload(fleet: RunningFleet, page) -> None:  # type: ignore[no-untyped-def]
-    page.goto(fleet.base_url + "/")
+def sign_in(page, base_url: str, who: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base_url + "/")
+    expect(page).to_have_url(base_url + "/login?next=/")
+    page.get_by_label("Email").fill(f"{who}@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Fleet overview")).to_be_visible()
+
+
+def test_wrong_password_is_refused(fleet: RunningFleet, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(fleet.base_url + "/login")
+    page.get_by_label("Email").fill("staff_hackney@example.org")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("wrong")
+
+
+def test_staff_see_own_borough_live(fleet: RunningFleet, page) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, fleet.base_url, "staff_hackney")
     rows = page.locator("#devices tbody tr[data-device]")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-device", "cs-hackney-0001")
     expect(page.locator("#live-state")).to_contain_text("Live")
+    assert page.locator('[data-borough="camden"]').count() == 0
 
     now = float(int(time.time()))
     handler = IngestHandler(fleet.ctx.sessions)
-    handler.handle("cs/v1/d/cs-live-0001/status", b'{"sv":1,"state":"online"}')
-    handler.handle("cs/v1/d/cs-live-0001/up", telemetry("cs-live-0001", now, [(0, 19.25, 71.5)]))
-
-    row = page.locator('tr[data-device="cs-live-0001"]')
+    handler.handle("cs/v1/d/cs-hackney-0001/status", b'{"sv":1,"state":"online"}')
+    handler.handle(
+        "cs/v1/d/cs-hackney-0001/up", telemetry("cs-hackney-0001", now, [(0, 19.25, 71.5)])
+    )
+    row = page.locator('tr[data-device="cs-hackney-0001"]')
     expect(row.locator('[data-metric="humidity"]')).to_have_text("71.5%", timeout=15000)
     expect(row.locator('[data-field="state"]')).to_have_text("online")
-    expect(page.locator('[data-count="online"]')).to_have_text("1")
-    save_screenshot(page, "overview-live")
+    expect(page.locator('[data-count="hackney:online"]')).to_have_text("1")
+    save_screenshot(page, "overview")
+
+    # Another borough's device page is not there for this user.
+    response = page.goto(fleet.base_url + "/devices/cs-camden-0001")
+    assert response is not None and response.status == 404
+
+
+def test_device_page_charts_and_alert_acknowledged_into_audit_log(
+    fleet: RunningFleet,
+    page,  # type: ignore[no-untyped-def]
+) -> None:
+    now = float(int(time.time()))
+    handler = IngestHandler(fleet.ctx.sessions)
+    samples = [(i * 600.0, 20.0 + i * 0.1, 60.0 + i) for i in range(12)]
+    handler.handle(
+        "cs/v1/d/cs-hackney-0001/up", telemetry("cs-hackney-0001", now - 7200, samples)
+    )
+    with fleet.ctx.sessions.begin() as s:
+        device = s.scalars(select(Device).where(Device.device_id == "cs-hackney-0001")).one()
+        apply_findings(
+            s, device, [Finding("sensor_fault", True, "sensor fault: sht4x", "warning")], now=utcnow()
+        )
+
+    sign_in(page, fleet.base_url, "staff_hackney")
+    page.get_by_role("link", name="cs-hackney-0001").click()
+    expect(page.get_by_role("heading", name="cs-hackney-0001")).to_be_visible()
+    humidity_chart = page.locator("figure", has_text="Relative humidity").locator("svg")
+    expect(humidity_chart).to_have_attribute("aria-label", re.compile(r"max 71\.0"))
+    expect(page.locator("figure", has_text="Dew point").locator("path")).to_have_count(1)
+    save_screenshot(page, "device")
+
+    page.get_by_role("link", name="Alerts").click()
+    alert_row = page.locator("#alerts tbody tr[data-alert]")
+    expect(alert_row).to_have_count(1)
+    alert_row.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#alerts [data-field=state]")).to_contain_text("acknowledged")
+
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.locator("#audit [data-field=action]").first).to_have_text("alert.acknowledge")

@@ -20,3 +20,56 @@ def fleet_ctx(database_url: str, tmp_path: Path) -> Iterator[FleetContext]:
         yield ctx
     finally:
         ctx.close()
+
+
+PASSWORD = "correct horse battery staple"
+
+
+class World:
+    """Two boroughs, a device in each, and one user per role with an API token."""
+
+    def __init__(self, ctx: FleetContext) -> None:
+        from fleet.access import accounts
+        from fleet.access.roles import ROLE_SCOPES, Role
+        from fleet.registry import places
+        from fleet.registry.devices import register_device
+
+        self.ctx = ctx
+        self.tokens: dict[str, str] = {}
+        with ctx.sessions.begin() as s:
+            hackney = places.create_borough(s, code="hackney", name="Hackney")
+            camden = places.create_borough(s, code="camden", name="Camden")
+            self.borough_ids = {"hackney": hackney.id, "camden": camden.id}
+            for code, borough in (("hackney", hackney), ("camden", camden)):
+                prop = places.create_property(
+                    s, borough=borough, reference=f"{code.upper()}-0001", address="1 Secret Street"
+                )
+                placement = places.create_placement(s, prop=prop, room="bathroom")
+                device = register_device(s, device_id=f"cs-{code}-0001", borough_id=borough.id)
+                device.placement_id = placement.id
+            users = {
+                "admin": (Role.ADMIN, []),
+                "staff_hackney": (Role.STAFF, ["hackney"]),
+                "staff_camden": (Role.STAFF, ["camden"]),
+                "tech_hackney": (Role.TECHNICIAN, ["hackney"]),
+                "readonly_hackney": (Role.READONLY, ["hackney"]),
+            }
+            for name, (role, boroughs) in users.items():
+                user = accounts.create_user(
+                    s,
+                    email=f"{name}@example.org",
+                    name=name,
+                    role=role,
+                    password=PASSWORD,
+                    borough_codes=boroughs,
+                )
+                token, _ = accounts.issue_api_token(s, user, name="test", scopes=ROLE_SCOPES[role])
+                self.tokens[name] = token
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+@pytest.fixture
+def world(fleet_ctx: FleetContext) -> World:
+    return World(fleet_ctx)

@@ -30,7 +30,12 @@ def running_fleet(ctx: FleetContext) -> Iterator[RunningFleet]:
     broker = runtime.start()
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(ctx, commands=runtime.ingest),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from fleet.api.app import create_app
 from fleet.core.context import FleetContext
 from fleet.ingest.handler import IngestHandler
+from tests.fleet.conftest import World
 from tests.fleet.packs import telemetry
 
 NOW = float(int(time.time()))
@@ -22,60 +23,100 @@ def client(fleet_ctx: FleetContext) -> Iterator[TestClient]:
         yield c
 
 
-def auth(ctx: FleetContext) -> dict[str, str]:
-    return {"Authorization": f"Bearer {ctx.admin_token}"}
-
-
-def test_register_needs_the_admin_token(client: TestClient, fleet_ctx: FleetContext) -> None:
-    body = {"device_id": "cs-api-0001", "name": "Flat 3 bedroom"}
+def test_register_needs_a_token_with_the_scope(client: TestClient, world: World) -> None:
+    body = {"device_id": "cs-api-0001", "name": "Flat 3 bedroom", "borough": "hackney"}
     assert client.post("/api/v1/devices", json=body).status_code == 401
-    wrong = {"Authorization": "Bearer nope"}
-    assert client.post("/api/v1/devices", json=body, headers=wrong).status_code == 403
-    created = client.post("/api/v1/devices", json=body, headers=auth(fleet_ctx))
+    bad = client.post("/api/v1/devices", json=body, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    readonly = client.post("/api/v1/devices", json=body, headers=world.headers("readonly_hackney"))
+    assert readonly.status_code == 403
+    assert "devices:write" in readonly.json()["detail"]
+    created = client.post("/api/v1/devices", json=body, headers=world.headers("tech_hackney"))
     assert created.status_code == 201, created.text
-    assert created.json()["status"] == "unknown"
-    again = client.post("/api/v1/devices", json=body, headers=auth(fleet_ctx))
+    assert created.json()["state"] == "unknown"
+    again = client.post("/api/v1/devices", json=body, headers=world.headers("tech_hackney"))
     assert again.status_code == 409
     assert "already registered" in again.json()["detail"]
 
 
-def test_invalid_device_id_is_refused_with_the_rule(
-    client: TestClient, fleet_ctx: FleetContext
-) -> None:
-    r = client.post("/api/v1/devices", json={"device_id": "Bad Id!"}, headers=auth(fleet_ctx))
+def test_technician_cannot_register_into_another_borough(client: TestClient, world: World) -> None:
+    body = {"device_id": "cs-api-0009", "borough": "camden"}
+    r = client.post("/api/v1/devices", json=body, headers=world.headers("tech_hackney"))
+    assert r.status_code == 404
+    no_borough = client.post(
+        "/api/v1/devices", json={"device_id": "cs-api-0010"}, headers=world.headers("tech_hackney")
+    )
+    assert no_borough.status_code == 422
+
+
+def test_admin_token_from_settings_still_works(client: TestClient, fleet_ctx: FleetContext) -> None:
+    r = client.post(
+        "/api/v1/devices",
+        json={"device_id": "cs-api-0003"},
+        headers={"Authorization": f"Bearer {fleet_ctx.admin_token}"},
+    )
+    assert r.status_code == 201
+
+
+def test_invalid_device_id_is_refused_with_the_rule(client: TestClient, world: World) -> None:
+    r = client.post(
+        "/api/v1/devices", json={"device_id": "Bad Id!"}, headers=world.headers("admin")
+    )
     assert r.status_code == 422
     assert "pattern" in r.text
 
 
-def test_history_and_latest(client: TestClient, fleet_ctx: FleetContext) -> None:
-    client.post("/api/v1/devices", json={"device_id": "cs-api-0002"}, headers=auth(fleet_ctx))
+def test_history_and_latest(client: TestClient, world: World, fleet_ctx: FleetContext) -> None:
     handler = IngestHandler(fleet_ctx.sessions, clock=lambda: NOW)
     samples = [(0, 20.0, 50.0), (600, 20.5, 51.0), (1200, 21.0, 52.0)]
-    handler.handle("cs/v1/d/cs-api-0002/up", telemetry("cs-api-0002", NOW - 1800, samples))
-
-    device = client.get("/api/v1/devices/cs-api-0002").json()
+    handler.handle("cs/v1/d/cs-hackney-0001/up", telemetry("cs-hackney-0001", NOW - 1800, samples))
+    h = world.headers("staff_hackney")
+    device = client.get("/api/v1/devices/cs-hackney-0001", headers=h).json()
     assert device["latest"]["humidity"]["v"] == 52.0
-    history = client.get("/api/v1/devices/cs-api-0002/readings", params={"metric": "temperature"})
+    history = client.get(
+        "/api/v1/devices/cs-hackney-0001/readings", params={"metric": "temperature"}, headers=h
+    )
     assert [r["value"] for r in history.json()] == [20.0, 20.5, 21.0]
     limited = client.get(
-        "/api/v1/devices/cs-api-0002/readings", params={"metric": "humidity", "limit": 2}
+        "/api/v1/devices/cs-hackney-0001/readings",
+        params={"metric": "humidity", "limit": 2},
+        headers=h,
     ).json()
     assert [r["value"] for r in limited] == [51.0, 52.0]
-    assert client.get("/api/v1/devices/cs-api-0002/readings?metric=radon").status_code == 422
-    naive = client.get("/api/v1/devices/cs-api-0002/readings?since=2025-01-01T00:00:00")
-    assert naive.status_code == 422
-    assert client.get("/api/v1/devices/cs-nope-000/readings").status_code == 404
+    base = "/api/v1/devices/cs-hackney-0001/readings"
+    assert client.get(base + "?metric=radon", headers=h).status_code == 422
+    assert client.get(base + "?since=2025-01-01T00:00:00", headers=h).status_code == 422
+    assert client.get("/api/v1/devices/cs-nope-000/readings", headers=h).status_code == 404
 
 
-def test_rejects_listing_is_admin_only(client: TestClient, fleet_ctx: FleetContext) -> None:
+def test_device_list_filters_sorts_and_pages(client: TestClient, world: World) -> None:
+    h = world.headers("admin")
+    for i in range(5):
+        client.post(
+            "/api/v1/devices",
+            json={"device_id": f"cs-page-{i:04d}", "name": f"Flat {i}", "borough": "hackney"},
+            headers=h,
+        )
+    page = client.get("/api/v1/devices?q=page&limit=2&offset=2&sort=-device_id", headers=h).json()
+    assert page["total"] == 5
+    assert [d["device_id"] for d in page["items"]] == ["cs-page-0002", "cs-page-0001"]
+    camden = client.get("/api/v1/devices?borough=camden", headers=h).json()
+    assert [d["device_id"] for d in camden["items"]] == ["cs-camden-0001"]
+    assert client.get("/api/v1/devices?sort=password", headers=h).status_code == 422
+
+
+def test_rejects_listing_is_for_operators(
+    client: TestClient, world: World, fleet_ctx: FleetContext
+) -> None:
     IngestHandler(fleet_ctx.sessions).handle("cs/v1/d/cs-ghost-01/up", b"{")
     assert client.get("/api/v1/rejects").status_code == 401
-    rows = client.get("/api/v1/rejects", headers=auth(fleet_ctx)).json()
+    assert client.get("/api/v1/rejects", headers=world.headers("staff_hackney")).status_code == 403
+    rows = client.get("/api/v1/rejects", headers=world.headers("admin")).json()
     assert rows[0]["reason"] == "unknown_device"
 
 
-def test_openapi_and_dashboard_render(client: TestClient) -> None:
+def test_openapi_renders_and_dashboard_needs_login(client: TestClient) -> None:
     assert client.get("/openapi.json").json()["info"]["title"] == "City sensor fleet"
-    page = client.get("/")
-    assert page.status_code == 200
-    assert "Fleet overview" in page.text
+    page = client.get("/", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/login")

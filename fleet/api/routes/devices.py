@@ -1,55 +1,142 @@
-"""Devices, their latest values and reading history."""
+"""Devices, their latest values, reading history, placement and commands."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy.orm import Session
 
-from fleet.api.deps import get_session, require_admin
-from fleet.api.schemas import DeviceCreate, DeviceOut, ReadingOut
+from fleet.access import audit
+from fleet.access.principal import Forbidden, Principal
+from fleet.access.roles import Scope
+from fleet.api.deps import get_session, require
+from fleet.api.schemas import (
+    CommandIn,
+    CommandOut,
+    DeviceCreate,
+    DeviceOut,
+    DevicePage,
+    DevicePlace,
+    ReadingOut,
+)
+from fleet.commands.send import CommandUnavailable, send_command
 from fleet.ingest.profile import METRIC_UNITS
 from fleet.registry import devices as registry
+from fleet.registry import places
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
-@router.get("", response_model=list[DeviceOut])
+def _device_or_404(session: Session, device_id: str, principal: Principal):
+    try:
+        return registry.get_device(session, device_id=device_id, principal=principal)
+    except registry.DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.get("", response_model=DevicePage)
 def list_devices(
-    limit: int = Query(500, ge=1, le=5000),
+    q: str | None = Query(None, max_length=100, description="Search id and name"),
+    state: str | None = Query(None, pattern=r"^(online|sleeping|late|offline|unknown)$"),
+    borough: str | None = Query(None, max_length=32),
+    sort: str = Query("device_id", pattern=r"^-?(device_id|state|last_seen_at|name|fw_version)$"),
+    limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     session: Session = Depends(get_session),
-) -> list[DeviceOut]:
-    return [
-        DeviceOut.model_validate(d)
-        for d in registry.list_devices(session, limit=limit, offset=offset)
-    ]
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> DevicePage:
+    query = registry.DeviceQuery(
+        q=q,
+        state=state,
+        borough=borough,
+        sort=sort.lstrip("-"),
+        descending=sort.startswith("-"),
+        limit=limit,
+        offset=offset,
+    )
+    rows, total = registry.find_devices(session, principal=principal, query=query)
+    return DevicePage(
+        total=total, limit=limit, offset=offset, items=[DeviceOut.model_validate(d) for d in rows]
+    )
 
 
-@router.post(
-    "",
-    response_model=DeviceOut,
-    status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(require_admin)],
-)
-def register_device(body: DeviceCreate, session: Session = Depends(get_session)) -> DeviceOut:
+@router.post("", response_model=DeviceOut, status_code=status.HTTP_201_CREATED)
+def register_device(
+    body: DeviceCreate,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_WRITE)),
+) -> DeviceOut:
+    borough_id = None
+    if body.borough:
+        try:
+            borough_id = places.borough_by_code(session, code=body.borough, principal=principal).id
+        except places.NotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    elif not principal.all_boroughs:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, "name the device's borough (field 'borough')"
+        )
     try:
         device = registry.register_device(
-            session, device_id=body.device_id, name=body.name, board=body.board
+            session,
+            device_id=body.device_id,
+            name=body.name,
+            board=body.board,
+            borough_id=borough_id,
+            power_mode=body.power_mode,
+            report_interval_s=body.report_interval_s,
         )
     except registry.DeviceExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    audit.record(
+        session,
+        principal,
+        "device.register",
+        target_type="device",
+        target_id=device.device_id,
+        borough_id=borough_id,
+    )
     session.commit()
     return DeviceOut.model_validate(device)
 
 
 @router.get("/{device_id}", response_model=DeviceOut)
-def get_device(device_id: str, session: Session = Depends(get_session)) -> DeviceOut:
+def get_device(
+    device_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> DeviceOut:
+    return DeviceOut.model_validate(_device_or_404(session, device_id, principal))
+
+
+@router.put("/{device_id}/placement", response_model=DeviceOut)
+def place_device(
+    device_id: str,
+    body: DevicePlace,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> DeviceOut:
+    device = _device_or_404(session, device_id, principal)
     try:
-        return DeviceOut.model_validate(registry.get_device(session, device_id=device_id))
-    except registry.DeviceNotFound as exc:
+        places.place_device(
+            session, device=device, placement_id=body.placement_id, principal=principal
+        )
+    except places.NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except Forbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    audit.record(
+        session,
+        principal,
+        "device.place",
+        target_type="device",
+        target_id=device_id,
+        borough_id=device.borough_id,
+        detail={"placement_id": body.placement_id},
+    )
+    session.commit()
+    return DeviceOut.model_validate(device)
 
 
 @router.get("/{device_id}/readings", response_model=list[ReadingOut])
@@ -60,6 +147,7 @@ def readings(
     until: datetime | None = Query(None, description="ISO 8601, exclusive"),
     limit: int = Query(1000, ge=1, le=50000),
     session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> list[ReadingOut]:
     if metric is not None and metric not in METRIC_UNITS:
         raise HTTPException(
@@ -71,11 +159,34 @@ def readings(
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_ENTITY, f"{label} needs a UTC offset, e.g. ...Z"
             )
-    try:
-        device = registry.get_device(session, device_id=device_id)
-    except registry.DeviceNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    device = _device_or_404(session, device_id, principal)
     rows = registry.reading_history(
         session, device=device, metric=metric, since=since, until=until, limit=limit
     )
     return [ReadingOut.model_validate(r) for r in rows]
+
+
+@router.post("/{device_id}/commands", response_model=CommandOut, status_code=202)
+def command(
+    device_id: str,
+    body: CommandIn,
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.COMMANDS)),
+) -> CommandOut:
+    device = _device_or_404(session, device_id, principal)
+    try:
+        sent = send_command(request.app.state.commands, device_id=device.device_id, op=body.op)
+    except CommandUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    audit.record(
+        session,
+        principal,
+        f"device.command.{body.op}",
+        target_type="device",
+        target_id=device_id,
+        borough_id=device.borough_id,
+        detail={"command_id": sent.id},
+    )
+    session.commit()
+    return CommandOut(id=sent.id, op=sent.op, topic=sent.topic)

@@ -1,0 +1,166 @@
+"""Users, login sessions and API tokens."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from fleet.access.principal import Principal
+from fleet.access.roles import ROLE_SCOPES, Role, Scope
+from fleet.access.secrets import hash_password, new_token, token_hash, verify_password
+from fleet.models import ApiToken, Borough, LoginSession, User
+from fleet.models.base import utcnow
+
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+class AccountError(ValueError):
+    pass
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    password: str | None = None,
+    borough_codes: Iterable[str] = (),
+) -> User:
+    email = email.strip().lower()
+    if "@" not in email:
+        raise AccountError(f"{email!r} is not an email address")
+    if session.scalars(select(User.id).where(User.email == email)).first():
+        raise AccountError(f"a user with email {email} already exists")
+    user = User(
+        email=email,
+        name=name,
+        role=role.value,
+        password_hash=hash_password(password) if password else None,
+    )
+    codes = list(borough_codes)
+    if codes:
+        found = session.scalars(select(Borough).where(Borough.code.in_(codes))).all()
+        missing = set(codes) - {b.code for b in found}
+        if missing:
+            raise AccountError(f"unknown borough code(s): {', '.join(sorted(missing))}")
+        user.boroughs = list(found)
+    if role in (Role.STAFF, Role.TECHNICIAN, Role.READONLY) and not codes:
+        raise AccountError(f"a {role.value} account needs at least one borough")
+    session.add(user)
+    session.flush()
+    return user
+
+
+def principal_for(user: User, *, scopes: frozenset[Scope] | None = None) -> Principal:
+    role = Role(user.role)
+    allowed = ROLE_SCOPES[role]
+    return Principal(
+        actor=f"user:{user.id} {user.email}",
+        role=role,
+        scopes=allowed if scopes is None else scopes & allowed,
+        borough_ids=None if role is Role.ADMIN else frozenset(b.id for b in user.boroughs),
+        user_id=user.id,
+    )
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User | None:
+    user = session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.active:
+        return None
+    return user
+
+
+def start_login_session(session: Session, user: User) -> tuple[str, LoginSession]:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = LoginSession(
+        token_hash=token_hash(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(24),
+        created_at=now,
+        expires_at=now + SESSION_LIFETIME,
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def principal_from_session(session: Session, token: str, *, now: datetime) -> Principal | None:
+    row = session.scalars(
+        select(LoginSession).where(LoginSession.token_hash == token_hash(token))
+    ).one_or_none()
+    if row is None or row.expires_at <= now:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    base = principal_for(user)
+    return Principal(
+        actor=base.actor,
+        role=base.role,
+        scopes=base.scopes,
+        borough_ids=base.borough_ids,
+        user_id=base.user_id,
+        csrf_token=row.csrf_token,
+    )
+
+
+def end_login_session(session: Session, token: str) -> None:
+    session.execute(delete(LoginSession).where(LoginSession.token_hash == token_hash(token)))
+
+
+def issue_api_token(
+    session: Session,
+    user: User,
+    *,
+    name: str,
+    scopes: Iterable[Scope],
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiToken]:
+    """Returns the token once; only its hash is stored."""
+    wanted = frozenset(scopes)
+    excess = wanted - ROLE_SCOPES[Role(user.role)]
+    if excess:
+        raise AccountError(
+            f"a {user.role} cannot hold scope(s) {', '.join(sorted(s.value for s in excess))}"
+        )
+    token = new_token()
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        prefix=token[:10],
+        token_hash=token_hash(token),
+        scopes=sorted(s.value for s in wanted),
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def principal_from_api_token(session: Session, token: str, *, now: datetime) -> Principal | None:
+    row = session.scalars(
+        select(ApiToken).where(ApiToken.token_hash == token_hash(token))
+    ).one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    row.last_used_at = now
+    base = principal_for(user, scopes=frozenset(Scope(s) for s in row.scopes))
+    return Principal(
+        actor=f"token:{row.id} ({user.email})",
+        role=base.role,
+        scopes=base.scopes,
+        borough_ids=base.borough_ids,
+        user_id=user.id,
+    )

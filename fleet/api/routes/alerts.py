@@ -1,0 +1,88 @@
+"""Alerts inbox and lifecycle, and the audit log."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.access.principal import Principal
+from fleet.access.roles import Scope
+from fleet.api.deps import get_session, require
+from fleet.api.schemas import AlertOut, AuditOut
+from fleet.health import alerts as lifecycle
+from fleet.models import AuditEntry
+from fleet.models.base import utcnow
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+
+def _out(alert, device_id: str) -> AlertOut:
+    out = AlertOut.model_validate(alert)
+    out.device_id = device_id
+    return out
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+def list_alerts(
+    state: list[str] = Query(["open", "acknowledged"]),
+    limit: int = Query(200, ge=1, le=1000),
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> list[AlertOut]:
+    bad = set(state) - {"open", "acknowledged", "resolved"}
+    if bad:
+        raise HTTPException(422, f"unknown alert state(s): {', '.join(sorted(bad))}")
+    rows = lifecycle.list_alerts(session, principal=principal, states=state, limit=limit)
+    return [_out(a, d) for a, d in rows]
+
+
+def _transition(alert_id: int, session: Session, principal: Principal, action: str) -> AlertOut:
+    fn = lifecycle.acknowledge if action == "acknowledge" else lifecycle.resolve
+    try:
+        alert = fn(session, alert_id=alert_id, principal=principal, now=utcnow())
+    except lifecycle.AlertNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except lifecycle.AlertStateError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    session.commit()
+    rows = lifecycle.list_alerts(
+        session, principal=principal, states=("open", "acknowledged", "resolved"), limit=1000
+    )
+    device_id = next((d for a, d in rows if a.id == alert.id), "")
+    return _out(alert, device_id)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
+def acknowledge(
+    alert_id: int,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.ALERTS_WRITE)),
+) -> AlertOut:
+    return _transition(alert_id, session, principal, "acknowledge")
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
+def resolve(
+    alert_id: int,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.ALERTS_WRITE)),
+) -> AlertOut:
+    return _transition(alert_id, session, principal, "resolve")
+
+
+@router.get("/audit", response_model=list[AuditOut])
+def audit_log(
+    action: str | None = Query(None, max_length=64),
+    limit: int = Query(200, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.AUDIT_READ)),
+) -> list[AuditOut]:
+    stmt = select(AuditEntry)
+    if principal.borough_ids is not None:
+        stmt = stmt.where(AuditEntry.borough_id.in_(principal.borough_ids))
+    if action:
+        stmt = stmt.where(AuditEntry.action == action)
+    rows = session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
+    return [AuditOut.model_validate(r) for r in rows]

@@ -1,0 +1,76 @@
+"""Sign in and out with secure session cookies."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from fleet.access import accounts, audit
+from fleet.api.deps import SESSION_COOKIE, get_context, get_session
+from fleet.core.context import FleetContext
+from fleet.dashboard.templating import TEMPLATES
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: an attacker-supplied absolute URL must not become an open redirect.
+    if not target or urlsplit(target).netloc or not target.startswith("/"):
+        return "/"
+    return target
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(
+        request, "login.html", {"next": _safe_next(next), "error": None, "user": None}
+    )
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    email: str = Form(...),
+    password: str = Form(...),
+    next: str = Form("/"),
+    session: Session = Depends(get_session),
+    ctx: FleetContext = Depends(get_context),
+) -> Response:
+    user = accounts.authenticate(session, email=email, password=password)
+    if user is None:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "login.html",
+            {"next": _safe_next(next), "error": "Email or password is wrong.", "user": None},
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )
+    token, _ = accounts.start_login_session(session, user)
+    audit.record(
+        session, accounts.principal_for(user), "user.login", target_type="user", target_id=user.id
+    )
+    session.commit()
+    response = RedirectResponse(_safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        secure=ctx.settings.secure_cookies,
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: Session = Depends(get_session)) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        accounts.end_login_session(session, token)
+        session.commit()
+    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

@@ -1,0 +1,244 @@
+"""Dashboard pages: overview, device, alerts and audit log (all borough-scoped)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.access import audit
+from fleet.access.principal import Principal
+from fleet.access.roles import Scope
+from fleet.api.deps import check_csrf, get_session, page_user
+from fleet.commands.send import CommandUnavailable, send_command
+from fleet.dashboard.charts import Series, line_chart
+from fleet.dashboard.templating import TEMPLATES
+from fleet.health import alerts as lifecycle
+from fleet.models import AuditEntry, HealthSnapshot, StateChange
+from fleet.models.base import utcnow
+from fleet.registry import devices as registry
+from fleet.registry import places
+from fleet.risk.psychro import dew_point
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+CHARTED = (
+    ("temperature", "Temperature", "°C"),
+    ("humidity", "Relative humidity", "%"),
+    ("co2", "CO₂", "ppm"),
+    ("battery", "Battery", "%"),
+)
+
+
+def overview_query(
+    q: str | None, state: str | None, borough: str | None, sort: str, page: int
+) -> registry.DeviceQuery:
+    return registry.DeviceQuery(
+        q=q or None,
+        state=state or None,
+        borough=borough or None,
+        sort=sort.lstrip("-"),
+        descending=sort.startswith("-"),
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(
+    request: Request,
+    q: str | None = Query(None, max_length=100),
+    state: str | None = Query(None, max_length=16),
+    borough: str | None = Query(None, max_length=32),
+    sort: str = Query("device_id", max_length=20),
+    page: int = Query(1, ge=1),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    query = overview_query(q, state, borough, sort, page)
+    rows, total = registry.find_devices(session, principal=user, query=query)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "overview.html",
+        {
+            "user": user,
+            "devices": rows,
+            "total": total,
+            "page": page,
+            "pages": max(1, math.ceil(total / PAGE_SIZE)),
+            "counts": registry.state_counts(session, principal=user),
+            "boroughs": places.visible_boroughs(session, principal=user),
+            "filters": {"q": q or "", "state": state or "", "borough": borough or "", "sort": sort},
+        },
+    )
+
+
+@router.get("/devices/{device_id}", response_class=HTMLResponse)
+def device_page(
+    request: Request,
+    device_id: str,
+    range: str = Query("24h", pattern=r"^(24h|7d|30d)$"),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    try:
+        device = registry.get_device(session, device_id=device_id, principal=user)
+    except registry.DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    since = utcnow() - RANGES[range]
+    readings = registry.reading_history(
+        session, device=device, metric=None, since=since, until=None, limit=200_000
+    )
+    by_metric: dict[str, list[tuple]] = {}
+    for r in readings:
+        by_metric.setdefault(r.metric, []).append((r.ts, r.value))
+    charts = [
+        (label, Markup(line_chart(Series(label, unit, by_metric.get(metric, [])))))
+        for metric, label, unit in CHARTED
+        if metric in by_metric or metric in ("temperature", "humidity")
+    ]
+    temps = dict(by_metric.get("temperature", []))
+    dew = [
+        (ts, dew_point(temps[ts], rh)) for ts, rh in by_metric.get("humidity", []) if ts in temps
+    ]
+    charts.insert(
+        2, ("Dew point", Markup(line_chart(Series("Dew point", "°C", dew), colour="#8250df")))
+    )
+    rssi = [
+        (h.at, float(h.data["rssi"]))
+        for h in session.scalars(
+            select(HealthSnapshot)
+            .where(HealthSnapshot.device_pk == device.id, HealthSnapshot.at >= since)
+            .order_by(HealthSnapshot.at)
+        )
+        if isinstance(h.data.get("rssi"), int | float)
+    ]
+    charts.append(
+        ("Wi-Fi signal", Markup(line_chart(Series("Wi-Fi RSSI", "dBm", rssi), colour="#57606a")))
+    )
+    timeline = session.scalars(
+        select(StateChange)
+        .where(StateChange.device_pk == device.id)
+        .order_by(StateChange.at.desc())
+        .limit(50)
+    ).all()
+    alerts = lifecycle.list_alerts(
+        session,
+        principal=user,
+        device=device,
+        states=("open", "acknowledged", "resolved"),
+        limit=50,
+    )
+    return TEMPLATES.TemplateResponse(
+        request,
+        "device.html",
+        {
+            "user": user,
+            "device": device,
+            "charts": charts,
+            "range": range,
+            "timeline": timeline,
+            "alerts": alerts,
+            "can_command": Scope.COMMANDS in user.scopes,
+            "notice": request.query_params.get("notice"),
+        },
+    )
+
+
+@router.post("/devices/{device_id}/commands")
+def device_command(
+    request: Request,
+    device_id: str,
+    op: str = Form(..., pattern=r"^(reboot|sample-now|identify)$"),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.COMMANDS)
+    try:
+        device = registry.get_device(session, device_id=device_id, principal=user)
+    except registry.DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    try:
+        sent = send_command(request.app.state.commands, device_id=device_id, op=op)
+        notice = f"{op} sent (command {sent.id})"
+        audit.record(
+            session,
+            user,
+            f"device.command.{op}",
+            target_type="device",
+            target_id=device_id,
+            borough_id=device.borough_id,
+            detail={"command_id": sent.id},
+        )
+        session.commit()
+    except CommandUnavailable as exc:
+        notice = f"{op} not sent: {exc}"
+    return RedirectResponse(
+        f"/devices/{device_id}?notice={notice}", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(
+    request: Request,
+    show: str = Query("live", pattern=r"^(live|resolved)$"),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    states = ("open", "acknowledged") if show == "live" else ("resolved",)
+    rows = lifecycle.list_alerts(session, principal=user, states=states, limit=500)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "alerts.html",
+        {"user": user, "alerts": rows, "show": show, "can_act": Scope.ALERTS_WRITE in user.scopes},
+    )
+
+
+@router.post("/alerts/{alert_id}/{action}")
+def alert_action(
+    alert_id: int,
+    action: str,
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.ALERTS_WRITE)
+    fn = {"acknowledge": lifecycle.acknowledge, "resolve": lifecycle.resolve}.get(action)
+    if fn is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert action {action!r}")
+    try:
+        fn(session, alert_id=alert_id, principal=user, now=utcnow())
+    except lifecycle.AlertNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except lifecycle.AlertStateError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    session.commit()
+    return RedirectResponse("/alerts", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    page: int = Query(1, ge=1),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    user.require(Scope.AUDIT_READ)
+    stmt = select(AuditEntry)
+    if user.borough_ids is not None:
+        stmt = stmt.where(AuditEntry.borough_id.in_(user.borough_ids))
+    rows = session.scalars(
+        stmt.order_by(AuditEntry.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    return TEMPLATES.TemplateResponse(
+        request, "audit.html", {"user": user, "entries": rows, "page": page}
+    )

@@ -1,0 +1,39 @@
+"""Jinja environment and helpers shared by the dashboard pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+OVERVIEW_METRICS = {
+    "temperature": "Temperature",
+    "humidity": "Humidity",
+    "co2": "CO₂",
+    "battery": "Battery",
+}
+# SenML units are for machines; people read these.
+DISPLAY_UNITS = {"Cel": "°C", "%RH": "%", "%EL": "%", "ppm": " ppm", "Pa": " Pa", "V": " V"}
+STATES = ("online", "sleeping", "late", "offline", "unknown")
+
+
+def fmt_value(value: float, unit: str) -> str:
+    return f"{value:.1f}{DISPLAY_UNITS.get(unit, ' ' + unit)}"
+
+
+def fmt_time(value: datetime | str | None) -> str:
+    if value is None:
+        return "never"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+TEMPLATES.env.filters["value"] = fmt_value
+TEMPLATES.env.filters["when"] = fmt_time
+TEMPLATES.env.globals["STATES"] = STATES
+TEMPLATES.env.globals["METRICS"] = OVERVIEW_METRICS
+TEMPLATES.env.globals["UNITS"] = DISPLAY_UNITS

@@ -1,0 +1,32 @@
+"""The single error type raised for invalid SensorThings query options."""
+
+from __future__ import annotations
+
+
+class ODataError(ValueError):
+    """An invalid query option.
+
+    ``position`` is a zero-based character offset into the option value that
+    was being read (``None`` when the error is not tied to one place), and
+    ``option`` names the query option, such as ``$filter``, when known.
+    """
+
+    def __init__(self, message: str, position: int | None = None, option: str | None = None):
+        self.message = message
+        self.position = position
+        self.option = option
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        text = self.message
+        if self.position is not None:
+            text = f"{text} (at position {self.position})"
+        if self.option:
+            text = f"{self.option}: {text}"
+        return text
+
+    def for_option(self, option: str) -> ODataError:
+        """Return a copy tagged with the query option name, keeping the position."""
+        if self.option:
+            return self
+        return ODataError(self.message, self.position, option)

@@ -1,0 +1,3 @@
+from fleet.identity.cli import main
+
+main()

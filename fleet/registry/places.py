@@ -1,0 +1,149 @@
+"""Boroughs, estates/blocks, properties and placements, always read through borough scoping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.access.principal import Forbidden, Principal
+from fleet.models import Borough, Device, Estate, Placement, Property
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+def visible_boroughs(session: Session, *, principal: Principal) -> Sequence[Borough]:
+    stmt = select(Borough).order_by(Borough.name)
+    if principal.borough_ids is not None:
+        stmt = stmt.where(Borough.id.in_(principal.borough_ids))
+    return session.scalars(stmt).all()
+
+
+def borough_by_code(session: Session, *, code: str, principal: Principal) -> Borough:
+    borough = session.scalars(select(Borough).where(Borough.code == code)).one_or_none()
+    if borough is None or not principal.can_see(borough.id):
+        raise NotFound(f"no borough {code!r}")
+    return borough
+
+
+def create_borough(
+    session: Session, *, code: str, name: str, contact_email: str | None = None
+) -> Borough:
+    if session.scalars(select(Borough.id).where(Borough.code == code)).first():
+        raise Conflict(f"borough {code!r} already exists")
+    borough = Borough(code=code, name=name, contact_email=contact_email)
+    session.add(borough)
+    session.flush()
+    return borough
+
+
+def create_estate(
+    session: Session,
+    *,
+    borough: Borough,
+    name: str,
+    kind: str = "estate",
+    parent_id: int | None = None,
+) -> Estate:
+    if parent_id is not None:
+        parent = session.get(Estate, parent_id)
+        if parent is None or parent.borough_id != borough.id:
+            raise NotFound(f"no estate {parent_id} in borough {borough.code}")
+    exists = select(Estate.id).where(Estate.borough_id == borough.id, Estate.name == name)
+    if session.scalars(exists).first():
+        raise Conflict(f"estate {name!r} already exists in {borough.code}")
+    estate = Estate(borough_id=borough.id, name=name, kind=kind, parent_id=parent_id)
+    session.add(estate)
+    session.flush()
+    return estate
+
+
+def list_estates(session: Session, *, borough: Borough) -> Sequence[Estate]:
+    stmt = select(Estate).where(Estate.borough_id == borough.id).order_by(Estate.name)
+    return session.scalars(stmt).all()
+
+
+def create_property(
+    session: Session,
+    *,
+    borough: Borough,
+    reference: str,
+    estate_id: int | None = None,
+    housing_type: str | None = None,
+    construction_age_band: str | None = None,
+    floor: int | None = None,
+    address: str | None = None,
+    postcode: str | None = None,
+) -> Property:
+    if estate_id is not None:
+        estate = session.get(Estate, estate_id)
+        if estate is None or estate.borough_id != borough.id:
+            raise NotFound(f"no estate {estate_id} in borough {borough.code}")
+    taken = select(Property.id).where(
+        Property.borough_id == borough.id, Property.reference == reference
+    )
+    if session.scalars(taken).first():
+        raise Conflict(f"property {reference!r} already exists in {borough.code}")
+    prop = Property(
+        borough_id=borough.id,
+        estate_id=estate_id,
+        reference=reference,
+        housing_type=housing_type,
+        construction_age_band=construction_age_band,
+        floor=floor,
+        address=address,
+        postcode=postcode,
+    )
+    session.add(prop)
+    session.flush()
+    return prop
+
+
+def get_property(session: Session, *, property_id: int, principal: Principal) -> Property:
+    prop = session.get(Property, property_id)
+    if prop is None or not principal.can_see(prop.borough_id):
+        raise NotFound(f"no property {property_id}")
+    return prop
+
+
+def list_properties(session: Session, *, borough: Borough) -> Sequence[Property]:
+    stmt = select(Property).where(Property.borough_id == borough.id).order_by(Property.reference)
+    return session.scalars(stmt).all()
+
+
+def create_placement(
+    session: Session, *, prop: Property, room: str, position: str | None = None
+) -> Placement:
+    placement = Placement(property_id=prop.id, room=room, position=position)
+    session.add(placement)
+    session.flush()
+    return placement
+
+
+def list_placements(session: Session, *, prop: Property) -> Sequence[Placement]:
+    stmt = select(Placement).where(Placement.property_id == prop.id).order_by(Placement.room)
+    return session.scalars(stmt).all()
+
+
+def place_device(
+    session: Session, *, device: Device, placement_id: int, principal: Principal
+) -> Placement:
+    """Install a device at a placement; the device joins the property's borough."""
+    placement = session.get(Placement, placement_id)
+    if placement is None:
+        raise NotFound(f"no placement {placement_id}")
+    prop = session.get(Property, placement.property_id)
+    if prop is None or not principal.can_see(prop.borough_id):
+        raise NotFound(f"no placement {placement_id}")
+    if device.borough_id is not None and not principal.can_see(device.borough_id):
+        raise Forbidden("the device belongs to another borough")
+    device.placement_id = placement.id
+    device.borough_id = prop.borough_id
+    return placement
