@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -28,13 +27,11 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging an
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # The embedded broker's state machine is chatty at INFO.
-    for noisy in ("amqtt", "transitions", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import os
+
+    from fleet.observability.logging import setup_logging
+
+    setup_logging(verbose=verbose, fmt=os.environ.get("FLEET_LOG_FORMAT", "text"))
 
 
 def _settings(**overrides: object) -> Settings:

@@ -6,8 +6,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fleet import __version__
 from fleet.access.principal import Forbidden
@@ -16,6 +17,8 @@ from fleet.api.routes import accounts, alerts, devices, registry, rejects
 from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
 from fleet.dashboard import router as dashboard_router
+from fleet.ingest.worker import IngestWorker
+from fleet.observability.metrics import build_registry
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
@@ -41,6 +44,13 @@ def create_app(ctx: FleetContext, *, commands: Publisher | None = None) -> FastA
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    metrics_registry = build_registry(ctx, commands if isinstance(commands, IngestWorker) else None)
+
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics: ingest outcomes and lag, rejects, DB latency, devices by state."""
+        return PlainTextResponse(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     action: str  # "stored" | "ignored" | "rejected"
     inserted: int = 0
+    newest_sample_ts: float | None = None
     reason: str | None = None
     detail: str | None = None
 
@@ -65,11 +66,13 @@ class IngestHandler:
                         f"device {device_id!r} is not registered; enrol it first",
                     )
                 inserted = 0
+                newest: float | None = None
                 if parsed.kind is Upstream.TELEMETRY:
                     samples = decode_telemetry(payload, device_id, now=now)
                     inserted = store.store_samples(
                         session, device=device, samples=samples, received_at=received_at
                     )
+                    newest = max(s.ts.timestamp() for s in samples)
                 elif parsed.kind is Upstream.HEALTH:
                     snapshot = decode_health(payload, device_id, now=now)
                     store.apply_health(session, device, snapshot=snapshot, at=received_at)
@@ -78,7 +81,7 @@ class IngestHandler:
                 else:
                     store.mark_seen(device, at=received_at)
                 refresh_state(session, device, now=received_at)
-                return Outcome("stored", inserted=inserted)
+                return Outcome("stored", inserted=inserted, newest_sample_ts=newest)
             except Rejected as exc:
                 log.info("rejected %s on %s: %s", exc.reason, topic, exc.detail)
                 store.record_reject(

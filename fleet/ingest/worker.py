@@ -26,6 +26,7 @@ class IngestCounters:
     rejected: int = 0
     ignored: int = 0
     db_errors: int = 0
+    last_lag_s: float = 0.0
 
 
 class IngestWorker:
@@ -108,6 +109,8 @@ class IngestWorker:
             return
         if outcome.action == "stored":
             self.counters.stored += 1
+            if outcome.newest_sample_ts is not None:
+                self.counters.last_lag_s = max(0.0, time.time() - outcome.newest_sample_ts)
         elif outcome.action == "rejected":
             self.counters.rejected += 1
         else:

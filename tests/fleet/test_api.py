@@ -120,3 +120,11 @@ def test_openapi_renders_and_dashboard_needs_login(client: TestClient) -> None:
     page = client.get("/", follow_redirects=False)
     assert page.status_code == 303
     assert page.headers["location"].startswith("/login")
+
+
+def test_metrics_exposes_devices_and_rejects(client: TestClient, world: World) -> None:
+    IngestHandler(world.ctx.sessions).handle("cs/v1/d/cs-ghost-01/up", b"{")
+    text = client.get("/metrics").text
+    assert 'fleet_devices{state="unknown"} 2.0' in text
+    assert 'fleet_rejected_messages_total{reason="unknown_device"} 1.0' in text
+    assert "fleet_db_query_seconds_bucket" in text

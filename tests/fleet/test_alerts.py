@@ -1,0 +1,169 @@
+"""Each alert rule opens an alert, deduplicates while the condition holds, and resolves."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from fleet.core.context import FleetContext
+from fleet.health.alert_rules import projected_days_to_empty
+from fleet.health.sweep import sweep
+from fleet.ingest.handler import IngestHandler
+from fleet.models import Alert, Device, HealthSnapshot, Reading, StateChange
+from fleet.models.base import utcnow
+from fleet.registry.devices import register_device
+
+DEV = "cs-alert-0001"
+
+
+def health(now: float, **values: object) -> bytes:
+    records: list[dict[str, object]] = [
+        {"bn": f"urn:dev:cs:{DEV}:", "bt": now, "sv": 1, "n": "uptime", "u": "s", "v": 10_000}
+    ]
+    for name, value in values.items():
+        if name == "uptime":
+            records[0]["v"] = value
+        elif isinstance(value, bool):
+            records.append({"n": name, "vb": value})
+        elif isinstance(value, str):
+            records.append({"n": name, "vs": value})
+        else:
+            records.append({"n": name, "v": value})
+    return json.dumps(records).encode()
+
+
+def live(ctx: FleetContext) -> dict[str, str]:
+    with ctx.sessions() as s:
+        rows = s.scalars(select(Alert).where(Alert.state != "resolved")).all()
+        return {a.rule: a.state for a in rows}
+
+
+def all_alerts(ctx: FleetContext, rule: str) -> list[Alert]:
+    with ctx.sessions() as s:
+        return list(s.scalars(select(Alert).where(Alert.rule == rule)).all())
+
+
+@pytest.fixture
+def handler(fleet_ctx: FleetContext) -> IngestHandler:
+    with fleet_ctx.sessions.begin() as s:
+        register_device(s, device_id=DEV)
+    return IngestHandler(fleet_ctx.sessions)
+
+
+def cycle(ctx: FleetContext, handler: IngestHandler, payload: bytes, rule: str) -> None:
+    """Condition present twice (one alert), then cleared (resolved)."""
+    topic = f"cs/v1/d/{DEV}/health"
+    assert handler.handle(topic, payload).action == "stored"
+    sweep(ctx.sessions)
+    sweep(ctx.sessions)
+    assert live(ctx).get(rule) == "open"
+    assert len(all_alerts(ctx, rule)) == 1
+
+
+@pytest.mark.parametrize(
+    ("rule", "bad", "good"),
+    [
+        ("sensor_fault", {"sensor_faults": "sht4x:crc"}, {"sensor_faults": ""}),
+        ("clock_unsynced", {"clock_synced": False}, {"clock_synced": True}),
+        ("queue_evicting", {"evicted": 12}, {"evicted": 12}),
+    ],
+)
+def test_health_rules_open_dedupe_resolve(
+    fleet_ctx: FleetContext, handler: IngestHandler, rule: str, bad: dict, good: dict
+) -> None:
+    now = time.time()
+    cycle(fleet_ctx, handler, health(now, **bad), rule)
+    if rule == "queue_evicting":
+        # Evictions stop: the count no longer grows over the window, once history shows it.
+        with fleet_ctx.sessions.begin() as s:
+            for snap in s.scalars(select(HealthSnapshot)):
+                snap.data = {**snap.data, "evicted": 12}
+    handler.handle(f"cs/v1/d/{DEV}/health", health(now + 1, **good))
+    sweep(fleet_ctx.sessions)
+    assert rule not in live(fleet_ctx)
+    (alert,) = all_alerts(fleet_ctx, rule)
+    assert alert.state == "resolved" and alert.resolved_by.startswith("system")
+
+
+def test_reboot_loop(fleet_ctx: FleetContext, handler: IngestHandler) -> None:
+    now = time.time()
+    uptimes = [50, 10, 60, 12, 70, 15, 80, 20]  # four restarts within the hour
+    for i, uptime in enumerate(uptimes):
+        handler.handle(f"cs/v1/d/{DEV}/health", health(now + i, uptime=uptime))
+    sweep(fleet_ctx.sessions)
+    assert live(fleet_ctx).get("reboot_loop") == "open"
+    handler.handle(f"cs/v1/d/{DEV}/health", health(now + 10, uptime=4000))
+    sweep(fleet_ctx.sessions)
+    assert "reboot_loop" not in live(fleet_ctx)
+
+
+def test_offline_and_state_history(fleet_ctx: FleetContext, handler: IngestHandler) -> None:
+    handler.handle(f"cs/v1/d/{DEV}/status", b'{"sv":1,"state":"online"}')
+    with fleet_ctx.sessions.begin() as s:
+        device = s.scalars(select(Device)).one()
+        device.last_seen_at = utcnow() - timedelta(hours=5)
+    sweep(fleet_ctx.sessions)
+    assert live(fleet_ctx).get("offline") == "open"
+    with fleet_ctx.sessions() as s:
+        changes = [
+            (c.from_state, c.to_state)
+            for c in s.scalars(select(StateChange).order_by(StateChange.id))
+        ]
+    assert changes == [("unknown", "online"), ("online", "offline")]
+    handler.handle(f"cs/v1/d/{DEV}/status", b'{"sv":1,"state":"online"}')
+    sweep(fleet_ctx.sessions)
+    assert "offline" not in live(fleet_ctx)
+
+
+def test_battery_low_and_draining(fleet_ctx: FleetContext, handler: IngestHandler) -> None:
+    now = time.time()
+    for day in range(5):
+        pack = [
+            {
+                "bn": f"urn:dev:cs:{DEV}:",
+                "bt": now - (5 - day) * 86400,
+                "sv": 1,
+                "n": "battery",
+                "u": "%EL",
+                "v": 40.0 - day * 5,
+            }
+        ]
+        handler.handle(f"cs/v1/d/{DEV}/up", json.dumps(pack).encode())
+    sweep(fleet_ctx.sessions)
+    assert live(fleet_ctx).get("battery_draining") == "open"  # 5 %/day from 20 %: 4 days left
+    assert "battery_low" not in live(fleet_ctx)  # 20 % is not below 20 %
+    pack = [{"bn": f"urn:dev:cs:{DEV}:", "bt": now, "sv": 1, "n": "battery", "u": "%EL", "v": 15.0}]
+    handler.handle(f"cs/v1/d/{DEV}/up", json.dumps(pack).encode())
+    sweep(fleet_ctx.sessions)
+    assert live(fleet_ctx).get("battery_low") == "open"
+    with fleet_ctx.sessions() as s:
+        assert s.scalars(select(Reading).where(Reading.metric == "battery")).all()
+
+
+def test_firmware_behind_uses_borough_target(
+    fleet_ctx: FleetContext, handler: IngestHandler
+) -> None:
+    from fleet.registry import places
+
+    with fleet_ctx.sessions.begin() as s:
+        borough = places.create_borough(s, code="lambeth", name="Lambeth")
+        borough.alert_settings = {"target_fw_version": "1.2.0"}
+        s.scalars(select(Device)).one().borough_id = borough.id
+    handler.handle(f"cs/v1/d/{DEV}/health", health(time.time(), fw_version="1.1.9"))
+    sweep(fleet_ctx.sessions)
+    assert live(fleet_ctx).get("firmware_behind") == "open"
+    handler.handle(f"cs/v1/d/{DEV}/health", health(time.time() + 1, fw_version="1.2.0"))
+    sweep(fleet_ctx.sessions)
+    assert "firmware_behind" not in live(fleet_ctx)
+
+
+def test_projection_needs_a_falling_trend() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    flat = [(t0 + timedelta(days=d), 80.0) for d in range(5)]
+    assert projected_days_to_empty(flat) is None
+    falling = [(t0 + timedelta(days=d), 50.0 - 10 * d) for d in range(5)]
+    assert projected_days_to_empty(falling) == pytest.approx(1.0)
