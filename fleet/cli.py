@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 device_app = typer.Typer(help="Manage the device registry.", no_args_is_help=True)
 app.add_typer(device_app, name="device")
+user_app = typer.Typer(help="Manage users and boroughs.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 console = Console(stderr=True)
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
@@ -145,6 +147,73 @@ def device_add(
     finally:
         ctx.close()
     console.print(f"registered {device_id}")
+
+
+@user_app.command("add-borough")
+def borough_add(
+    code: Annotated[str, typer.Argument(help="Short code, e.g. hackney")],
+    name: Annotated[str, typer.Option(help="Display name, e.g. 'London Borough of Hackney'")],
+) -> None:
+    """Create a borough."""
+    from fleet.core.context import build_context
+    from fleet.registry.places import Conflict, create_borough
+
+    ctx = build_context(_settings())
+    try:
+        with ctx.sessions.begin() as session:
+            create_borough(session, code=code, name=name)
+    except Conflict as exc:
+        console.print(f"[yellow]{exc}[/yellow]")
+        raise typer.Exit(1) from None
+    finally:
+        ctx.close()
+    console.print(f"created borough {code}")
+
+
+@user_app.command("add")
+def user_add(
+    email: str,
+    name: Annotated[str, typer.Option(help="Full name")],
+    role: Annotated[str, typer.Option(help="admin, staff, technician or readonly")],
+    borough: Annotated[
+        list[str] | None, typer.Option("--borough", "-b", help="Borough code (repeatable)")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Create a user. Without --password-stdin you are prompted (input hidden)."""
+    from fleet.access.accounts import AccountError, create_user
+    from fleet.access.roles import Role
+    from fleet.access.secrets import WeakPassword
+    from fleet.core.context import build_context
+
+    try:
+        parsed_role = Role(role)
+    except ValueError:
+        console.print(f"[red]unknown role {role!r}[/red]: use admin, staff, technician or readonly")
+        raise typer.Exit(2) from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    ctx = build_context(_settings())
+    try:
+        with ctx.sessions.begin() as session:
+            create_user(
+                session,
+                email=email,
+                name=name,
+                role=parsed_role,
+                password=password,
+                borough_codes=borough or [],
+            )
+    except (AccountError, WeakPassword) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        ctx.close()
+    console.print(f"created {parsed_role.value} {email}")
 
 
 @app.command()

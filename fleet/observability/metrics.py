@@ -84,11 +84,11 @@ def build_registry(ctx: FleetContext, ingest: IngestWorker | None) -> CollectorR
 
 def _time_statements(engine: Engine, histogram: Histogram) -> None:
     @event.listens_for(engine, "before_cursor_execute")
-    def _start(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def _start(conn, cursor, statement, parameters, context, executemany):
         conn.info.setdefault("fleet_query_start", []).append(time.perf_counter())
 
     @event.listens_for(engine, "after_cursor_execute")
-    def _stop(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def _stop(conn, cursor, statement, parameters, context, executemany):
         stack = conn.info.get("fleet_query_start")
         if stack:
             histogram.observe(time.perf_counter() - stack.pop())

@@ -88,13 +88,14 @@ def test_device_page_charts_and_alert_acknowledged_into_audit_log(
     now = float(int(time.time()))
     handler = IngestHandler(fleet.ctx.sessions)
     samples = [(i * 600.0, 20.0 + i * 0.1, 60.0 + i) for i in range(12)]
-    handler.handle(
-        "cs/v1/d/cs-hackney-0001/up", telemetry("cs-hackney-0001", now - 7200, samples)
-    )
+    handler.handle("cs/v1/d/cs-hackney-0001/up", telemetry("cs-hackney-0001", now - 7200, samples))
     with fleet.ctx.sessions.begin() as s:
         device = s.scalars(select(Device).where(Device.device_id == "cs-hackney-0001")).one()
         apply_findings(
-            s, device, [Finding("sensor_fault", True, "sensor fault: sht4x", "warning")], now=utcnow()
+            s,
+            device,
+            [Finding("sensor_fault", True, "sensor fault: sht4x", "warning")],
+            now=utcnow(),
         )
 
     sign_in(page, fleet.base_url, "staff_hackney")

@@ -1,0 +1,161 @@
+"""Device configuration (`config.json`, written by provisioning) and board profiles.
+
+Every field is checked on load; a bad file is refused with a reason naming the
+field, so a technician can fix it over the REPL instead of guessing.
+"""
+
+import json
+
+SCHEMA = 1
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _get(obj: dict, key: str, kind, where: str, default=None, required: bool = True):
+    if key not in obj:
+        if required:
+            raise ConfigError("%s: missing '%s'" % (where, key))
+        return default
+    value = obj[key]
+    if value is None and not required:
+        return default
+    # bool is not an int here; a stray true/false for a number is a mistake.
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError("%s: '%s' must be %s, got %r" % (where, key, kind.__name__, value))
+    return value
+
+
+def _range(value: int, lo: int, hi: int, name: str) -> int:
+    if not lo <= value <= hi:
+        raise ConfigError("'%s' must be between %d and %d, got %d" % (name, lo, hi, value))
+    return value
+
+
+def valid_device_id(device_id: str) -> bool:
+    if not 3 <= len(device_id) <= 64:
+        return False
+    for ch in device_id:
+        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "-"):
+            return False
+    return True
+
+
+def _mqtt(raw: dict) -> dict:
+    w = "mqtt"
+    host = _get(raw, "host", str, w)
+    if not host:
+        raise ConfigError("mqtt: 'host' is empty")
+    m = {
+        "host": host,
+        "port": _range(_get(raw, "port", int, w, 1883, False), 1, 65535, "mqtt.port"),
+        "tls": _get(raw, "tls", bool, w, False, False),
+        "username": _get(raw, "username", str, w, None, False),
+        "password": _get(raw, "password", str, w, None, False),
+        "keepalive": _range(_get(raw, "keepalive", int, w, 60, False), 10, 65535, "mqtt.keepalive"),
+        "clean_session": _get(raw, "clean_session", bool, w, False, False),
+        # Paths on the device filesystem (PEM or DER).
+        "ca": _get(raw, "ca", str, w, None, False),
+        "cert": _get(raw, "cert", str, w, None, False),
+        "key": _get(raw, "key", str, w, None, False),
+    }
+    if m["tls"] and not m["ca"]:
+        # No system trust store on the device: an unverified TLS link is refused outright.
+        raise ConfigError("mqtt: 'tls' needs 'ca' (path to the broker CA certificate)")
+    if (m["cert"] is None) != (m["key"] is None):
+        raise ConfigError("mqtt: 'cert' and 'key' must be given together")
+    if m["password"] is not None and m["username"] is None:
+        raise ConfigError("mqtt: 'password' given without 'username'")
+    return m
+
+
+def validate(raw) -> dict:
+    """Return the config with defaults filled in, or raise ConfigError naming the field.
+
+    A plain dict (not a class) so this module can be unloaded after boot.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("top level must be a JSON object")
+    schema = _get(raw, "schema", int, "config")
+    if schema != SCHEMA:
+        raise ConfigError("unsupported schema %d (this firmware reads %d)" % (schema, SCHEMA))
+    device_id = _get(raw, "device_id", str, "config")
+    if not valid_device_id(device_id):
+        raise ConfigError("'device_id' must match [a-z0-9-]{3,64}, got %r" % device_id)
+    board = _get(raw, "board", str, "config")
+    if not board or "/" in board or "." in board:
+        raise ConfigError("'board' must be a plain profile name, got %r" % board)
+    wifi = _get(raw, "wifi", dict, "config")
+    return {
+        "schema": schema,
+        "version": _range(_get(raw, "version", int, "config"), 1, 2**31 - 1, "version"),
+        "device_id": device_id,
+        "board": board,
+        "wifi": {"ssid": _get(wifi, "ssid", str, "wifi"), "password": _get(wifi, "password", str, "wifi", "", False)},
+        "mqtt": _mqtt(_get(raw, "mqtt", dict, "config")),
+        "sample_interval_s": _range(
+            _get(raw, "sample_interval_s", int, "config", 900, False), 1, 86400, "sample_interval_s"
+        ),
+        "health_interval_s": _range(
+            _get(raw, "health_interval_s", int, "config", 3600, False), 1, 86400, "health_interval_s"
+        ),
+    }
+
+
+def _read_json(path: str, what: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError:
+        raise ConfigError("%s not found at '%s'" % (what, path))
+    except ValueError as e:
+        raise ConfigError("%s '%s' is not valid JSON (%s)" % (what, path, e))
+
+
+def load(path: str = "config.json") -> dict:
+    return validate(_read_json(path, "config"))
+
+
+def _i2c_profile(raw: dict) -> dict:
+    w = "board.i2c"
+    for key in ("sda", "scl"):
+        _range(_get(raw, key, int, w), 0, 48, "i2c." + key)
+    _range(_get(raw, "freq", int, w, 100000, False), 10000, 1000000, "i2c.freq")
+    return raw
+
+
+def load_board_profile(name: str, folder: str = "boards") -> dict:
+    """Board profile JSON from hardware/boards/, copied next to the code on the device."""
+    raw = _read_json(folder + "/" + name + ".json", "board profile")
+    if not isinstance(raw, dict):
+        raise ConfigError("board profile: top level must be a JSON object")
+    if _get(raw, "name", str, "board") != name:
+        raise ConfigError("board profile '%s' names itself %r" % (name, raw.get("name")))
+    _i2c_profile(_get(raw, "i2c", dict, "board"))
+    sensors = []
+    for sensor in _get(raw, "sensors", list, "board"):
+        if not isinstance(sensor, dict):
+            raise ConfigError("board.sensors: each entry must be an object")
+        sensors.append({
+            "type": _get(sensor, "type", str, "board.sensors"),
+            "addr": _range(_get(sensor, "addr", int, "board.sensors"), 0x08, 0x77, "sensors.addr"),
+        })
+    led = _get(raw, "led", dict, "board", None, False)
+    if led is not None:
+        _range(_get(led, "pin", int, "board.led"), 0, 48, "led.pin")
+    # Only what the firmware uses stays in RAM; descriptions are for people.
+    return {"name": name, "i2c": raw["i2c"], "sensors": sensors, "led": led}
+
+
+def load_or_exit(path: str = "config.json") -> tuple:
+    """(config, board profile), or print the reason and stop with exit status 2.
+
+    Stopping leaves the REPL free for a technician to fix the file.
+    """
+    try:
+        cfg = load(path)
+        return cfg, load_board_profile(cfg["board"])
+    except ConfigError as e:
+        print("config error:", e)
+        raise SystemExit(2)

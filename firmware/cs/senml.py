@@ -1,0 +1,53 @@
+"""SenML (RFC 8428) JSON packs in the cs-senml/1 profile (docs/wire-format.md).
+
+The first record carries bn/bt/sv; later records carry `t` relative to bt.
+Records are rendered to text as they are added, so a pack holds one short
+string per record and encodes with a single join (small heap on the device).
+"""
+
+import json
+
+from cs.topics import SCHEMA_VERSION
+
+BN_PREFIX = "urn:dev:cs:"
+CEL = "Cel"
+RH = "%RH"
+
+
+def base_name(device_id: str) -> str:
+    return BN_PREFIX + device_id + ":"
+
+
+def number(value, decimals: int = 2) -> str:
+    """JSON number text; floats get fixed decimals (ESP32 floats are single precision,
+    so their repr is noisy) with trailing zeros removed."""
+    if isinstance(value, int):
+        return str(value)
+    text = ("%." + str(decimals) + "f") % value
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+class Pack:
+    def __init__(self, device_id: str, bt: int) -> None:
+        self.bt = bt
+        self.records = ['[{"bn":%s,"bt":%d,"sv":%d,' % (json.dumps(base_name(device_id)), bt, SCHEMA_VERSION)]
+
+    def add(self, name: str, value, unit=None, t: int = 0) -> None:
+        """Add one record; the type of `value` picks the field: vb (bool), vs (str) or v."""
+        if isinstance(value, bool):  # test first: bool is an int on CPython
+            v = '"vb":' + ("true" if value else "false")
+        elif isinstance(value, str):
+            v = '"vs":' + json.dumps(value)
+        else:
+            v = '"v":' + number(value)
+        rec = '"n":"%s",%s%s%s}' % (name, '"u":"%s",' % unit if unit else "", v, ',"t":%d' % t if t else "")
+        # The head record is still open ("...,"); later ones need their own brace.
+        self.records.append(rec if len(self.records) == 1 else ",{" + rec)
+
+    def encode(self) -> bytes:
+        if len(self.records) < 2:
+            raise ValueError("empty SenML pack")
+        self.records.append("]")
+        out = "".join(self.records).encode()
+        self.records.pop()
+        return out

@@ -1,0 +1,48 @@
+"""Virtual sensors: the real firmware running in the MicroPython unix VM.
+
+Each virtual device runs ``firmware/main.py`` (precompiled to .mpy with
+``mpy-cross``) under ``micropython -X heapsize=SIZE``, with ``hardware/sim``
+standing in for ``machine``/``network``/``esp32`` and a simulated SHT4x fed by
+a room model. Its working directory is its own folder ``data_dir/<device_id>/``
+(the device's filesystem): ``config.json``, ``sim.json``, ``boards/``,
+RTC/NVS files, ``device.log`` and ``sim_readings.jsonl``.
+
+Device ids: ``cs-<mac>``, where the MAC is a locally administered address
+derived from the device's seed (``device_id_for_seed``), the same shape
+provisioning gives a real sensor. A fleet uses seeds ``base_seed ..
+base_seed+N-1``, so re-runs reproduce the same devices and data.
+
+API::
+
+    dev = VirtualDevice(device_id=None, data_dir="data/sim", broker_host="127.0.0.1",
+                        broker_port=1883, heapsize="128K", sample_interval_s=900,
+                        health_interval_s=3600, seed=None, board="devkitc-sht41",
+                        room=None, faults=None)
+    dev.start(); dev.is_running; dev.pid; dev.stop(timeout=5.0); dev.kill()
+    dev.set_faults({"sht4x": "crc"}); dev.readings(); dev.log_path; dev.device_dir
+
+    fleet = VirtualFleet(count, data_dir, broker_host="127.0.0.1", broker_port=1883,
+                         heapsize="128K", sample_interval_s=900, health_interval_s=3600,
+                         base_seed=1)
+    with fleet: ...   # start() / stop(); fleet.devices, fleet.device_ids, fleet.running()
+
+``stop()`` sends SIGTERM to the device's process group, then SIGKILL after the
+timeout; ``kill()`` pulls the plug (the broker then publishes the last will).
+``machine.reset()`` and ``machine.deepsleep(ms)`` in the VM restart the process
+(after ``ms`` for deep sleep), as the chip would. ``SimulatorError`` explains
+what is missing (e.g. the ``micropython`` binary).
+"""
+
+from fleet.simulator.device import VirtualDevice
+from fleet.simulator.fleet import VirtualFleet
+from fleet.simulator.identity import device_id_for_seed, mac_for_seed
+from fleet.simulator.paths import SimulatorError, find_micropython
+
+__all__ = [
+    "SimulatorError",
+    "VirtualDevice",
+    "VirtualFleet",
+    "device_id_for_seed",
+    "find_micropython",
+    "mac_for_seed",
+]

@@ -1,0 +1,293 @@
+"""One virtual device: the real firmware in the MicroPython unix VM, in its own folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from fleet.simulator.build import build_firmware
+from fleet.simulator.identity import device_id_for_seed, mac_for_seed
+from fleet.simulator.paths import BOARDS_DIR, FROZEN_PATH, SimulatorError, find_micropython
+
+# Exit codes of the simulated board (hardware/sim/simdev/state.py).
+EXIT_RESET = 100
+EXIT_DEEPSLEEP = 101
+RESET_FILE = ".sim_reset"
+RTC_FILE = "rtc_memory.bin"
+
+# Config fields the launcher owns; anything else in an existing config.json is kept.
+_LAUNCHER_FIELDS = ("mqtt.host", "mqtt.port", "sample_interval_s", "health_interval_s")
+
+
+class VirtualDevice:
+    """A sensor running `firmware/main.py` under `micropython -X heapsize=...`.
+
+    The device folder is `data_dir / device_id`; it is the VM's working
+    directory (the device's root filesystem) and holds config.json, sim.json,
+    the board profile, RTC/NVS files, `device.log` and `sim_readings.jsonl`.
+    """
+
+    def __init__(
+        self,
+        device_id: str | None = None,
+        data_dir: Path | str = "data/sim",
+        broker_host: str = "127.0.0.1",
+        broker_port: int = 1883,
+        heapsize: str = "128K",
+        sample_interval_s: int = 900,
+        health_interval_s: int = 3600,
+        seed: int | None = None,
+        board: str = "devkitc-sht41",
+        room: dict[str, Any] | None = None,
+        faults: dict[str, Any] | None = None,
+        build_dir: Path | None = None,
+    ) -> None:
+        if seed is None:
+            seed = _seed_from(device_id) if device_id else int.from_bytes(os.urandom(4), "big")
+        self.seed = seed
+        self.device_id = device_id or device_id_for_seed(seed)
+        self.data_dir = Path(data_dir)
+        self.device_dir = self.data_dir / self.device_id
+        self.broker_host = broker_host
+        self.broker_port = broker_port
+        self.heapsize = heapsize
+        self.sample_interval_s = sample_interval_s
+        self.health_interval_s = health_interval_s
+        self.board = board
+        self.room = room
+        self.faults = faults
+        self._build_dir = build_dir
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.returncode: int | None = None
+        self.boots = 0
+
+    # -- files -------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.device_dir / "config.json"
+
+    @property
+    def sim_path(self) -> Path:
+        return self.device_dir / "sim.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.device_dir / "device.log"
+
+    @property
+    def readings_path(self) -> Path:
+        return self.device_dir / "sim_readings.jsonl"
+
+    def prepare(self) -> None:
+        """Create the device folder: config.json, sim.json and the board profile."""
+        self.device_dir.mkdir(parents=True, exist_ok=True)
+        profile = BOARDS_DIR / f"{self.board}.json"
+        if not profile.is_file():
+            raise SimulatorError(f"unknown board '{self.board}': no {profile}")
+        (self.device_dir / "boards").mkdir(exist_ok=True)
+        shutil.copyfile(profile, self.device_dir / "boards" / profile.name)
+        self._write_config()
+        if not self.sim_path.exists():
+            sim: dict[str, Any] = {
+                "seed": self.seed,
+                "mac": mac_for_seed(self.seed),
+                "room": self.room or {},
+                "faults": self.faults or {},
+                "wifi": {"rssi": -55 - self.seed % 30},
+            }
+            _write_json(self.sim_path, sim)
+        elif self.faults is not None:
+            self.set_faults(self.faults)
+
+    def _write_config(self) -> None:
+        wanted: dict[str, Any] = {
+            "schema": 1,
+            "version": 1,
+            "device_id": self.device_id,
+            "board": self.board,
+            "wifi": {"ssid": "sim", "password": "sim"},
+            "mqtt": {
+                "host": self.broker_host,
+                "port": self.broker_port,
+                "tls": False,
+                "username": None,
+                "password": None,
+                "keepalive": 60,
+            },
+            "sample_interval_s": self.sample_interval_s,
+            "health_interval_s": self.health_interval_s,
+        }
+        if not self.config_path.exists():
+            _write_json(self.config_path, wanted)
+            return
+        current = json.loads(self.config_path.read_text())
+        changed = False
+        for field in _LAUNCHER_FIELDS:
+            src: dict[str, Any] = wanted
+            dst: dict[str, Any] = current
+            *parents, leaf = field.split(".")
+            for p in parents:
+                src, dst = src[p], dst.setdefault(p, {})
+            if dst.get(leaf) != src[leaf]:
+                dst[leaf] = src[leaf]
+                changed = True
+        if changed:  # a changed config is a new config version, as provisioning would make it
+            current["version"] = int(current.get("version", 0)) + 1
+            _write_json(self.config_path, current)
+
+    def set_faults(self, faults: dict[str, Any]) -> None:
+        """Replace sim.json "faults" (e.g. {"sht4x": "crc"}); the running sim picks it up."""
+        sim = json.loads(self.sim_path.read_text())
+        sim["faults"] = faults
+        _write_json(self.sim_path, sim)
+
+    def readings(self) -> list[dict[str, Any]]:
+        """Every measurement the simulated sensor served (see hardware/sim/simdev/sht4x.py)."""
+        if not self.readings_path.exists():
+            return []
+        lines = self.readings_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    # -- process -----------------------------------------------------------------------
+    def build_dir(self) -> Path:
+        if self._build_dir is None:
+            self._build_dir = build_firmware(self.data_dir / ".build")
+        return self._build_dir
+
+    def command(self) -> list[str]:
+        main = self.build_dir() / "main.py"
+        return [str(find_micropython()), "-X", f"heapsize={self.heapsize}", str(main)]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # Compiled firmware and sim first, then the unix port's frozen asyncio.
+        env["MICROPYPATH"] = os.pathsep.join([str(self.build_dir()), FROZEN_PATH])
+        return env
+
+    def start(self) -> None:
+        """Power the device on: a fresh boot (reset cause power-on, RTC memory cleared)."""
+        with self._lock:
+            if self.is_running:
+                return
+            self.prepare()
+            cmd = self.command()
+            for name in (RESET_FILE, RTC_FILE):
+                (self.device_dir / name).unlink(missing_ok=True)
+            self._stop.clear()
+            self.returncode = None
+            self._spawn(cmd)
+            self._thread = threading.Thread(
+                target=self._supervise, args=(cmd,), name=f"vdev-{self.device_id}", daemon=True
+            )
+            self._thread.start()
+
+    def _spawn(self, cmd: list[str]) -> None:
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                cmd,
+                cwd=self.device_dir,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() reaches every child
+            )
+        self.boots += 1
+
+    def _supervise(self, cmd: list[str]) -> None:
+        # Plays the part of the chip: machine.reset() and deepsleep() end the process
+        # with agreed exit codes, and the device boots again.
+        while True:
+            proc = self._proc
+            if proc is None:
+                return
+            code = proc.wait()
+            if self._stop.is_set():
+                return
+            if code == EXIT_DEEPSLEEP:
+                if self._stop.wait(self._sleep_seconds()):
+                    return
+            elif code != EXIT_RESET:
+                self.returncode = code
+                return
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._spawn(cmd)
+
+    def _sleep_seconds(self) -> float:
+        try:
+            parts = (self.device_dir / RESET_FILE).read_text().split()
+            return int(parts[2]) / 1000.0
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    @property
+    def is_running(self) -> bool:
+        """True while the device is powered (running, or asleep between boots)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def kill(self) -> None:
+        """Pull the plug: SIGKILL, no clean MQTT disconnect (the broker sends the will)."""
+        self._terminate(signal.SIGKILL, timeout=0)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Power off: SIGTERM, then SIGKILL after `timeout` seconds; no process is left behind."""
+        self._terminate(signal.SIGTERM, timeout)
+
+    def _terminate(self, sig: signal.Signals, timeout: float) -> None:
+        self._stop.set()
+        with self._lock:
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            _signal_group(proc, sig)
+            try:
+                proc.wait(timeout=timeout if timeout > 0 else None)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if proc is not None:
+            self.returncode = proc.returncode
+
+    def __enter__(self) -> VirtualDevice:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running else "stopped"
+        return f"VirtualDevice({self.device_id!r}, {state}, dir={str(self.device_dir)!r})"
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def _seed_from(device_id: str) -> int:
+    return int.from_bytes(device_id.encode()[-8:].rjust(8, b"\0"), "big") & 0x7FFFFFFF
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
