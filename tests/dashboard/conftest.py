@@ -8,8 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
+from fleet.core.context import FleetContext, build_context
+from fleet.core.settings import Settings
 from tests.conftest import REPO_ROOT, missing_service
+from tests.fleet.conftest import PASSWORD, World
+from tests.fleet.server import RunningFleet, running_fleet
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -60,3 +65,25 @@ def save_screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[RunningFleet]:
+    ctx: FleetContext = build_context(
+        Settings(environment="test", data_dir=tmp_path, embedded_broker_port=0)
+    )
+    World(ctx)
+    try:
+        with running_fleet(ctx) as running:
+            yield running
+    finally:
+        ctx.close()
+
+
+def sign_in(page, base_url: str, who: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base_url + "/")
+    expect(page).to_have_url(base_url + "/login?next=/")
+    page.get_by_label("Email").fill(f"{who}@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Fleet overview")).to_be_visible()

@@ -4,48 +4,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from fleet.core.context import FleetContext, build_context
-from fleet.core.settings import Settings
 from fleet.health.alert_rules import Finding
 from fleet.health.alerts import apply_findings
 from fleet.ingest.handler import IngestHandler
 from fleet.models import Device
 from fleet.models.base import utcnow
-from tests.dashboard.conftest import save_screenshot
-from tests.fleet.conftest import PASSWORD, World
+from tests.dashboard.conftest import save_screenshot, sign_in
 from tests.fleet.packs import telemetry
-from tests.fleet.server import RunningFleet, running_fleet
+from tests.fleet.server import RunningFleet
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[RunningFleet]:
-    ctx: FleetContext = build_context(
-        Settings(environment="test", data_dir=tmp_path, embedded_broker_port=0)
-    )
-    World(ctx)
-    try:
-        with running_fleet(ctx) as running:
-            yield running
-    finally:
-        ctx.close()
-
-
-def sign_in(page, base_url: str, who: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(base_url + "/")
-    expect(page).to_have_url(base_url + "/login?next=/")
-    page.get_by_label("Email").fill(f"{who}@example.org")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Fleet overview")).to_be_visible()
 
 
 def test_wrong_password_is_refused(fleet: RunningFleet, page) -> None:  # type: ignore[no-untyped-def]
