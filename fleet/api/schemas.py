@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,63}$"
+# Database ids are 32-bit on every backend; larger numbers cannot name a row.
+MAX_ID = 2_147_483_647
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class DeviceCreate(BaseModel):
@@ -95,7 +98,7 @@ class BoroughOut(BaseModel):
 class EstateCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     kind: str = Field(default="estate", pattern=r"^(estate|block)$")
-    parent_id: int | None = None
+    parent_id: DbId | None = None
 
 
 class EstateOut(BaseModel):
@@ -110,7 +113,7 @@ class EstateOut(BaseModel):
 
 class PropertyCreate(BaseModel):
     reference: str = Field(min_length=1, max_length=64)
-    estate_id: int | None = None
+    estate_id: DbId | None = None
     housing_type: str | None = Field(default=None, max_length=32)
     construction_age_band: str | None = Field(default=None, max_length=32)
     floor: int | None = Field(default=None, ge=-5, le=200)
@@ -138,7 +141,7 @@ class PlacementOut(PlacementCreate):
 
 
 class DevicePlace(BaseModel):
-    placement_id: int
+    placement_id: DbId
 
 
 class AlertOut(BaseModel):

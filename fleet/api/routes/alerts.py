@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import get_session, require
-from fleet.api.schemas import AlertOut, AuditOut
+from fleet.api.schemas import MAX_ID, AlertOut, AuditOut
 from fleet.health import alerts as lifecycle
 from fleet.models import AuditEntry
 from fleet.models.base import utcnow
@@ -55,7 +57,7 @@ def _transition(alert_id: int, session: Session, principal: Principal, action: s
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
 def acknowledge(
-    alert_id: int,
+    alert_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.ALERTS_WRITE)),
 ) -> AlertOut:
@@ -64,7 +66,7 @@ def acknowledge(
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
 def resolve(
-    alert_id: int,
+    alert_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.ALERTS_WRITE)),
 ) -> AlertOut:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
@@ -10,6 +12,7 @@ from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import get_session, require
 from fleet.api.schemas import (
+    MAX_ID,
     BoroughCreate,
     BoroughOut,
     EstateCreate,
@@ -135,7 +138,7 @@ def create_property(
 
 @router.get("/properties/{property_id}/placements", response_model=list[PlacementOut])
 def list_placements(
-    property_id: int,
+    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> list[PlacementOut]:
@@ -148,7 +151,7 @@ def list_placements(
 
 @router.post("/properties/{property_id}/placements", response_model=PlacementOut, status_code=201)
 def create_placement(
-    property_id: int,
+    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: PlacementCreate,
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
