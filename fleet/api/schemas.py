@@ -60,6 +60,14 @@ class ReadingOut(BaseModel):
     unit: str
 
 
+class SeriesPointOut(BaseModel):
+    ts: datetime
+    mean: float
+    low: float
+    high: float
+    count: int
+
+
 class RejectOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -10,6 +10,7 @@ Benchmark = Callable[[], dict[str, Any]]
 _REGISTRY: dict[str, tuple[str, str]] = {
     # name -> (module, description); imported lazily so one benchmark's deps never slow another
     "senml": ("fleet.bench.senml", "SenML decode and validation throughput on the ingest path"),
+    "dashboard": ("fleet.bench.dashboard", "Overview at 10,000 devices and a year of chart data"),
     "risk": ("fleet.bench.risk", "Mould index and threshold rules: incremental and bulk cost"),
 }
 

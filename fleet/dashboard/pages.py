@@ -23,11 +23,18 @@ from fleet.models import AuditEntry, HealthSnapshot, StateChange
 from fleet.models.base import utcnow
 from fleet.registry import devices as registry
 from fleet.registry import places
+from fleet.registry.series import reading_series
 from fleet.risk.psychro import dew_point
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
-RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+RANGES = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "1y": timedelta(days=365),
+}
+CHART_POINTS = 400
 CHARTED = (
     ("temperature", "Temperature", "°C"),
     ("humidity", "Relative humidity", "%"),
@@ -83,7 +90,7 @@ def overview(
 def device_page(
     request: Request,
     device_id: str,
-    range: str = Query("24h", pattern=r"^(24h|7d|30d)$"),
+    range: str = Query("24h", pattern=r"^(24h|7d|30d|1y)$"),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
 ) -> HTMLResponse:
@@ -91,13 +98,15 @@ def device_page(
         device = registry.get_device(session, device_id=device_id, principal=user)
     except registry.DeviceNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    since = utcnow() - RANGES[range]
-    readings = registry.reading_history(
-        session, device=device, metric=None, since=since, until=None, limit=200_000
-    )
+    until = utcnow()
+    since = until - RANGES[range]
     by_metric: dict[str, list[tuple]] = {}
-    for r in readings:
-        by_metric.setdefault(r.metric, []).append((r.ts, r.value))
+    for metric, _, _ in CHARTED:
+        points = reading_series(
+            session, device=device, metric=metric, since=since, until=until, max_points=CHART_POINTS
+        )
+        if points:
+            by_metric[metric] = [(p.ts, p.mean) for p in points]
     charts = [
         (label, Markup(line_chart(Series(label, unit, by_metric.get(metric, [])))))
         for metric, label, unit in CHARTED

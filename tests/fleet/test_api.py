@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterator
 
 import pytest
@@ -128,3 +129,28 @@ def test_metrics_exposes_devices_and_rejects(client: TestClient, world: World) -
     assert 'fleet_devices{state="unknown"} 2.0' in text
     assert 'fleet_rejected_messages_total{reason="unknown_device"} 1.0' in text
     assert "fleet_db_query_seconds_bucket" in text
+
+
+def test_series_buckets_a_range(client: TestClient, world: World, fleet_ctx: FleetContext) -> None:
+    handler = IngestHandler(fleet_ctx.sessions, clock=lambda: NOW)
+    samples = [(i * 900.0, 20.0, float(40 + i % 4)) for i in range(96)]  # one day, 15 min
+    handler.handle("cs/v1/d/cs-hackney-0001/up", telemetry("cs-hackney-0001", NOW - 86400, samples))
+    h = world.headers("staff_hackney")
+    since = datetime.fromtimestamp(NOW - 86400, UTC).isoformat()
+    r = client.get(
+        "/api/v1/devices/cs-hackney-0001/series",
+        params={"metric": "humidity", "since": since, "points": 24},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    points = r.json()
+    assert 24 <= len(points) <= 25
+    assert sum(p["count"] for p in points) == 96
+    assert all(p["low"] <= p["mean"] <= p["high"] for p in points)
+    assert {p["low"] for p in points} == {40.0}
+    bad = client.get(
+        "/api/v1/devices/cs-hackney-0001/series",
+        params={"metric": "humidity", "since": since, "until": since},
+        headers=h,
+    )
+    assert bad.status_code == 422

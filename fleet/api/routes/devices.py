@@ -19,11 +19,14 @@ from fleet.api.schemas import (
     DevicePage,
     DevicePlace,
     ReadingOut,
+    SeriesPointOut,
 )
 from fleet.commands.send import CommandUnavailable, send_command
 from fleet.ingest.profile import METRIC_UNITS
+from fleet.models.base import utcnow
 from fleet.registry import devices as registry
 from fleet.registry import places
+from fleet.registry.series import reading_series
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
@@ -164,6 +167,34 @@ def readings(
         session, device=device, metric=metric, since=since, until=until, limit=limit
     )
     return [ReadingOut.model_validate(r) for r in rows]
+
+
+@router.get("/{device_id}/series", response_model=list[SeriesPointOut])
+def series(
+    device_id: str,
+    metric: str = Query(..., description="e.g. humidity"),
+    since: datetime = Query(..., description="ISO 8601 with offset, inclusive"),
+    until: datetime | None = Query(None, description="ISO 8601 with offset; default now"),
+    points: int = Query(500, ge=10, le=5000, description="Most buckets to return"),
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> list[SeriesPointOut]:
+    """Bucketed mean/min/max for charts: a year of data in a few hundred points."""
+    if metric not in METRIC_UNITS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"unknown metric {metric!r}; known: {', '.join(sorted(METRIC_UNITS))}",
+        )
+    end = until or utcnow()
+    if since.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "times need a UTC offset")
+    if end <= since:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "until must be after since")
+    device = _device_or_404(session, device_id, principal)
+    rows = reading_series(
+        session, device=device, metric=metric, since=since, until=end, max_points=points
+    )
+    return [SeriesPointOut(**vars(p)) for p in rows]
 
 
 @router.post("/{device_id}/commands", response_model=CommandOut, status_code=202)
