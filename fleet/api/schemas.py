@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,63}$"
 # Database ids are 32-bit on every backend; larger numbers cannot name a row.
@@ -49,6 +49,12 @@ class DeviceOut(BaseModel):
     health: dict[str, Any] | None
     health_at: datetime | None
     created_at: datetime
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_names(cls, value: Any) -> list[str]:
+        return [t if isinstance(t, str) else t.name for t in value or []]
 
 
 class ReadingOut(BaseModel):
@@ -191,3 +197,44 @@ class CommandOut(BaseModel):
     id: str
     op: str
     topic: str
+
+
+class EstateUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: str | None = Field(default=None, pattern=r"^(estate|block)$")
+
+
+class PropertyUpdate(BaseModel):
+    estate_id: DbId | None = None
+    housing_type: str | None = Field(default=None, max_length=32)
+    construction_age_band: str | None = Field(default=None, max_length=32)
+    floor: int | None = Field(default=None, ge=-5, le=200)
+    address: str | None = Field(default=None, max_length=400)
+    postcode: str | None = Field(default=None, max_length=10)
+
+
+class PlacementUpdate(BaseModel):
+    room: str | None = Field(default=None, min_length=1, max_length=64)
+    position: str | None = Field(default=None, max_length=64)
+
+
+class DeviceUpdate(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    power_mode: str | None = Field(default=None, pattern=r"^(mains|battery)$")
+    report_interval_s: int | None = Field(default=None, ge=10, le=86400)
+    tags: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]] | None = Field(
+        default=None, max_length=20
+    )
+
+
+class HardwareModelIn(BaseModel):
+    board: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
+    description: str = Field(default="", max_length=400)
+    power: str = Field(default="mains", pattern=r"^(mains|battery)$")
+    sensors: list[str] = Field(default_factory=list, max_length=10)
+
+
+class HardwareModelOut(HardwareModelIn):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int

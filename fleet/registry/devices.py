@@ -14,7 +14,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
-from fleet.models import Borough, Device, Reading
+from fleet.models import Borough, Device, Reading, Tag
 
 SORTABLE = {
     "device_id": Device.device_id,
@@ -144,3 +144,13 @@ def reading_history(
     # Newest first, then returned oldest-first so charts draw left to right.
     rows = session.scalars(stmt.order_by(Reading.ts.desc(), Reading.metric).limit(limit)).all()
     return list(reversed(rows))
+
+
+def set_tags(session: Session, *, device: Device, names: list[str]) -> None:
+    wanted = sorted(set(names))
+    existing = {t.name: t for t in session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
+    for name in wanted:
+        if name not in existing:
+            existing[name] = Tag(name=name)
+            session.add(existing[name])
+    device.tags = [existing[n] for n in wanted]

@@ -147,3 +147,51 @@ def place_device(
     device.placement_id = placement.id
     device.borough_id = prop.borough_id
     return placement
+
+
+def get_estate(session: Session, *, estate_id: int, principal: Principal) -> Estate:
+    estate = session.get(Estate, estate_id)
+    if estate is None or not principal.can_see(estate.borough_id):
+        raise NotFound(f"no estate {estate_id}")
+    return estate
+
+
+def get_placement(session: Session, *, placement_id: int, principal: Principal) -> Placement:
+    placement = session.get(Placement, placement_id)
+    prop = session.get(Property, placement.property_id) if placement else None
+    if placement is None or prop is None or not principal.can_see(prop.borough_id):
+        raise NotFound(f"no placement {placement_id}")
+    return placement
+
+
+def update_fields(obj: object, changes: dict[str, object]) -> dict[str, object]:
+    """Apply only the fields that changed; returns {field: [old, new]} for the audit log."""
+    diff: dict[str, object] = {}
+    for key, value in changes.items():
+        old = getattr(obj, key)
+        if old != value:
+            setattr(obj, key, value)
+            diff[key] = [old, value]
+    return diff
+
+
+def delete_estate(session: Session, estate: Estate) -> None:
+    in_use = session.scalars(select(Property.id).where(Property.estate_id == estate.id)).first()
+    if in_use is not None:
+        raise Conflict(f"estate {estate.name!r} still has properties; move or delete them first")
+    session.delete(estate)
+
+
+def delete_property(session: Session, prop: Property) -> None:
+    placements = select(Placement.id).where(Placement.property_id == prop.id)
+    if session.scalars(select(Device.id).where(Device.placement_id.in_(placements))).first():
+        raise Conflict(
+            f"property {prop.reference!r} still has installed devices; remove them first"
+        )
+    session.delete(prop)
+
+
+def delete_placement(session: Session, placement: Placement) -> None:
+    if session.scalars(select(Device.id).where(Device.placement_id == placement.id)).first():
+        raise Conflict("a device is installed at this placement; remove it first")
+    session.delete(placement)

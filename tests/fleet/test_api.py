@@ -154,3 +154,29 @@ def test_series_buckets_a_range(client: TestClient, world: World, fleet_ctx: Fle
         headers=h,
     )
     assert bad.status_code == 422
+
+
+def test_registry_update_and_delete_rules(client: TestClient, world: World) -> None:
+    h = world.headers("staff_hackney")
+    estate = client.post("/api/v1/boroughs/hackney/estates", json={"name": "Kings"}, headers=h)
+    estate_id = estate.json()["id"]
+    prop = client.post(
+        "/api/v1/boroughs/hackney/properties",
+        json={"reference": "HX-77", "estate_id": estate_id, "address": "7 Private Road"},
+        headers=h,
+    ).json()
+    assert client.delete(f"/api/v1/estates/{estate_id}", headers=h).status_code == 409
+    r = client.patch(
+        f"/api/v1/properties/{prop['id']}", json={"address": "8 Private Road"}, headers=h
+    )
+    assert r.json()["address"] == "8 Private Road"
+    audit = client.get("/api/v1/audit?action=property.update", headers=h).json()
+    assert audit[0]["detail"] == {"address": "changed"}  # personal data stays out of the log
+    assert client.delete(f"/api/v1/properties/{prop['id']}", headers=h).status_code == 204
+    assert client.delete(f"/api/v1/estates/{estate_id}", headers=h).status_code == 204
+    tagged = client.patch(
+        "/api/v1/devices/cs-hackney-0001", json={"tags": ["pilot", "pilot", "wave-1"]}, headers=h
+    )
+    assert tagged.json()["tags"] == ["pilot", "wave-1"]
+    bad = client.patch("/api/v1/devices/cs-hackney-0001", json={"power_mode": "solar"}, headers=h)
+    assert bad.status_code == 422

@@ -18,6 +18,7 @@ from fleet.api.schemas import (
     DeviceOut,
     DevicePage,
     DevicePlace,
+    DeviceUpdate,
     ReadingOut,
     SeriesPointOut,
 )
@@ -111,6 +112,53 @@ def get_device(
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> DeviceOut:
     return DeviceOut.model_validate(_device_or_404(session, device_id, principal))
+
+
+@router.patch("/{device_id}", response_model=DeviceOut)
+def update_device(
+    device_id: str,
+    body: DeviceUpdate,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> DeviceOut:
+    device = _device_or_404(session, device_id, principal)
+    changes = body.model_dump(exclude_unset=True)
+    tags = changes.pop("tags", None)
+    diff = places.update_fields(device, changes)
+    if tags is not None:
+        diff["tags"] = [[t.name for t in device.tags], sorted(set(tags))]
+        registry.set_tags(session, device=device, names=tags)
+    audit.record(
+        session,
+        principal,
+        "device.update",
+        target_type="device",
+        target_id=device_id,
+        borough_id=device.borough_id,
+        detail=diff,
+    )
+    session.commit()
+    return DeviceOut.model_validate(device)
+
+
+@router.delete("/{device_id}", status_code=204)
+def decommission_device(
+    device_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> None:
+    """Remove a device and its readings (retention and consent rules decide when)."""
+    device = _device_or_404(session, device_id, principal)
+    audit.record(
+        session,
+        principal,
+        "device.decommission",
+        target_type="device",
+        target_id=device_id,
+        borough_id=device.borough_id,
+    )
+    session.delete(device)
+    session.commit()
 
 
 @router.put("/{device_id}/placement", response_model=DeviceOut)

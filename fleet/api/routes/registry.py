@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, status
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
@@ -17,12 +18,17 @@ from fleet.api.schemas import (
     BoroughOut,
     EstateCreate,
     EstateOut,
+    EstateUpdate,
+    HardwareModelIn,
+    HardwareModelOut,
     PlacementCreate,
     PlacementOut,
+    PlacementUpdate,
     PropertyCreate,
     PropertyOut,
+    PropertyUpdate,
 )
-from fleet.models import Borough
+from fleet.models import Borough, HardwareModel
 from fleet.registry import places
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
@@ -171,3 +177,215 @@ def create_placement(
     )
     session.commit()
     return PlacementOut.model_validate(placement)
+
+
+def _not_found(exc: Exception) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+
+
+def _conflict(exc: Exception) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+
+
+@router.patch("/estates/{estate_id}", response_model=EstateOut)
+def update_estate(
+    estate_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: EstateUpdate,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> EstateOut:
+    try:
+        estate = places.get_estate(session, estate_id=estate_id, principal=principal)
+    except places.NotFound as exc:
+        raise _not_found(exc) from exc
+    diff = places.update_fields(estate, body.model_dump(exclude_unset=True))
+    audit.record(
+        session,
+        principal,
+        "estate.update",
+        target_type="estate",
+        target_id=estate.id,
+        borough_id=estate.borough_id,
+        detail=diff,
+    )
+    session.commit()
+    return EstateOut.model_validate(estate)
+
+
+@router.delete("/estates/{estate_id}", status_code=204)
+def delete_estate(
+    estate_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> None:
+    try:
+        estate = places.get_estate(session, estate_id=estate_id, principal=principal)
+        places.delete_estate(session, estate)
+    except places.NotFound as exc:
+        raise _not_found(exc) from exc
+    except places.Conflict as exc:
+        raise _conflict(exc) from exc
+    audit.record(
+        session,
+        principal,
+        "estate.delete",
+        target_type="estate",
+        target_id=estate_id,
+        borough_id=estate.borough_id,
+        detail={"name": estate.name},
+    )
+    session.commit()
+
+
+@router.get("/properties/{property_id}", response_model=PropertyOut)
+def get_property(
+    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> PropertyOut:
+    try:
+        return PropertyOut.model_validate(
+            places.get_property(session, property_id=property_id, principal=principal)
+        )
+    except places.NotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.patch("/properties/{property_id}", response_model=PropertyOut)
+def update_property(
+    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: PropertyUpdate,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> PropertyOut:
+    try:
+        prop = places.get_property(session, property_id=property_id, principal=principal)
+        changes = body.model_dump(exclude_unset=True)
+        if changes.get("estate_id") is not None:
+            estate = places.get_estate(session, estate_id=changes["estate_id"], principal=principal)
+            if estate.borough_id != prop.borough_id:
+                raise places.NotFound(f"no estate {estate.id} in this property's borough")
+    except places.NotFound as exc:
+        raise _not_found(exc) from exc
+    diff = places.update_fields(prop, changes)
+    # Addresses are personal data: the audit log says that they changed, not what to.
+    for private in ("address", "postcode"):
+        if private in diff:
+            diff[private] = "changed"
+    audit.record(
+        session,
+        principal,
+        "property.update",
+        target_type="property",
+        target_id=prop.id,
+        borough_id=prop.borough_id,
+        detail=diff,
+    )
+    session.commit()
+    return PropertyOut.model_validate(prop)
+
+
+@router.delete("/properties/{property_id}", status_code=204)
+def delete_property(
+    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> None:
+    try:
+        prop = places.get_property(session, property_id=property_id, principal=principal)
+        places.delete_property(session, prop)
+    except places.NotFound as exc:
+        raise _not_found(exc) from exc
+    except places.Conflict as exc:
+        raise _conflict(exc) from exc
+    audit.record(
+        session,
+        principal,
+        "property.delete",
+        target_type="property",
+        target_id=property_id,
+        borough_id=prop.borough_id,
+        detail={"reference": prop.reference},
+    )
+    session.commit()
+
+
+@router.patch("/placements/{placement_id}", response_model=PlacementOut)
+def update_placement(
+    placement_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: PlacementUpdate,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> PlacementOut:
+    try:
+        placement = places.get_placement(session, placement_id=placement_id, principal=principal)
+        prop = places.get_property(session, property_id=placement.property_id, principal=principal)
+    except places.NotFound as exc:
+        raise _not_found(exc) from exc
+    diff = places.update_fields(placement, body.model_dump(exclude_unset=True))
+    audit.record(
+        session,
+        principal,
+        "placement.update",
+        target_type="placement",
+        target_id=placement.id,
+        borough_id=prop.borough_id,
+        detail=diff,
+    )
+    session.commit()
+    return PlacementOut.model_validate(placement)
+
+
+@router.delete("/placements/{placement_id}", status_code=204)
+def delete_placement(
+    placement_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> None:
+    try:
+        placement = places.get_placement(session, placement_id=placement_id, principal=principal)
+        prop = places.get_property(session, property_id=placement.property_id, principal=principal)
+        places.delete_placement(session, placement)
+    except places.NotFound as exc:
+        raise _not_found(exc) from exc
+    except places.Conflict as exc:
+        raise _conflict(exc) from exc
+    audit.record(
+        session,
+        principal,
+        "placement.delete",
+        target_type="placement",
+        target_id=placement_id,
+        borough_id=prop.borough_id,
+    )
+    session.commit()
+
+
+@router.get("/hardware-models", response_model=list[HardwareModelOut])
+def list_hardware_models(
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> list[HardwareModelOut]:
+    rows = session.scalars(select(HardwareModel).order_by(HardwareModel.board)).all()
+    return [HardwareModelOut.model_validate(r) for r in rows]
+
+
+@router.post("/hardware-models", response_model=HardwareModelOut, status_code=201)
+def create_hardware_model(
+    body: HardwareModelIn,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.USERS_ADMIN)),
+) -> HardwareModelOut:
+    if session.scalars(select(HardwareModel.id).where(HardwareModel.board == body.board)).first():
+        raise HTTPException(status.HTTP_409_CONFLICT, f"hardware model {body.board!r} exists")
+    model = HardwareModel(**body.model_dump())
+    session.add(model)
+    audit.record(
+        session,
+        principal,
+        "hardware_model.create",
+        target_type="hardware_model",
+        target_id=body.board,
+    )
+    session.commit()
+    return HardwareModelOut.model_validate(model)
