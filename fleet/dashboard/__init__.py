@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from fleet.dashboard import auth, live, pages
+from fleet.dashboard import auth, live, pages, registry
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(pages.router)
 router.include_router(live.router)
+router.include_router(registry.router)

@@ -87,3 +87,23 @@ def test_device_page_charts_and_alert_acknowledged_into_audit_log(
 
     page.get_by_role("link", name="Audit log").click()
     expect(page.locator("#audit [data-field=action]").first).to_have_text("alert.acknowledge")
+
+
+def test_registry_forms_create_property_and_placement(fleet: RunningFleet, page) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, fleet.base_url, "staff_hackney")
+    page.get_by_role("link", name="Registry").click()
+    expect(page.locator("section[data-borough]")).to_have_count(1)  # Camden is not shown
+    page.get_by_text("Add a property").click()
+    form = page.locator('form[action="/registry/hackney/properties"]')
+    form.get_by_label("Reference").fill("HX-900")
+    form.get_by_label("Floor").fill("two")
+    form.get_by_role("button", name="Add property").click()
+    expect(page.get_by_role("status")).to_contain_text("floor must be a whole number")
+    page.get_by_text("Add a property").click()
+    form.get_by_label("Reference").fill("HX-900")
+    form.get_by_label("Floor").fill("2")
+    form.get_by_role("button", name="Add property").click()
+    expect(page.get_by_role("heading", name="Property HX-900")).to_be_visible()
+    page.get_by_label("Room").fill("kitchen")
+    page.get_by_role("button", name="Add placement").click()
+    expect(page.locator("#placements")).to_contain_text("kitchen")

@@ -1,0 +1,229 @@
+"""Registry pages: estates, properties and placements of the user's boroughs, with forms."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fleet.access import audit
+from fleet.access.principal import Principal
+from fleet.access.roles import Scope
+from fleet.api.deps import check_csrf, get_session, page_user
+from fleet.api.schemas import MAX_ID, PlacementCreate, PropertyCreate
+from fleet.dashboard.templating import TEMPLATES
+from fleet.models import Device, Estate, Placement, Property
+from fleet.registry import places
+
+router = APIRouter(include_in_schema=False)
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _back(url: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"{url}?notice={notice}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+@router.get("/registry", response_class=HTMLResponse)
+def registry_page(
+    request: Request,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    boroughs = places.visible_boroughs(session, principal=user)
+    devices_per_property = dict(
+        session.execute(
+            select(Placement.property_id, func.count(Device.id))
+            .join(Device, Device.placement_id == Placement.id)
+            .group_by(Placement.property_id)
+        ).all()
+    )
+    listing = [
+        (b, places.list_estates(session, borough=b), places.list_properties(session, borough=b))
+        for b in boroughs
+    ]
+    return TEMPLATES.TemplateResponse(
+        request,
+        "registry.html",
+        {
+            "user": user,
+            "listing": listing,
+            "devices_per_property": devices_per_property,
+            "can_edit": Scope.REGISTRY_WRITE in user.scopes,
+            "notice": request.query_params.get("notice"),
+        },
+    )
+
+
+@router.post("/registry/{code}/properties")
+def create_property(
+    code: str,
+    reference: str = Form(...),
+    housing_type: str = Form(""),
+    construction_age_band: str = Form(""),
+    floor: str = Form(""),
+    estate_id: str = Form(""),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.REGISTRY_WRITE)
+    try:
+        borough = places.borough_by_code(session, code=code, principal=user)
+        body = PropertyCreate(
+            reference=reference.strip(),
+            housing_type=housing_type or None,
+            construction_age_band=construction_age_band or None,
+            floor=int(floor) if floor.strip() else None,
+            estate_id=int(estate_id) if estate_id else None,
+        )
+        prop = places.create_property(session, borough=borough, **body.model_dump())
+    except places.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except ValidationError as exc:
+        return _back("/registry", f"not saved: {_errors(exc)}")
+    except ValueError:
+        return _back("/registry", "not saved: floor must be a whole number")
+    except places.Conflict as exc:
+        return _back("/registry", f"not saved: {exc}")
+    audit.record(
+        session,
+        user,
+        "property.create",
+        target_type="property",
+        target_id=prop.id,
+        borough_id=borough.id,
+    )
+    session.commit()
+    return _back(f"/registry/properties/{prop.id}", "property created")
+
+
+@router.post("/registry/{code}/estates")
+def create_estate(
+    code: str,
+    name: str = Form(..., min_length=1, max_length=200),
+    kind: str = Form("estate", pattern=r"^(estate|block)$"),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.REGISTRY_WRITE)
+    try:
+        borough = places.borough_by_code(session, code=code, principal=user)
+        estate = places.create_estate(session, borough=borough, name=name.strip(), kind=kind)
+    except places.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except places.Conflict as exc:
+        return _back("/registry", f"not saved: {exc}")
+    audit.record(
+        session,
+        user,
+        "estate.create",
+        target_type="estate",
+        target_id=estate.id,
+        borough_id=borough.id,
+    )
+    session.commit()
+    return _back("/registry", f"estate {estate.name} created")
+
+
+@router.get("/registry/properties/{property_id}", response_class=HTMLResponse)
+def property_page(
+    request: Request,
+    property_id: IdPath,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    try:
+        prop = places.get_property(session, property_id=property_id, principal=user)
+    except places.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    rows = session.execute(
+        select(Placement, Device.device_id)
+        .outerjoin(Device, Device.placement_id == Placement.id)
+        .where(Placement.property_id == prop.id)
+        .order_by(Placement.room)
+    ).all()
+    estate = session.get(Estate, prop.estate_id) if prop.estate_id else None
+    return TEMPLATES.TemplateResponse(
+        request,
+        "registry_property.html",
+        {
+            "user": user,
+            "prop": prop,
+            "estate": estate,
+            "placements": rows,
+            "can_edit": Scope.REGISTRY_WRITE in user.scopes,
+            "notice": request.query_params.get("notice"),
+        },
+    )
+
+
+@router.post("/registry/properties/{property_id}/placements")
+def create_placement(
+    property_id: IdPath,
+    room: str = Form(...),
+    position: str = Form(""),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.REGISTRY_WRITE)
+    here = f"/registry/properties/{property_id}"
+    try:
+        prop = places.get_property(session, property_id=property_id, principal=user)
+        body = PlacementCreate(room=room.strip(), position=position.strip() or None)
+    except places.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except ValidationError as exc:
+        return _back(here, f"not saved: {_errors(exc)}")
+    placement = places.create_placement(session, prop=prop, room=body.room, position=body.position)
+    audit.record(
+        session,
+        user,
+        "placement.create",
+        target_type="placement",
+        target_id=placement.id,
+        borough_id=prop.borough_id,
+    )
+    session.commit()
+    return _back(here, f"placement {placement.room} added")
+
+
+@router.post("/registry/properties/{property_id}/delete")
+def delete_property(
+    property_id: IdPath,
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.REGISTRY_WRITE)
+    try:
+        prop: Property = places.get_property(session, property_id=property_id, principal=user)
+        places.delete_property(session, prop)
+    except places.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except places.Conflict as exc:
+        return _back(f"/registry/properties/{property_id}", f"not deleted: {exc}")
+    audit.record(
+        session,
+        user,
+        "property.delete",
+        target_type="property",
+        target_id=property_id,
+        borough_id=prop.borough_id,
+        detail={"reference": prop.reference},
+    )
+    session.commit()
+    return _back("/registry", f"property {prop.reference} deleted")
