@@ -238,3 +238,21 @@ class HardwareModelOut(HardwareModelIn):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+
+
+class AlertSettings(BaseModel):
+    """Per-borough alert thresholds; omitted fields keep the fleet defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offline_after_s: int | None = Field(default=None, ge=60, le=30 * 86400)
+    battery_below_pct: float | None = Field(default=None, ge=1, le=99)
+    battery_empty_within_days: float | None = Field(default=None, ge=1, le=365)
+    reboots_per_hour: int | None = Field(default=None, ge=1, le=60)
+    target_fw_version: str | None = Field(default=None, pattern=r"^\d+(\.\d+){0,3}$")
+
+
+class BoroughUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    contact_email: str | None = Field(default=None, max_length=200)
+    alert_settings: AlertSettings | None = None

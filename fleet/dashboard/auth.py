@@ -9,9 +9,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from fleet.access import accounts, audit
-from fleet.api.deps import SESSION_COOKIE, get_context, get_session
+from fleet.api.deps import SESSION_COOKIE, check_csrf, get_context, get_session
 from fleet.core.context import FleetContext
 from fleet.dashboard.templating import TEMPLATES
+from fleet.models.base import utcnow
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,9 +67,15 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, session: Session = Depends(get_session)) -> Response:
+def logout(
+    request: Request, csrf: str = Form(""), session: Session = Depends(get_session)
+) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
+        principal = accounts.principal_from_session(session, token, now=utcnow())
+        if principal is not None:
+            # A cross-site form must not be able to sign people out.
+            check_csrf(principal, csrf)
         accounts.end_login_session(session, token)
         session.commit()
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)

@@ -107,3 +107,17 @@ def test_registry_forms_create_property_and_placement(fleet: RunningFleet, page)
     page.get_by_label("Room").fill("kitchen")
     page.get_by_role("button", name="Add placement").click()
     expect(page.locator("#placements")).to_contain_text("kitchen")
+
+
+def test_forms_without_the_csrf_token_are_refused(fleet: RunningFleet, page) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, fleet.base_url, "staff_hackney")
+    # A cross-site form post carries the cookie but not the token.
+    forged = page.request.post(
+        fleet.base_url + "/registry/hackney/estates", form={"name": "Forged"}
+    )
+    assert forged.status == 403
+    assert "reload the page" in forged.text()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto(fleet.base_url + "/")
+    expect(page).to_have_url(fleet.base_url + "/login?next=/")

@@ -167,3 +167,39 @@ def test_projection_needs_a_falling_trend() -> None:
     assert projected_days_to_empty(flat) is None
     falling = [(t0 + timedelta(days=d), 50.0 - 10 * d) for d in range(5)]
     assert projected_days_to_empty(falling) == pytest.approx(1.0)
+
+
+def test_borough_thresholds_are_validated_and_used(fleet_ctx: FleetContext) -> None:
+    from fastapi.testclient import TestClient
+
+    from fleet.api.app import create_app
+    from tests.fleet.conftest import World
+
+    world = World(fleet_ctx)
+    h = world.headers("staff_hackney")
+    with TestClient(create_app(fleet_ctx)) as client:
+        bad = client.patch(
+            "/api/v1/boroughs/hackney", json={"alert_settings": {"battery_below": 5}}, headers=h
+        )
+        assert bad.status_code == 422
+        ok = client.patch(
+            "/api/v1/boroughs/hackney",
+            json={"alert_settings": {"battery_below_pct": 50}},
+            headers=h,
+        )
+        assert ok.json()["alert_settings"] == {"battery_below_pct": 50.0}
+    pack = [
+        {
+            "bn": "urn:dev:cs:cs-hackney-0001:",
+            "bt": time.time(),
+            "sv": 1,
+            "n": "battery",
+            "u": "%EL",
+            "v": 40.0,
+        }
+    ]
+    IngestHandler(fleet_ctx.sessions).handle(
+        "cs/v1/d/cs-hackney-0001/up", json.dumps(pack).encode()
+    )
+    sweep(fleet_ctx.sessions)
+    assert live(fleet_ctx).get("battery_low") == "open"  # 40 % is below Hackney's 50 %

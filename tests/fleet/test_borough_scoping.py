@@ -66,6 +66,7 @@ def cross_borough_requests(ids: dict[str, int]) -> list[tuple[str, str, dict | N
         ("GET", f"{dev}/readings", None),
         ("PUT", f"{dev}/placement", {"placement_id": ids["placement"]}),
         ("POST", f"{dev}/commands", {"op": "reboot"}),
+        ("PATCH", "/api/v1/boroughs/hackney", {"alert_settings": {"battery_below_pct": 15}}),
         ("GET", "/api/v1/boroughs/hackney/estates", None),
         ("POST", "/api/v1/boroughs/hackney/estates", {"name": "Kings Crescent"}),
         ("GET", "/api/v1/boroughs/hackney/properties", None),

@@ -16,6 +16,7 @@ from fleet.api.schemas import (
     MAX_ID,
     BoroughCreate,
     BoroughOut,
+    BoroughUpdate,
     EstateCreate,
     EstateOut,
     EstateUpdate,
@@ -64,6 +65,33 @@ def create_borough(
     except places.Conflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     audit.record(session, principal, "borough.create", target_type="borough", target_id=body.code)
+    session.commit()
+    return BoroughOut.model_validate(borough)
+
+
+@router.patch("/boroughs/{code}", response_model=BoroughOut)
+def update_borough(
+    code: str,
+    body: BoroughUpdate,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+) -> BoroughOut:
+    """Name, contact and alert thresholds of one of your boroughs."""
+    borough = _borough(session, code, principal)
+    changes = body.model_dump(exclude_unset=True)
+    if "alert_settings" in changes:
+        settings = body.alert_settings.model_dump(exclude_none=True) if body.alert_settings else {}
+        changes["alert_settings"] = settings or None
+    diff = places.update_fields(borough, changes)
+    audit.record(
+        session,
+        principal,
+        "borough.update",
+        target_type="borough",
+        target_id=code,
+        borough_id=borough.id,
+        detail=diff,
+    )
     session.commit()
     return BoroughOut.model_validate(borough)
 
