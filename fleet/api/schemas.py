@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,63}$"
 # Database ids are 32-bit on every backend; larger numbers cannot name a row.
@@ -199,7 +199,24 @@ class CommandOut(BaseModel):
     topic: str
 
 
-class EstateUpdate(BaseModel):
+class _Patch(BaseModel):
+    """A partial update: omitted fields stay; fields listed in NOT_NULL cannot be set to null."""
+
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in cls.NOT_NULL:
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} cannot be null; omit it to keep the current value")
+        return data
+
+
+class EstateUpdate(_Patch):
+    NOT_NULL = ("name", "kind")
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     kind: str | None = Field(default=None, pattern=r"^(estate|block)$")
 
@@ -213,12 +230,16 @@ class PropertyUpdate(BaseModel):
     postcode: str | None = Field(default=None, max_length=10)
 
 
-class PlacementUpdate(BaseModel):
+class PlacementUpdate(_Patch):
+    NOT_NULL = ("room",)
+
     room: str | None = Field(default=None, min_length=1, max_length=64)
     position: str | None = Field(default=None, max_length=64)
 
 
-class DeviceUpdate(BaseModel):
+class DeviceUpdate(_Patch):
+    NOT_NULL = ("power_mode", "report_interval_s", "tags")
+
     name: str | None = Field(default=None, max_length=200)
     power_mode: str | None = Field(default=None, pattern=r"^(mains|battery)$")
     report_interval_s: int | None = Field(default=None, ge=10, le=86400)
@@ -252,7 +273,9 @@ class AlertSettings(BaseModel):
     target_fw_version: str | None = Field(default=None, pattern=r"^\d+(\.\d+){0,3}$")
 
 
-class BoroughUpdate(BaseModel):
+class BoroughUpdate(_Patch):
+    NOT_NULL = ("name",)
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     contact_email: str | None = Field(default=None, max_length=200)
     alert_settings: AlertSettings | None = None
