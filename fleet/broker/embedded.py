@@ -9,6 +9,8 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 from fleet.broker.url import BrokerAddress
 
@@ -29,6 +31,39 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class _SnapshotDict(dict[str, Any]):
+    """amqtt iterates its subscription table across awaits while other sessions change it
+    ("dictionary changed size during iteration" when devices connect together); iterating a
+    snapshot keeps every session alive."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> Any:
+        return list(super().items())
+
+
+def _fleet_broker_class() -> type:
+    from amqtt.broker import Broker
+
+    class FleetBroker(Broker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._subscriptions = _SnapshotDict()
+
+        async def _publish_retained_messages_for_subscription(
+            self, subscription: tuple[str, int], session: Any
+        ) -> None:
+            # On connect amqtt replays retained messages for every client's filters; a session
+            # must only get those of its own subscriptions (a device never sees another's).
+            holders = self._subscriptions.get(subscription[0], ())
+            if not any(s is session for s, _ in holders):
+                return
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    return FleetBroker
 
 
 class EmbeddedBroker:
@@ -81,8 +116,7 @@ class EmbeddedBroker:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        from amqtt.broker import Broker
-
+        broker_class = _fleet_broker_class()
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -96,7 +130,7 @@ class EmbeddedBroker:
         }
 
         async def boot() -> None:
-            broker = Broker(config)
+            broker = broker_class(config)
             self._broker = broker
             await broker.start()
 
