@@ -51,7 +51,11 @@ def run_service(
             settings.http_port,
             "FLEET_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin-token",
         )
-        uvicorn.Server(config).run()
+        try:
+            uvicorn.Server(config).run()
+        except KeyboardInterrupt:
+            # uvicorn re-raises Ctrl-C after its graceful shutdown; ours follows below.
+            log.info("stopping")
     finally:
         if devices is not None:
             devices.stop()

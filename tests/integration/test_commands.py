@@ -1,0 +1,154 @@
+"""The main command and the simulator command, run as a user would, stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.firmware.conftest import wait_until
+
+pytestmark = [pytest.mark.vm]
+FLEET = str(Path(sys.executable).with_name("fleet"))
+
+
+def _micropython_pids(data_dir: Path) -> list[int]:
+    """VM processes whose working directory is inside this run's device folders."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if "micropython" not in (proc / "comm").read_text():
+                continue
+            if str(data_dir) in os.readlink(proc / "cwd"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [FLEET, *args], env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGINT)
+    return proc.wait(timeout=30)
+
+
+def test_demo_shows_devices_online_with_changing_readings(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    env = {"FLEET_DATA_DIR": str(data), "FLEET_EMBEDDED_BROKER_PORT": "0"}
+    log = tmp_path / "demo.log"
+    proc = _start(["demo", "--devices", "5", "--interval", "3", "--port", str(port)], env, log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        token = wait_until(
+            lambda: (data / "admin-token").exists() and (data / "admin-token").read_text().strip(),
+            30,
+            "the admin token",
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def devices() -> list[dict]:
+            try:
+                return httpx.get(f"{base}/api/v1/devices", headers=headers).json()["items"]
+            except (httpx.HTTPError, KeyError, ValueError):
+                return []
+
+        first = wait_until(
+            lambda: (
+                (d := devices())
+                and len(d) == 5
+                and all(x["state"] == "online" and x["latest"] for x in d)
+                and d
+            ),
+            60,
+            "five devices online with readings",
+        )
+        before = {d["device_id"]: d["latest"]["humidity"]["t"] for d in first}
+        wait_until(
+            lambda: all(d["latest"]["humidity"]["t"] > before[d["device_id"]] for d in devices()),
+            30,
+            "newer readings from every device",
+        )
+        assert "admin@demo.local" in log.read_text()
+        assert len(_micropython_pids(data)) == 5
+    finally:
+        code = _interrupt(proc)
+    assert code == 0, log.read_text()[-3000:]
+    assert _micropython_pids(data) == []
+
+
+@pytest.mark.mosquitto
+def test_sim_registers_devices_and_stops_cleanly(tmp_path: Path, mosquitto) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    data = tmp_path / "fleet"
+    env = {"FLEET_DATA_DIR": str(data), "FLEET_MQTT_URL": mosquitto.url}
+    service = _start(["serve", "--port", str(port)], env, tmp_path / "serve.log")
+    sim_log = tmp_path / "sim.log"
+    sim = None
+    try:
+        token = wait_until(
+            lambda: (data / "admin-token").exists() and (data / "admin-token").read_text().strip(),
+            30,
+            "the admin token",
+        )
+        wait_until(lambda: _healthy(port), 30, "the fleet API")
+        sim = _start(
+            [
+                "sim",
+                "--devices",
+                "3",
+                "--broker",
+                mosquitto.url,
+                "--fleet-url",
+                f"http://127.0.0.1:{port}",
+                "--token",
+                token,
+                "--interval",
+                "3",
+                "--data-dir",
+                str(tmp_path / "devices"),
+            ],
+            {},
+            sim_log,
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        wait_until(
+            lambda: (
+                sum(
+                    d["state"] == "online"
+                    for d in httpx.get(
+                        f"http://127.0.0.1:{port}/api/v1/devices", headers=headers
+                    ).json()["items"]
+                )
+                == 3
+            ),
+            60,
+            "three simulated devices online",
+        )
+        assert _interrupt(sim) == 0, sim_log.read_text()
+        sim = None
+        assert _micropython_pids(tmp_path / "devices") == []
+    finally:
+        if sim is not None:
+            _interrupt(sim)
+        _interrupt(service)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    except httpx.HTTPError:
+        return False
