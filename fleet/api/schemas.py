@@ -19,7 +19,7 @@ class DeviceCreate(BaseModel):
     board: str = Field(default="devkitc-sht41", pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
     borough: str | None = Field(default=None, description="Borough code; required for staff")
     power_mode: str = Field(default="mains", pattern=r"^(mains|battery)$")
-    report_interval_s: int = Field(default=900, ge=10, le=86400)
+    report_interval_s: int = Field(default=900, ge=1, le=86400)
 
 
 class LatestValue(BaseModel):
@@ -242,7 +242,7 @@ class DeviceUpdate(_Patch):
 
     name: str | None = Field(default=None, max_length=200)
     power_mode: str | None = Field(default=None, pattern=r"^(mains|battery)$")
-    report_interval_s: int | None = Field(default=None, ge=10, le=86400)
+    report_interval_s: int | None = Field(default=None, ge=1, le=86400)
     tags: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]] | None = Field(
         default=None, max_length=20
     )

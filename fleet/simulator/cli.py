@@ -42,7 +42,10 @@ def register_over_api(
                     f"the fleet refused the token ({r.status_code}): pass --token with a token "
                     "that has the devices:write scope"
                 )
-            r.raise_for_status()
+            if r.status_code != 201:
+                raise SimulatorError(
+                    f"the fleet refused to register {device_id} ({r.status_code}): {r.text[:300]}"
+                )
             console.print(f"registered {device_id}")
 
 
