@@ -19,6 +19,8 @@ from fleet.core.context import FleetContext
 from fleet.dashboard import router as dashboard_router
 from fleet.ingest.worker import IngestWorker
 from fleet.observability.metrics import build_registry
+from fleet.registry import places
+from fleet.registry.devices import DeviceExists, DeviceNotFound
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
@@ -40,6 +42,16 @@ def create_app(ctx: FleetContext, *, commands: Publisher | None = None) -> FastA
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
+
+    @app.exception_handler(places.NotFound)
+    @app.exception_handler(DeviceNotFound)
+    async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(places.Conflict)
+    @app.exception_handler(DeviceExists)
+    async def _conflict(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:

@@ -76,8 +76,8 @@ def create_property(
 ) -> Response:
     check_csrf(user, csrf)
     user.require(Scope.REGISTRY_WRITE)
+    borough = places.borough_by_code(session, code=code, principal=user)
     try:
-        borough = places.borough_by_code(session, code=code, principal=user)
         body = PropertyCreate(
             reference=reference.strip(),
             housing_type=housing_type or None,
@@ -86,8 +86,6 @@ def create_property(
             estate_id=int(estate_id) if estate_id else None,
         )
         prop = places.create_property(session, borough=borough, **body.model_dump())
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except ValidationError as exc:
         return _back("/registry", f"not saved: {_errors(exc)}")
     except ValueError:
@@ -143,10 +141,7 @@ def property_page(
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
 ) -> HTMLResponse:
-    try:
-        prop = places.get_property(session, property_id=property_id, principal=user)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    prop = places.get_property(session, property_id=property_id, principal=user)
     rows = session.execute(
         select(Placement, Device.device_id)
         .outerjoin(Device, Device.placement_id == Placement.id)
@@ -180,11 +175,9 @@ def create_placement(
     check_csrf(user, csrf)
     user.require(Scope.REGISTRY_WRITE)
     here = f"/registry/properties/{property_id}"
+    prop = places.get_property(session, property_id=property_id, principal=user)
     try:
-        prop = places.get_property(session, property_id=property_id, principal=user)
         body = PlacementCreate(room=room.strip(), position=position.strip() or None)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except ValidationError as exc:
         return _back(here, f"not saved: {_errors(exc)}")
     placement = places.create_placement(session, prop=prop, room=body.room, position=body.position)

@@ -25,8 +25,8 @@ from fleet.api.schemas import (
 from fleet.commands.send import CommandUnavailable, send_command
 from fleet.ingest.profile import METRIC_UNITS
 from fleet.models.base import utcnow
+from fleet.registry import changes, places
 from fleet.registry import devices as registry
-from fleet.registry import places
 from fleet.registry.series import reading_series
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -122,21 +122,13 @@ def update_device(
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> DeviceOut:
     device = _device_or_404(session, device_id, principal)
-    changes = body.model_dump(exclude_unset=True)
-    tags = changes.pop("tags", None)
-    diff = places.update_fields(device, changes)
+    fields = body.model_dump(exclude_unset=True)
+    tags = fields.pop("tags", None)
+    extra = {}
     if tags is not None:
-        diff["tags"] = [[t.name for t in device.tags], sorted(set(tags))]
+        extra["tags"] = [[t.name for t in device.tags], sorted(set(tags))]
         registry.set_tags(session, device=device, names=tags)
-    audit.record(
-        session,
-        principal,
-        "device.update",
-        target_type="device",
-        target_id=device_id,
-        borough_id=device.borough_id,
-        detail=diff,
-    )
+    changes.update(session, principal, device, fields, extra=extra)
     session.commit()
     return DeviceOut.model_validate(device)
 

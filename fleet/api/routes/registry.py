@@ -1,4 +1,7 @@
-"""Boroughs → estates/blocks → properties → placements."""
+"""Boroughs → estates/blocks → properties → placements, and hardware models.
+
+Registry errors (not found, conflict) become 404/409 through the app's exception handlers.
+"""
 
 from __future__ import annotations
 
@@ -29,23 +32,18 @@ from fleet.api.schemas import (
     PropertyOut,
     PropertyUpdate,
 )
-from fleet.models import Borough, HardwareModel
-from fleet.registry import places
+from fleet.models import HardwareModel
+from fleet.registry import changes, places
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
-
-
-def _borough(session: Session, code: str, principal: Principal) -> Borough:
-    try:
-        return places.borough_by_code(session, code=code, principal=principal)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+Reader = Depends(require(Scope.DEVICES_READ))
+Writer = Depends(require(Scope.REGISTRY_WRITE))
 
 
 @router.get("/boroughs", response_model=list[BoroughOut])
 def list_boroughs(
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+    session: Session = Depends(get_session), principal: Principal = Reader
 ) -> list[BoroughOut]:
     return [
         BoroughOut.model_validate(b) for b in places.visible_boroughs(session, principal=principal)
@@ -58,13 +56,10 @@ def create_borough(
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.USERS_ADMIN)),
 ) -> BoroughOut:
-    try:
-        borough = places.create_borough(
-            session, code=body.code, name=body.name, contact_email=body.contact_email
-        )
-    except places.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    audit.record(session, principal, "borough.create", target_type="borough", target_id=body.code)
+    borough = places.create_borough(
+        session, code=body.code, name=body.name, contact_email=body.contact_email
+    )
+    changes.created(session, principal, borough)
     session.commit()
     return BoroughOut.model_validate(borough)
 
@@ -74,35 +69,26 @@ def update_borough(
     code: str,
     body: BoroughUpdate,
     session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+    principal: Principal = Writer,
 ) -> BoroughOut:
     """Name, contact and alert thresholds of one of your boroughs."""
-    borough = _borough(session, code, principal)
-    changes = body.model_dump(exclude_unset=True)
-    if "alert_settings" in changes:
-        settings = body.alert_settings.model_dump(exclude_none=True) if body.alert_settings else {}
-        changes["alert_settings"] = settings or None
-    diff = places.update_fields(borough, changes)
-    audit.record(
-        session,
-        principal,
-        "borough.update",
-        target_type="borough",
-        target_id=code,
-        borough_id=borough.id,
-        detail=diff,
-    )
+    borough = places.borough_by_code(session, code=code, principal=principal)
+    fields = body.model_dump(exclude_unset=True)
+    if "alert_settings" in fields:
+        thresholds = (
+            body.alert_settings.model_dump(exclude_none=True) if body.alert_settings else {}
+        )
+        fields["alert_settings"] = thresholds or None
+    changes.update(session, principal, borough, fields)
     session.commit()
     return BoroughOut.model_validate(borough)
 
 
 @router.get("/boroughs/{code}/estates", response_model=list[EstateOut])
 def list_estates(
-    code: str,
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+    code: str, session: Session = Depends(get_session), principal: Principal = Reader
 ) -> list[EstateOut]:
-    borough = _borough(session, code, principal)
+    borough = places.borough_by_code(session, code=code, principal=principal)
     return [EstateOut.model_validate(e) for e in places.list_estates(session, borough=borough)]
 
 
@@ -111,36 +97,45 @@ def create_estate(
     code: str,
     body: EstateCreate,
     session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+    principal: Principal = Writer,
 ) -> EstateOut:
-    borough = _borough(session, code, principal)
-    try:
-        estate = places.create_estate(
-            session, borough=borough, name=body.name, kind=body.kind, parent_id=body.parent_id
-        )
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except places.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    audit.record(
-        session,
-        principal,
-        "estate.create",
-        target_type="estate",
-        target_id=estate.id,
-        borough_id=borough.id,
+    borough = places.borough_by_code(session, code=code, principal=principal)
+    estate = places.create_estate(
+        session, borough=borough, name=body.name, kind=body.kind, parent_id=body.parent_id
     )
+    changes.created(session, principal, estate)
     session.commit()
     return EstateOut.model_validate(estate)
 
 
+@router.patch("/estates/{estate_id}", response_model=EstateOut)
+def update_estate(
+    estate_id: IdPath,
+    body: EstateUpdate,
+    session: Session = Depends(get_session),
+    principal: Principal = Writer,
+) -> EstateOut:
+    estate = places.get_estate(session, estate_id=estate_id, principal=principal)
+    changes.update(session, principal, estate, body.model_dump(exclude_unset=True))
+    session.commit()
+    return EstateOut.model_validate(estate)
+
+
+@router.delete("/estates/{estate_id}", status_code=204)
+def delete_estate(
+    estate_id: IdPath, session: Session = Depends(get_session), principal: Principal = Writer
+) -> None:
+    changes.delete(
+        session, principal, places.get_estate(session, estate_id=estate_id, principal=principal)
+    )
+    session.commit()
+
+
 @router.get("/boroughs/{code}/properties", response_model=list[PropertyOut])
 def list_properties(
-    code: str,
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+    code: str, session: Session = Depends(get_session), principal: Principal = Reader
 ) -> list[PropertyOut]:
-    borough = _borough(session, code, principal)
+    borough = places.borough_by_code(session, code=code, principal=principal)
     return [PropertyOut.model_validate(p) for p in places.list_properties(session, borough=borough)]
 
 
@@ -149,250 +144,98 @@ def create_property(
     code: str,
     body: PropertyCreate,
     session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+    principal: Principal = Writer,
 ) -> PropertyOut:
-    borough = _borough(session, code, principal)
-    try:
-        prop = places.create_property(session, borough=borough, **body.model_dump())
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except places.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    audit.record(
-        session,
-        principal,
-        "property.create",
-        target_type="property",
-        target_id=prop.id,
-        borough_id=borough.id,
-    )
+    borough = places.borough_by_code(session, code=code, principal=principal)
+    prop = places.create_property(session, borough=borough, **body.model_dump())
+    changes.created(session, principal, prop)
     session.commit()
     return PropertyOut.model_validate(prop)
 
 
-@router.get("/properties/{property_id}/placements", response_model=list[PlacementOut])
-def list_placements(
-    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.DEVICES_READ)),
-) -> list[PlacementOut]:
-    try:
-        prop = places.get_property(session, property_id=property_id, principal=principal)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    return [PlacementOut.model_validate(p) for p in places.list_placements(session, prop=prop)]
-
-
-@router.post("/properties/{property_id}/placements", response_model=PlacementOut, status_code=201)
-def create_placement(
-    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    body: PlacementCreate,
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
-) -> PlacementOut:
-    try:
-        prop = places.get_property(session, property_id=property_id, principal=principal)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    placement = places.create_placement(session, prop=prop, room=body.room, position=body.position)
-    audit.record(
-        session,
-        principal,
-        "placement.create",
-        target_type="placement",
-        target_id=placement.id,
-        borough_id=prop.borough_id,
-    )
-    session.commit()
-    return PlacementOut.model_validate(placement)
-
-
-def _not_found(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-
-
-def _conflict(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_409_CONFLICT, str(exc))
-
-
-@router.patch("/estates/{estate_id}", response_model=EstateOut)
-def update_estate(
-    estate_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    body: EstateUpdate,
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
-) -> EstateOut:
-    try:
-        estate = places.get_estate(session, estate_id=estate_id, principal=principal)
-    except places.NotFound as exc:
-        raise _not_found(exc) from exc
-    diff = places.update_fields(estate, body.model_dump(exclude_unset=True))
-    audit.record(
-        session,
-        principal,
-        "estate.update",
-        target_type="estate",
-        target_id=estate.id,
-        borough_id=estate.borough_id,
-        detail=diff,
-    )
-    session.commit()
-    return EstateOut.model_validate(estate)
-
-
-@router.delete("/estates/{estate_id}", status_code=204)
-def delete_estate(
-    estate_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
-) -> None:
-    try:
-        estate = places.get_estate(session, estate_id=estate_id, principal=principal)
-        places.delete_estate(session, estate)
-    except places.NotFound as exc:
-        raise _not_found(exc) from exc
-    except places.Conflict as exc:
-        raise _conflict(exc) from exc
-    audit.record(
-        session,
-        principal,
-        "estate.delete",
-        target_type="estate",
-        target_id=estate_id,
-        borough_id=estate.borough_id,
-        detail={"name": estate.name},
-    )
-    session.commit()
-
-
 @router.get("/properties/{property_id}", response_model=PropertyOut)
 def get_property(
-    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+    property_id: IdPath, session: Session = Depends(get_session), principal: Principal = Reader
 ) -> PropertyOut:
-    try:
-        return PropertyOut.model_validate(
-            places.get_property(session, property_id=property_id, principal=principal)
-        )
-    except places.NotFound as exc:
-        raise _not_found(exc) from exc
+    return PropertyOut.model_validate(
+        places.get_property(session, property_id=property_id, principal=principal)
+    )
 
 
 @router.patch("/properties/{property_id}", response_model=PropertyOut)
 def update_property(
-    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    property_id: IdPath,
     body: PropertyUpdate,
     session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+    principal: Principal = Writer,
 ) -> PropertyOut:
-    try:
-        prop = places.get_property(session, property_id=property_id, principal=principal)
-        changes = body.model_dump(exclude_unset=True)
-        if changes.get("estate_id") is not None:
-            estate = places.get_estate(session, estate_id=changes["estate_id"], principal=principal)
-            if estate.borough_id != prop.borough_id:
-                raise places.NotFound(f"no estate {estate.id} in this property's borough")
-    except places.NotFound as exc:
-        raise _not_found(exc) from exc
-    diff = places.update_fields(prop, changes)
-    # Addresses are personal data: the audit log says that they changed, not what to.
-    for private in ("address", "postcode"):
-        if private in diff:
-            diff[private] = "changed"
-    audit.record(
-        session,
-        principal,
-        "property.update",
-        target_type="property",
-        target_id=prop.id,
-        borough_id=prop.borough_id,
-        detail=diff,
-    )
+    prop = places.get_property(session, property_id=property_id, principal=principal)
+    fields = body.model_dump(exclude_unset=True)
+    if fields.get("estate_id") is not None:
+        estate = places.get_estate(session, estate_id=fields["estate_id"], principal=principal)
+        if estate.borough_id != prop.borough_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no estate {estate.id} in this borough")
+    changes.update(session, principal, prop, fields)
     session.commit()
     return PropertyOut.model_validate(prop)
 
 
 @router.delete("/properties/{property_id}", status_code=204)
 def delete_property(
-    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+    property_id: IdPath, session: Session = Depends(get_session), principal: Principal = Writer
 ) -> None:
-    try:
-        prop = places.get_property(session, property_id=property_id, principal=principal)
-        places.delete_property(session, prop)
-    except places.NotFound as exc:
-        raise _not_found(exc) from exc
-    except places.Conflict as exc:
-        raise _conflict(exc) from exc
-    audit.record(
-        session,
-        principal,
-        "property.delete",
-        target_type="property",
-        target_id=property_id,
-        borough_id=prop.borough_id,
-        detail={"reference": prop.reference},
-    )
+    prop = places.get_property(session, property_id=property_id, principal=principal)
+    changes.delete(session, principal, prop)
     session.commit()
+
+
+@router.get("/properties/{property_id}/placements", response_model=list[PlacementOut])
+def list_placements(
+    property_id: IdPath, session: Session = Depends(get_session), principal: Principal = Reader
+) -> list[PlacementOut]:
+    prop = places.get_property(session, property_id=property_id, principal=principal)
+    return [PlacementOut.model_validate(p) for p in places.list_placements(session, prop=prop)]
+
+
+@router.post("/properties/{property_id}/placements", response_model=PlacementOut, status_code=201)
+def create_placement(
+    property_id: IdPath,
+    body: PlacementCreate,
+    session: Session = Depends(get_session),
+    principal: Principal = Writer,
+) -> PlacementOut:
+    prop = places.get_property(session, property_id=property_id, principal=principal)
+    placement = places.create_placement(session, prop=prop, room=body.room, position=body.position)
+    changes.created(session, principal, placement)
+    session.commit()
+    return PlacementOut.model_validate(placement)
 
 
 @router.patch("/placements/{placement_id}", response_model=PlacementOut)
 def update_placement(
-    placement_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    placement_id: IdPath,
     body: PlacementUpdate,
     session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+    principal: Principal = Writer,
 ) -> PlacementOut:
-    try:
-        placement = places.get_placement(session, placement_id=placement_id, principal=principal)
-        prop = places.get_property(session, property_id=placement.property_id, principal=principal)
-    except places.NotFound as exc:
-        raise _not_found(exc) from exc
-    diff = places.update_fields(placement, body.model_dump(exclude_unset=True))
-    audit.record(
-        session,
-        principal,
-        "placement.update",
-        target_type="placement",
-        target_id=placement.id,
-        borough_id=prop.borough_id,
-        detail=diff,
-    )
+    placement = places.get_placement(session, placement_id=placement_id, principal=principal)
+    changes.update(session, principal, placement, body.model_dump(exclude_unset=True))
     session.commit()
     return PlacementOut.model_validate(placement)
 
 
 @router.delete("/placements/{placement_id}", status_code=204)
 def delete_placement(
-    placement_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
+    placement_id: IdPath, session: Session = Depends(get_session), principal: Principal = Writer
 ) -> None:
-    try:
-        placement = places.get_placement(session, placement_id=placement_id, principal=principal)
-        prop = places.get_property(session, property_id=placement.property_id, principal=principal)
-        places.delete_placement(session, placement)
-    except places.NotFound as exc:
-        raise _not_found(exc) from exc
-    except places.Conflict as exc:
-        raise _conflict(exc) from exc
-    audit.record(
-        session,
-        principal,
-        "placement.delete",
-        target_type="placement",
-        target_id=placement_id,
-        borough_id=prop.borough_id,
-    )
+    placement = places.get_placement(session, placement_id=placement_id, principal=principal)
+    changes.delete(session, principal, placement)
     session.commit()
 
 
 @router.get("/hardware-models", response_model=list[HardwareModelOut])
 def list_hardware_models(
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+    session: Session = Depends(get_session), principal: Principal = Reader
 ) -> list[HardwareModelOut]:
     rows = session.scalars(select(HardwareModel).order_by(HardwareModel.board)).all()
     return [HardwareModelOut.model_validate(r) for r in rows]
