@@ -52,14 +52,46 @@ def serve(
     host: Annotated[str | None, typer.Option(help="HTTP bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder for embedded defaults.")] = None,
+    ingest: Annotated[
+        bool,
+        typer.Option(
+            "--ingest/--no-ingest",
+            help="Run the ingest worker here; --no-ingest for API-only replicas "
+            "(ingest then runs as `fleet ingest`).",
+        ),
+    ] = True,
     verbose: Verbose = False,
 ) -> None:
     """Run the fleet service: broker (embedded unless FLEET_MQTT_URL), ingest, API and dashboard."""
     from fleet.serve import run_service
 
     _setup_logging(verbose)
-    settings = _settings(http_host=host, http_port=port, data_dir=data_dir)
+    settings = _settings(
+        http_host=host, http_port=port, data_dir=data_dir, ingest_enabled=None if ingest else False
+    )
     run_service(settings)
+
+
+@app.command("ingest")
+def ingest_command(
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id; stable per worker (FLEET_INGEST_CLIENT_ID).")
+    ] = None,
+    share_group: Annotated[
+        str | None, typer.Option(help="Shared-subscription group (FLEET_INGEST_SHARE_GROUP).")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run only an ingest worker: MQTT (FLEET_MQTT_URL) into the database, acked after commit."""
+    from fleet.ingest.service import IngestConfigError, run_ingest
+
+    _setup_logging(verbose)
+    settings = _settings(ingest_client_id=client_id, ingest_share_group=share_group)
+    try:
+        run_ingest(settings)
+    except IngestConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -214,6 +246,78 @@ def user_add(
     finally:
         ctx.close()
     console.print(f"created {parsed_role.value} {email}")
+
+
+@app.command()
+def loadgen(
+    broker: Annotated[str, typer.Option(help="Broker the simulated devices connect to.")] = (
+        "mqtt://127.0.0.1:1883"
+    ),
+    devices: Annotated[int, typer.Option("--devices", "-n", min=1, max=20000)] = 100,
+    messages: Annotated[int, typer.Option(min=1, help="Telemetry packs per device.")] = 10,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Packs per second over all devices; 0: as fast as acks.")
+    ] = 100.0,
+    health_every: Annotated[int, typer.Option(min=0, help="A health pack every N packs.")] = 10,
+    ota_every: Annotated[int, typer.Option(min=0, help="An OTA progress report every N.")] = 0,
+    bad_ratio: Annotated[float, typer.Option(min=0, max=1, help="Share of bad payloads.")] = 0.0,
+    storm_at: Annotated[
+        list[float] | None, typer.Option(help="Seconds after start of a reconnect storm.")
+    ] = None,
+    hold: Annotated[float, typer.Option(min=0, help="Hold connections this long at the end.")] = 0,
+    prefix: Annotated[str, typer.Option(help="Device id prefix.")] = "cs-load",
+    register: Annotated[
+        bool, typer.Option(help="Register the devices in FLEET_DATABASE_URL first.")
+    ] = False,
+    verify: Annotated[
+        bool, typer.Option(help="Count sent against stored in FLEET_DATABASE_URL afterwards.")
+    ] = False,
+    manifest: Annotated[Path | None, typer.Option(help="Write what was sent to this file.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Simulate up to 20,000 devices (asyncio MQTT clients) and count what arrived."""
+    from fleet.broker.url import BrokerAddress
+    from fleet.loadgen.run import LoadConfig, run_load
+
+    _setup_logging(verbose)
+    address = BrokerAddress.parse(broker)
+    cfg = LoadConfig(
+        host=address.host,
+        port=address.port,
+        devices=devices,
+        messages=messages,
+        rate=rate,
+        health_every=health_every,
+        ota_every=ota_every,
+        bad_ratio=bad_ratio,
+        storm_at=tuple(storm_at or ()),
+        hold_s=hold,
+        prefix=prefix,
+    )
+    ctx = None
+    if register or verify:
+        from fleet.core.context import build_context
+        from fleet.loadgen.fleetdb import register_devices
+
+        ctx = build_context(_settings())
+        if register:
+            added = register_devices(ctx.sessions, cfg.device_ids())
+            console.print(f"registered {added} new devices")
+    try:
+        sent = run_load(cfg)
+        if manifest is not None:
+            sent.save(manifest)
+        typer.echo(json.dumps(sent.totals(), indent=2))
+        if ctx is not None and verify:
+            from fleet.loadgen.fleetdb import count_against_db
+
+            tally = count_against_db(ctx.sessions, sent)
+            typer.echo(json.dumps(tally.as_dict(), indent=2))
+            if not tally.ok:
+                raise typer.Exit(1)
+    finally:
+        if ctx is not None:
+            ctx.close()
 
 
 @app.command()

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 from fleet.broker.embedded import EmbeddedBroker
 from fleet.broker.url import BrokerAddress
+from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
+from fleet.feed.live import FeedPublisher
+from fleet.feed.stewardship import purge_committed
 from fleet.health.sweep import HealthSweeper
 from fleet.ingest.handler import IngestHandler
+from fleet.ingest.publisher import CommandPublisher
 from fleet.ingest.worker import IngestWorker
+from fleet.risk.service.settings import get_risk_settings
+from fleet.risk.service.sweep import RiskWorker
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +28,10 @@ class FleetRuntime:
     broker: BrokerAddress | None = None
     embedded: EmbeddedBroker | None = None
     ingest: IngestWorker | None = None
+    publisher: CommandPublisher | None = None
     sweeper: HealthSweeper | None = None
+    risk: RiskWorker | None = None
+    feed: FeedPublisher | None = None
     _started: list[str] = field(default_factory=list)
 
     def start(self, *, ingest_timeout: float = 20.0) -> BrokerAddress:
@@ -34,31 +44,70 @@ class FleetRuntime:
                 settings.embedded_broker_host, settings.embedded_broker_port
             )
             self.broker = self.embedded.start()
+        if settings.ingest_enabled:
+            self._start_ingest(self.broker, ingest_timeout)
+        else:
+            # API-only process: ingest runs elsewhere (`fleet ingest`); commands still go out.
+            self.publisher = CommandPublisher(
+                self.broker, client_id=f"{settings.ingest_client_id}-api-{os.getpid()}"
+            )
+            self.publisher.start()
+        self.sweeper = HealthSweeper(self.ctx.sessions, interval_s=settings.health_sweep_s)
+        self.sweeper.start()
+        self.risk = RiskWorker(self.ctx.sessions, get_risk_settings())
+        self.risk.start()
+        # One feed publisher per fleet service: it follows committed readings, so it works
+        # whether ingest runs here or in separate `fleet ingest` workers.
+        self.feed = FeedPublisher(
+            self.ctx.sessions,
+            self.broker,
+            client_id=f"{settings.ingest_client_id}-feed",
+            purge=purge_committed,
+        )
+        self.feed.start()
+        return self.broker
+
+    @property
+    def commands(self) -> Publisher | None:
+        """Where API requests publish commands: the ingest connection or a publish-only one."""
+        return self.ingest if self.ingest is not None else self.publisher
+
+    def _start_ingest(self, broker: BrokerAddress, timeout: float) -> None:
+        settings = self.ctx.settings
         handler = IngestHandler(self.ctx.sessions, max_payload_bytes=settings.max_payload_bytes)
         self.ingest = IngestWorker(
             handler,
-            self.broker,
+            broker,
             client_id=settings.ingest_client_id,
             share_group=settings.ingest_share_group,
+            queue_size=settings.ingest_queue_size,
+            batch_size=settings.ingest_batch_size,
+            inflight=settings.ingest_inflight,
         )
         self.ingest.start()
-        if not self.ingest.connected.wait(ingest_timeout):
+        if not self.ingest.connected.wait(timeout):
             self.stop()
             raise RuntimeError(
-                f"the ingest worker could not reach the broker at {self.broker.url}; "
+                f"the ingest worker could not reach the broker at {broker.url}; "
                 "check FLEET_MQTT_URL and that the broker is running"
             )
-        self.sweeper = HealthSweeper(self.ctx.sessions, interval_s=settings.health_sweep_s)
-        self.sweeper.start()
-        return self.broker
 
     def stop(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+            self.feed = None
+        if self.risk is not None:
+            self.risk.stop()
+            self.risk = None
         if self.sweeper is not None:
             self.sweeper.stop()
             self.sweeper = None
         if self.ingest is not None:
             self.ingest.stop()
             self.ingest = None
+        if self.publisher is not None:
+            self.publisher.stop()
+            self.publisher = None
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None

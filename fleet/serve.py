@@ -36,7 +36,7 @@ def run_service(
                 sample_interval_s=sample_interval_s,
                 heapsize=heapsize,
             )
-        app = create_app(ctx, commands=runtime.ingest)
+        app = create_app(ctx, commands=runtime.commands)
         config = uvicorn.Config(
             app,
             host=settings.http_host,

@@ -8,7 +8,8 @@ def make_tls_context(ca: bytes, cert=None, key=None):
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     if cert is not None and key is not None:
         ctx.load_cert_chain(cert, key)
-    ctx.load_verify_locations(cadata=ca)
+    # Positional: MicroPython's SSLContext takes no keyword arguments here.
+    ctx.load_verify_locations(ca)
     # Set explicitly: defaults differ between ports (the 1.29 stubs lack the attribute).
     ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
     return ctx

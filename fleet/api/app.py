@@ -13,7 +13,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fleet import __version__
 from fleet.access.principal import Forbidden
 from fleet.api.deps import LoginRequired
-from fleet.api.routes import accounts, alerts, devices, registry, rejects
+from fleet.api.routes import (
+    accounts,
+    alerts,
+    cases,
+    devices,
+    enrolment,
+    feed,
+    registry,
+    rejects,
+    risk,
+    sensorthings,
+    standards,
+)
 from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
 from fleet.dashboard import router as dashboard_router
@@ -34,7 +46,19 @@ def create_app(ctx: FleetContext, *, commands: Publisher | None = None) -> FastA
     )
     app.state.fleet = ctx
     app.state.commands = commands
-    for module in (devices, registry, alerts, accounts, rejects):
+    for module in (
+        devices,
+        registry,
+        alerts,
+        accounts,
+        rejects,
+        enrolment,
+        sensorthings,
+        feed,
+        standards,
+        risk,
+        cases,
+    ):
         app.include_router(module.router)
     app.include_router(dashboard_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -11,7 +11,16 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     # name -> (module, description); imported lazily so one benchmark's deps never slow another
     "senml": ("fleet.bench.senml", "SenML decode and validation throughput on the ingest path"),
     "dashboard": ("fleet.bench.dashboard", "Overview at 10,000 devices and a year of chart data"),
+    "ingest": (
+        "fleet.bench.ingest",
+        "Devices → Mosquitto → ingest → PostgreSQL: throughput, loss, latency, 10k connections",
+    ),
+    "provision": ("fleet.bench.provision", "Technician time per device: enrol + install + verify"),
     "risk": ("fleet.bench.risk", "Mould index and threshold rules: incremental and bulk cost"),
+    "feed": (
+        "fleet.bench.feed",
+        "SensorThings Observations paging ($top=1000) and CSV export on PostgreSQL, 1 year",
+    ),
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet.broker.url import BrokerAddress
@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     ingest_share_group: str | None = Field(
         default=None, description="Shared-subscription group, so several ingest workers split load"
     )
+    ingest_queue_size: int = Field(
+        default=5000, ge=1, description="Messages buffered between MQTT and the database writer"
+    )
+    ingest_batch_size: int = Field(
+        default=500, ge=1, description="Most messages committed in one ingest transaction"
+    )
+    ingest_inflight: int = Field(
+        default=1000, ge=1, description="Unacknowledged QoS 1 messages the ingest may publish"
+    )
+    ingest_enabled: bool = Field(
+        default=True, description="Run the ingest worker in `fleet serve` (false: API only)"
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     admin_token: str | None = Field(
@@ -46,6 +58,21 @@ class Settings(BaseSettings):
         default=None, description="Secure cookies; default on outside development"
     )
     health_sweep_s: float = Field(default=30.0, gt=0, description="Liveness and alert sweep")
+    ca_dir: Path | None = Field(
+        default=None, description="Device CA folder (ca.crt, ca.key); default data_dir/ca"
+    )
+    ca_passphrase: str | None = Field(default=None, description="Passphrase of the CA key")
+    crl_publish_path: Path | None = Field(
+        default=None, description="Where revocations copy the CRL for the broker (its crlfile)"
+    )
+    device_mqtt_url: str | None = Field(
+        default=None,
+        description="Broker address written into enrolled devices (mqtts://host:8883); "
+        "default: FLEET_MQTT_URL, else the embedded broker",
+    )
+    secret_key: str | None = Field(
+        default=None, description="Encrypts secrets at rest (Wi-Fi passwords); generated in dev"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -62,15 +89,16 @@ class Settings(BaseSettings):
             raise ValueError("use postgresql+psycopg://... so the psycopg 3 driver is used")
         return value
 
-    @field_validator("mqtt_url")
+    @field_validator("mqtt_url", "device_mqtt_url")
     @classmethod
-    def _known_broker(cls, value: str | None) -> str | None:
+    def _known_broker(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            variable = f"FLEET_{(info.field_name or 'mqtt_url').upper()}"
             raise ValueError(
-                f"FLEET_MQTT_URL {value!r} is not a broker URL: use mqtt://host:1883 or mqtts://host:8883"
+                f"{variable} {value!r} is not a broker URL: use mqtt://host:1883 or mqtts://host:8883"
             )
         return value
 
@@ -96,6 +124,13 @@ class Settings(BaseSettings):
                 )
             if self.admin_token.lower() in {"changeme", "change-me", "secret", "admin"}:
                 raise ValueError("FLEET_ADMIN_TOKEN is a placeholder: generate a random one")
+            if not self.secret_key or len(self.secret_key) < 32:
+                raise ValueError(
+                    "FLEET_SECRET_KEY must be set to at least 32 random characters in production "
+                    "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
+            if self.secret_key.lower().startswith(("changeme", "change-me", "secret")):
+                raise ValueError("FLEET_SECRET_KEY is a placeholder: generate a random one")
         return self
 
     @property
@@ -103,6 +138,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'fleet.sqlite3').resolve()}"
+
+    @property
+    def resolved_ca_dir(self) -> Path:
+        return self.ca_dir if self.ca_dir is not None else self.data_dir / "ca"
 
     @property
     def secure_cookies(self) -> bool:

@@ -2,10 +2,12 @@
 
 from fastapi import APIRouter
 
-from fleet.dashboard import auth, live, pages, registry
+from fleet.dashboard import auth, live, pages, register, registry, risk
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(pages.router)
 router.include_router(live.router)
+router.include_router(register.router)
 router.include_router(registry.router)
+router.include_router(risk.router)

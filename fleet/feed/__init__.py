@@ -1,0 +1,1 @@
+"""The downstream feed: SensorThings API, SenML MQTT feed, CSV export and privacy rules."""

@@ -1,96 +1,223 @@
-"""Persist what devices send: idempotent readings, health, status and rejects."""
+"""Persist a batch of device messages with a handful of statements, whatever the batch size.
+
+Readings go in with one idempotent bulk insert (COPY into a temporary table and one
+`INSERT ... ON CONFLICT DO NOTHING` on PostgreSQL; a multi-row insert elsewhere), devices are
+updated once per batch with one executemany per column set, and health snapshots, state
+changes and rejects are multi-row inserts in the same transaction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from fleet.ingest.senml import Sample
-from fleet.models import Device, HealthSnapshot, Reading, RejectedMessage
+from fleet.models import Device, HealthSnapshot, Reading, RejectedMessage, StateChange
 
 PAYLOAD_EXCERPT_BYTES = 512
 
+_DEVICES: Table = Device.__table__  # type: ignore[assignment]
 
-def find_device(session: Session, *, device_id: str) -> Device | None:
-    return session.scalars(select(Device).where(Device.device_id == device_id)).one_or_none()
+# PostgreSQL element types of the device columns the ingest writes.
+_PG_ARRAY_TYPES = {
+    "last_seen_at": "timestamptz",
+    "latest": "text",
+    "latest_at": "timestamptz",
+    "health": "text",
+    "health_at": "timestamptz",
+    "fw_version": "text",
+    "status": "text",
+    "status_at": "timestamptz",
+    "state": "text",
+    "state_at": "timestamptz",
+}
+_JSON_COLUMNS = frozenset({"latest", "health"})
+
+# Per-connection staging table for COPY; emptied by every commit so it never grows.
+_STAGE = "ingest_readings_stage"
+_STAGE_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
+    "device_pk integer, metric varchar(32), ts timestamptz, value double precision, "
+    "unit varchar(16), received_at timestamptz, seq integer) ON COMMIT DELETE ROWS"
+)
+_STAGE_INSERT = (
+    f"WITH ins AS (INSERT INTO readings (device_pk, metric, ts, value, unit, received_at) "
+    f"SELECT device_pk, metric, ts, value, unit, received_at FROM {_STAGE} "
+    "ON CONFLICT ON CONSTRAINT uq_readings_sample DO NOTHING "
+    "RETURNING device_pk, metric, ts) "
+    f"SELECT s.seq, count(*) FROM ins JOIN {_STAGE} s USING (device_pk, metric, ts) "
+    "GROUP BY s.seq"
+)
 
 
-def store_samples(
-    session: Session, *, device: Device, samples: Sequence[Sample], received_at: datetime
-) -> int:
-    """Insert readings, skipping ones already stored; returns how many were new."""
-    if not samples:
-        return 0
-    rows = [
+@dataclass(slots=True)
+class DeviceRow:
+    """The columns of a device the ingest reads and writes; plain data, no ORM identity map."""
+
+    pk: int
+    device_id: str
+    power_mode: str
+    report_interval_s: int
+    status: str
+    state: str
+    last_seen_at: datetime | None
+    latest: dict[str, Any] | None
+    latest_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRow:
+    device_pk: int
+    metric: str
+    ts: datetime
+    value: float
+    unit: str
+    seq: int  # index of the message in its batch, to count what each message added
+
+
+def load_devices(session: Session, device_ids: Iterable[str]) -> dict[str, DeviceRow]:
+    """The batch's devices in one query, row-locked on PostgreSQL.
+
+    Locking in primary-key order serialises concurrent workers that touch the same device
+    (read-modify-write of `latest`) without deadlocks between them.
+    """
+    ids = sorted(set(device_ids))
+    if not ids:
+        return {}
+    stmt = (
+        select(
+            Device.id,
+            Device.device_id,
+            Device.power_mode,
+            Device.report_interval_s,
+            Device.status,
+            Device.state,
+            Device.last_seen_at,
+            Device.latest,
+            Device.latest_at,
+        )
+        .where(Device.device_id.in_(ids))
+        .order_by(Device.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return {row.device_id: DeviceRow(*row) for row in session.execute(stmt)}
+
+
+def insert_readings(
+    session: Session, rows: Sequence[ReadingRow], received_at: datetime
+) -> Counter[int]:
+    """Insert readings, skipping stored ones; returns how many rows each message (seq) added."""
+    if not rows:
+        return Counter()
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_readings(session.connection(), rows, received_at)
+    return _insert_readings(session, rows, received_at)
+
+
+def _copy_readings(
+    conn: Connection, rows: Sequence[ReadingRow], received_at: datetime
+) -> Counter[int]:
+    # COPY is the cheapest way to move many rows through psycopg (no per-row statement or
+    # parameter binding in Python); ON CONFLICT on the real table keeps redeliveries idempotent.
+    raw: Any = conn.connection.driver_connection  # psycopg.Connection for postgresql+psycopg
+    with raw.cursor() as cur:
+        cur.execute(_STAGE_DDL)
+        with cur.copy(
+            f"COPY {_STAGE} (device_pk, metric, ts, value, unit, received_at, seq) FROM STDIN"
+        ) as copy:
+            for r in rows:
+                copy.write_row((r.device_pk, r.metric, r.ts, r.value, r.unit, received_at, r.seq))
+        cur.execute(_STAGE_INSERT)
+        return Counter({int(seq): int(n) for seq, n in cur.fetchall()})
+
+
+def _insert_readings(
+    session: Session, rows: Sequence[ReadingRow], received_at: datetime
+) -> Counter[int]:
+    stmt = (
+        sqlite.insert(Reading).on_conflict_do_nothing()
+        if session.get_bind().dialect.name == "sqlite"
+        else insert(Reading)
+    )
+    by_key = {(r.device_pk, r.metric, r.ts): r.seq for r in rows}
+    params = [
         {
-            "device_pk": device.id,
-            "metric": s.metric,
-            "ts": s.ts,
-            "value": s.value,
-            "unit": s.unit,
+            "device_pk": r.device_pk,
+            "metric": r.metric,
+            "ts": r.ts,
+            "value": r.value,
+            "unit": r.unit,
             "received_at": received_at,
         }
-        for s in samples
+        for r in rows
     ]
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(Reading).on_conflict_do_nothing(constraint="uq_readings_sample")
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(Reading).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported backends reach here
-        stmt = insert(Reading)
-    result = session.execute(stmt.returning(Reading.id), rows)
-    inserted = len(result.all())
-    _update_latest(device, samples)
-    mark_seen(device, at=received_at)
-    return inserted
+    result = session.execute(
+        stmt.returning(Reading.device_pk, Reading.metric, Reading.ts, sort_by_parameter_order=True),
+        params,
+    )
+    return Counter(by_key[(pk, metric, ts)] for pk, metric, ts in result)
 
 
-def _update_latest(device: Device, samples: Sequence[Sample]) -> None:
-    # A per-device cache of the newest value per metric keeps the overview off the readings table.
-    latest = dict(device.latest or {})
-    for s in samples:
-        current = latest.get(s.metric)
-        if current is None or s.ts.timestamp() >= current["t"]:
-            latest[s.metric] = {"v": s.value, "u": s.unit, "t": s.ts.timestamp()}
-    device.latest = latest
-    newest = max(s.ts for s in samples)
-    if device.latest_at is None or newest > device.latest_at:
-        device.latest_at = newest
+def update_devices(session: Session, changes: Sequence[dict[str, Any]]) -> None:
+    """Write each touched device once: one statement per set of changed columns."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        groups.setdefault(tuple(sorted(k for k in change if k != "pk")), []).append(change)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for columns, params in groups.items():
+        if postgres and len(params) > 1:
+            _update_devices_unnest(session.connection(), columns, params)
+            continue
+        stmt = (
+            update(_DEVICES)
+            .where(_DEVICES.c.id == bindparam("pk"))
+            .values({c: bindparam(c) for c in columns})
+        )
+        session.execute(stmt.execution_options(synchronize_session=False), params)
 
 
-def mark_seen(device: Device, *, at: datetime) -> None:
-    if device.last_seen_at is None or at > device.last_seen_at:
-        device.last_seen_at = at
-
-
-def apply_status(device: Device, *, state: str, at: datetime) -> None:
-    device.status = state
-    device.status_at = at
-    if state != "offline":
-        mark_seen(device, at=at)
-
-
-def apply_health(
-    session: Session, device: Device, *, snapshot: dict[str, Any], at: datetime
+def _update_devices_unnest(
+    conn: Connection, columns: tuple[str, ...], params: list[dict[str, Any]]
 ) -> None:
-    session.add(HealthSnapshot(device_pk=device.id, at=at, data=snapshot))
-    device.health = snapshot
-    device.health_at = at
-    fw = snapshot.get("fw_version")
-    if isinstance(fw, str):
-        device.fw_version = fw[:32]
-    mark_seen(device, at=at)
+    # One statement of fixed shape (one array per column) whatever the number of devices:
+    # no per-row statements, and PostgreSQL plans it once per column set.
+    casts = {c: _PG_ARRAY_TYPES[c] for c in columns}
+    sets = ", ".join(f"{c} = u.{c}{'::json' if c in _JSON_COLUMNS else ''}" for c in columns)
+    sql = (
+        f"UPDATE devices SET {sets} FROM unnest(%s::int[], "
+        + ", ".join(f"%s::{casts[c]}[]" for c in columns)
+        + f") AS u(pk, {', '.join(columns)}) WHERE devices.id = u.pk"
+    )
+    arrays: list[list[Any]] = [[p["pk"] for p in params]]
+    for c in columns:
+        if c in _JSON_COLUMNS:
+            arrays.append([json.dumps(p[c]) for p in params])
+        else:
+            arrays.append([p[c] for p in params])
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(sql, arrays)
 
 
-def record_reject(
-    session: Session,
+def insert_health(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(HealthSnapshot), list(rows))
+
+
+def insert_state_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(StateChange), list(rows))
+
+
+def reject_row(
     *,
     topic: str,
     device_id: str | None,
@@ -98,15 +225,18 @@ def record_reject(
     detail: str,
     payload: bytes,
     received_at: datetime,
-) -> None:
-    session.add(
-        RejectedMessage(
-            received_at=received_at,
-            topic=topic[:512],
-            device_id=device_id,
-            reason=reason,
-            detail=detail[:2000],
-            payload_excerpt=payload[:PAYLOAD_EXCERPT_BYTES].decode("utf-8", "backslashreplace"),
-            payload_size=len(payload),
-        )
-    )
+) -> dict[str, Any]:
+    return {
+        "received_at": received_at,
+        "topic": topic[:512],
+        "device_id": device_id,
+        "reason": reason,
+        "detail": detail[:2000],
+        "payload_excerpt": payload[:PAYLOAD_EXCERPT_BYTES].decode("utf-8", "backslashreplace"),
+        "payload_size": len(payload),
+    }
+
+
+def insert_rejects(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(RejectedMessage), list(rows))

@@ -3,10 +3,28 @@
 from fleet.models.access import ApiToken, AuditEntry, LoginSession, User, user_boroughs
 from fleet.models.base import Base
 from fleet.models.device import Device
+from fleet.models.feed import (
+    FeedDatastream,
+    FeedKey,
+    FeedPolicy,
+    FeedThing,
+    PropertyConsent,
+    PropertyGeo,
+)
 from fleet.models.health import Alert, HealthSnapshot, StateChange
+from fleet.models.identity import DeviceCertificate, WifiProfile
 from fleet.models.reading import Reading
 from fleet.models.registry import Borough, Estate, HardwareModel, Placement, Property, Tag
 from fleet.models.rejected import RejectedMessage
+from fleet.models.risk import (
+    Case,
+    CaseEvent,
+    PlacementRisk,
+    PropertyRisk,
+    RiskHour,
+    RiskLevelChange,
+    RiskProfile,
+)
 
 __all__ = [
     "Alert",
@@ -14,17 +32,32 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Borough",
+    "Case",
+    "CaseEvent",
     "Device",
+    "DeviceCertificate",
     "Estate",
+    "FeedDatastream",
+    "FeedKey",
+    "FeedPolicy",
+    "FeedThing",
     "HardwareModel",
     "HealthSnapshot",
     "LoginSession",
     "Placement",
+    "PlacementRisk",
     "Property",
+    "PropertyConsent",
+    "PropertyGeo",
+    "PropertyRisk",
     "Reading",
     "RejectedMessage",
+    "RiskHour",
+    "RiskLevelChange",
+    "RiskProfile",
     "StateChange",
     "Tag",
     "User",
+    "WifiProfile",
     "user_boroughs",
 ]

@@ -13,5 +13,11 @@ Modules:
   (engines in :mod:`fleet.risk.rolling`, evidence records in :mod:`fleet.risk.violation`).
 - :mod:`fleet.risk.level` -- combined property risk level with evidence.
 - :mod:`fleet.risk.workdays` -- working days and Awaab's Law deadlines.
+- :mod:`fleet.risk.hourly` -- hourly means and derived values (dew point, surface RH).
+- :mod:`fleet.risk.tracker` -- one placement's incremental state, serialisable.
+- :mod:`fleet.risk.compare` -- before/after comparison over equal windows.
 - :mod:`fleet.risk.bench` -- throughput measurement.
+
+:mod:`fleet.risk.service` is the exception: it runs these on the database (stored readings
+in, per-placement state, property levels and cases out).
 """

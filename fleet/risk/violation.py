@@ -63,3 +63,23 @@ class Violation:
             "peak": self.peak,
             "time_above_s": None if self.time_above is None else self.time_above.total_seconds(),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Violation:
+        """Inverse of :meth:`to_dict` (stored evidence survives a restart unchanged)."""
+        try:
+            until = data["until"]
+            above = data.get("time_above_s")
+            return cls(
+                rule_id=str(data["rule_id"]),
+                quantity=str(data["quantity"]),
+                threshold=float(data["threshold"]),
+                since=datetime.fromisoformat(data["since"]),
+                breached_at=datetime.fromisoformat(data["breached_at"]),
+                until=None if until is None else datetime.fromisoformat(until),
+                last_seen=datetime.fromisoformat(data["last_seen"]),
+                peak=float(data["peak"]),
+                time_above=None if above is None else timedelta(seconds=float(above)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"invalid stored violation {data!r}: {exc}") from exc

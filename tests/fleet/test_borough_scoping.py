@@ -9,7 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from fleet.access.principal import SYSTEM
 from fleet.api.app import create_app
+from fleet.cases.service import open_case
 from fleet.core.context import FleetContext
 from fleet.health.alert_rules import Finding
 from fleet.health.alerts import apply_findings
@@ -49,12 +51,14 @@ def _hackney_ids(ctx: FleetContext) -> dict[str, int]:
         from fleet.registry import places
 
         estate = places.create_estate(s, borough=s.get(Borough, prop.borough_id), name="Estate H")
+        case, _ = open_case(s, prop=prop, principal=SYSTEM, now=utcnow())
         s.flush()
         return {
             "property": prop.id,
             "alert": alert.id,
             "placement": device.placement_id or 0,
             "estate": estate.id,
+            "case": case.id,
         }
 
 
@@ -69,6 +73,10 @@ def cross_borough_requests(ids: dict[str, int]) -> list[tuple[str, str, dict | N
         ("POST", f"{dev}/commands", {"op": "reboot"}),
         ("PATCH", "/api/v1/boroughs/hackney", {"alert_settings": {"battery_below_pct": 15}}),
         ("GET", "/api/v1/boroughs/hackney/estates", None),
+        ("GET", "/api/v1/feed/policies/hackney", None),
+        ("PUT", "/api/v1/feed/policies/hackney", {"retention_days": 400}),
+        ("PUT", f"/api/v1/feed/properties/{ids['property']}/location", {"lat": 51.5, "lon": -0.05}),
+        ("PUT", f"/api/v1/feed/consent/{ids['property']}", {"state": "granted"}),
         ("POST", "/api/v1/boroughs/hackney/estates", {"name": "Kings Crescent"}),
         ("GET", "/api/v1/boroughs/hackney/properties", None),
         ("POST", "/api/v1/boroughs/hackney/properties", {"reference": "HX-2"}),
@@ -81,6 +89,19 @@ def cross_borough_requests(ids: dict[str, int]) -> list[tuple[str, str, dict | N
         ("GET", f"/api/v1/properties/{ids['property']}", None),
         ("PATCH", f"/api/v1/properties/{ids['property']}", {"floor": 3}),
         ("PATCH", f"/api/v1/placements/{ids['placement']}", {"room": "kitchen"}),
+        ("GET", "/api/v1/boroughs/hackney/risk", None),
+        ("GET", "/api/v1/boroughs/hackney/risk/analytics", None),
+        ("GET", "/api/v1/boroughs/hackney/risk/export.csv", None),
+        ("GET", f"/api/v1/properties/{ids['property']}/risk", None),
+        ("GET", f"/api/v1/properties/{ids['property']}/risk/hours", None),
+        ("PUT", f"/api/v1/properties/{ids['property']}/risk/profile", {"f_rsi": 0.6}),
+        ("POST", f"/api/v1/properties/{ids['property']}/risk/recompute", None),
+        ("GET", f"/api/v1/properties/{ids['property']}/risk/evidence", None),
+        ("POST", f"/api/v1/properties/{ids['property']}/cases", {"note": "tenant call"}),
+        ("GET", f"/api/v1/cases/{ids['case']}", None),
+        ("GET", f"/api/v1/cases/{ids['case']}/evidence", None),
+        ("POST", f"/api/v1/cases/{ids['case']}/steps", {"step": "investigation"}),
+        ("POST", f"/api/v1/cases/{ids['case']}/close", None),
         # Deletes last: the own-borough call really removes (or refuses while in use).
         ("DELETE", f"/api/v1/placements/{ids['placement']}", None),
         ("DELETE", f"/api/v1/properties/{ids['property']}", None),
@@ -128,7 +149,7 @@ def test_listings_only_show_own_borough(
 
 def test_scoping_table_covers_every_path_parameter_route(fleet_ctx: FleetContext) -> None:
     app = create_app(fleet_ctx)
-    ids = {"property": 1, "alert": 1, "placement": 1, "estate": 1}
+    ids = {"property": 1, "alert": 1, "placement": 1, "estate": 1, "case": 1}
     requested = [(m, p.split("?")[0]) for m, p, _ in cross_borough_requests(ids)]
     # The OpenAPI document lists every API route, however routers are nested.
     checked = 0

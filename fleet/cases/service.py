@@ -1,0 +1,284 @@
+"""Case lifecycle: open (by risk or by staff), link, record steps, close. Borough-scoped.
+
+Every change is written to the case timeline (``risk_case_events``, with when it happened and
+when it was recorded) and to the audit log, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.access import audit
+from fleet.access.principal import SYSTEM, Principal
+from fleet.cases.deadlines import STEP_COLUMNS, STEP_LABELS, CaseStep
+from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
+from fleet.models import Case, CaseEvent, Property, PropertyRisk
+from fleet.risk.level import RiskLevel
+
+#: Clock skew tolerated for a step time "now" sent from another machine.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+HAZARDS = ("significant", "emergency")
+#: Steps whose deadlines count from the investigation, so it must come first.
+AFTER_INVESTIGATION = frozenset(
+    {
+        CaseStep.WRITTEN_SUMMARY,
+        CaseStep.FURTHER_WORKS_BEGUN,
+        CaseStep.FURTHER_WORKS_STARTED,
+        CaseStep.WORKS_COMPLETED,
+    }
+)
+
+
+def _aware(ts: datetime, what: str) -> datetime:
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise InvalidStep(f"{what} needs a timezone, e.g. 2025-11-03T09:30:00+00:00")
+    return ts
+
+
+def get_case(session: Session, *, case_id: int, principal: Principal) -> Case:
+    case = session.get(Case, case_id)
+    if case is None or not principal.can_see(case.borough_id):
+        raise CaseNotFound(f"no case {case_id}")
+    return case
+
+
+def list_cases(
+    session: Session,
+    *,
+    principal: Principal,
+    borough_id: int | None = None,
+    property_id: int | None = None,
+    status: str | None = None,
+    limit: int = 500,
+) -> Sequence[Case]:
+    stmt = select(Case)
+    if principal.borough_ids is not None:
+        stmt = stmt.where(Case.borough_id.in_(principal.borough_ids))
+    if borough_id is not None:
+        stmt = stmt.where(Case.borough_id == borough_id)
+    if property_id is not None:
+        stmt = stmt.where(Case.property_id == property_id)
+    if status is not None:
+        stmt = stmt.where(Case.status == status)
+    return session.scalars(stmt.order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit)).all()
+
+
+def cases_for_property(session: Session, property_id: int) -> Sequence[Case]:
+    """Every case of a property already resolved through the caller's scope, newest first."""
+    stmt = select(Case).where(Case.property_id == property_id)
+    return session.scalars(stmt.order_by(Case.opened_at.desc(), Case.id.desc())).all()
+
+
+def open_case_for(session: Session, property_id: int) -> Case | None:
+    stmt = select(Case).where(Case.property_id == property_id, Case.status == "open")
+    return session.scalars(stmt).first()
+
+
+def timeline(session: Session, case: Case) -> Sequence[CaseEvent]:
+    stmt = select(CaseEvent).where(CaseEvent.case_id == case.id)
+    return session.scalars(stmt.order_by(CaseEvent.at, CaseEvent.id)).all()
+
+
+def _event(
+    session: Session,
+    case: Case,
+    principal: Principal,
+    kind: str,
+    *,
+    at: datetime,
+    now: datetime,
+    note: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> CaseEvent:
+    event = CaseEvent(
+        case_id=case.id,
+        kind=kind,
+        at=at,
+        recorded_at=now,
+        actor=principal.actor,
+        note=note,
+        detail=detail,
+    )
+    session.add(event)
+    audit.record(
+        session,
+        principal,
+        f"case.{kind}",
+        target_type="case",
+        target_id=case.id,
+        borough_id=case.borough_id,
+        detail={"at": at.isoformat(), "note": note, **(detail or {})},
+    )
+    return event
+
+
+def open_case(
+    session: Session,
+    *,
+    prop: Property,
+    principal: Principal,
+    now: datetime,
+    aware_at: datetime | None = None,
+    hazard: str = "significant",
+    note: str | None = None,
+) -> tuple[Case, bool]:
+    """Open a case for the property, or link the report to its open case.
+
+    Returns ``(case, created)``. Staff use this when a tenant reports damp or mould.
+    """
+    if hazard not in HAZARDS:
+        raise InvalidStep(f"hazard must be one of {', '.join(HAZARDS)}, not {hazard!r}")
+    aware = _aware(aware_at, "aware_at") if aware_at is not None else now
+    if aware > now + FUTURE_TOLERANCE:
+        raise InvalidStep("aware_at is in the future")
+    existing = open_case_for(session, prop.id)
+    if existing is not None:
+        _event(session, existing, principal, "linked", at=aware, now=now, note=note)
+        return existing, False
+    case = Case(
+        property_id=prop.id,
+        borough_id=prop.borough_id,
+        status="open",
+        hazard=hazard,
+        source="manual",
+        opened_at=now,
+        opened_by=principal.actor,
+        aware_at=aware,
+    )
+    session.add(case)
+    session.flush()
+    _event(session, case, principal, "opened", at=aware, now=now, note=note)
+    return case, True
+
+
+def on_property_risk(
+    session: Session, *, prop: Property, risk: PropertyRisk, threshold: RiskLevel, now: datetime
+) -> tuple[Case, bool] | None:
+    """Open a case when the property's level reaches ``threshold``, or note a higher level on
+    the open one. Returns ``(case, created)``, or ``None`` below the threshold."""
+    level = RiskLevel(risk.level)
+    if level.rank < threshold.rank:
+        return None
+    trigger = {
+        "level": level.value,
+        "rank": level.rank,
+        "score": risk.score,
+        "data_until": None if risk.data_until is None else risk.data_until.isoformat(),
+        "evidence": [e.get("detail") for e in risk.evidence or []][:20],
+    }
+    existing = open_case_for(session, prop.id)
+    if existing is not None:
+        known = max(
+            (
+                int((e.detail or {}).get("rank", -1))
+                for e in timeline(session, existing)
+                if e.kind in ("opened", "risk_raised")
+            ),
+            default=-1,
+        )
+        if level.rank > known:
+            _event(
+                session,
+                existing,
+                SYSTEM,
+                "risk_raised",
+                at=now,
+                now=now,
+                note=f"risk rose to {level.value}",
+                detail=trigger,
+            )
+        return existing, False
+    case = Case(
+        property_id=prop.id,
+        borough_id=prop.borough_id,
+        status="open",
+        hazard="significant",
+        source="risk",
+        opened_at=now,
+        opened_by=SYSTEM.actor,
+        trigger=trigger,
+        # The sensors made the landlord aware when the risk engine flagged it.
+        aware_at=now,
+    )
+    session.add(case)
+    session.flush()
+    _event(
+        session,
+        case,
+        SYSTEM,
+        "opened",
+        at=now,
+        now=now,
+        note=f"sensor risk reached {level.value} (score {risk.score})",
+        detail=trigger,
+    )
+    return case, True
+
+
+def record_step(
+    session: Session,
+    *,
+    case: Case,
+    step: CaseStep,
+    at: datetime | None,
+    principal: Principal,
+    now: datetime,
+    note: str | None = None,
+) -> CaseEvent:
+    """Record that a step happened at ``at`` (default: now)."""
+    if case.status != "open":
+        raise CaseConflict(f"case {case.id} is closed; reopen by opening a new case")
+    when = _aware(at, "at") if at is not None else now
+    if when > now + FUTURE_TOLERANCE:
+        raise InvalidStep(f"{step.value} at {when.isoformat()} is in the future")
+    if step is CaseStep.NOTE:
+        if not note:
+            raise InvalidStep("a note needs text")
+        return _event(session, case, principal, "note", at=when, now=now, note=note)
+    column = STEP_COLUMNS[step]
+    previous = getattr(case, column)
+    if step is CaseStep.AWARE:
+        # The only correctable date: a tenant may have reported before the sensors flagged it.
+        recorded = [getattr(case, c) for s, c in STEP_COLUMNS.items() if s is not CaseStep.AWARE]
+        if any(t is not None and t < when for t in recorded):
+            raise InvalidStep("awareness cannot be later than a step already recorded")
+    else:
+        if previous is not None:
+            raise CaseConflict(
+                f"{STEP_LABELS[step].lower()} was already recorded for "
+                f"{previous.isoformat()}; add a note to explain a correction"
+            )
+        if when < case.aware_at:
+            raise InvalidStep(
+                f"{step.value} at {when.isoformat()} is before the landlord became aware "
+                f"({case.aware_at.isoformat()})"
+            )
+        needs_investigation = step in AFTER_INVESTIGATION or (
+            step is CaseStep.SAFETY_WORK and case.hazard != "emergency"
+        )
+        if needs_investigation:
+            if case.investigation_at is None:
+                raise InvalidStep(f"record the investigation before {step.value}")
+            if when < case.investigation_at:
+                raise InvalidStep(f"{step.value} cannot be before the investigation ended")
+    setattr(case, column, when)
+    detail = {"previous": previous.isoformat()} if step is CaseStep.AWARE and previous else None
+    return _event(session, case, principal, step.value, at=when, now=now, note=note, detail=detail)
+
+
+def close_case(
+    session: Session, *, case: Case, principal: Principal, now: datetime, note: str | None = None
+) -> CaseEvent:
+    if case.status != "open":
+        raise CaseConflict(f"case {case.id} is already closed")
+    if case.investigation_at is None:
+        raise InvalidStep("record the investigation before closing the case")
+    case.status = "closed"
+    case.closed_at = now
+    case.closed_by = principal.actor
+    return _event(session, case, principal, "closed", at=now, now=now, note=note)

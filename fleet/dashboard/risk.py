@@ -1,0 +1,344 @@
+"""Risk and case pages: borough list by risk, property page with charts, analytics, cases,
+and the printable evidence documents (all borough-scoped)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+
+from fleet.access.principal import Principal
+from fleet.access.roles import Scope
+from fleet.api.deps import check_csrf, get_session, page_user
+from fleet.cases import service as cases
+from fleet.cases.deadlines import STEP_LABELS, CaseStep
+from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
+from fleet.cases.views import case_view, daily_summary, level_history
+from fleet.dashboard.charts import Series, line_chart
+from fleet.dashboard.templating import TEMPLATES
+from fleet.models import Borough, Case, Property, PropertyRisk
+from fleet.models.base import utcnow
+from fleet.registry import places
+from fleet.risk.service import analytics, queries
+from fleet.risk.workdays import UK
+
+router = APIRouter(include_in_schema=False)
+RANGES = {"7d": timedelta(days=7), "14d": timedelta(days=14), "30d": timedelta(days=30)}
+# (RiskHour attribute, label, unit, colour)
+CHARTS = (
+    ("humidity", "Relative humidity", "%", "#0969da"),
+    ("dew_point", "Dew point", "°C", "#8250df"),
+    ("surface_rh", "Surface RH", "%", "#bf3989"),
+    ("mould_index", "Mould index (VTT)", "", "#9a6700"),
+)
+STEP_CHOICES = [(s.value, STEP_LABELS[s]) for s in CaseStep]
+
+
+def risk_charts(
+    session: Session, prop: Property, *, since: datetime | None, until: datetime | None = None
+) -> list[tuple[str, Markup]]:
+    """One SVG per quantity and room over the window (server-rendered, no script)."""
+    by_room: dict[str, list[Any]] = {}
+    for room, h in queries.hours(session, prop, since=since, until=until):
+        by_room.setdefault(room, []).append(h)
+    out: list[tuple[str, Markup]] = []
+    for attr, label, unit, colour in CHARTS:
+        for room, hours in sorted(by_room.items()) or [("", [])]:
+            title = f"{label} · {room}" if room else label
+            points = [(h.hour, float(getattr(h, attr))) for h in hours]
+            out.append((title, Markup(line_chart(Series(title, unit, points), colour=colour))))
+    return out
+
+
+def _property(session: Session, property_id: int, user: Principal) -> Property:
+    try:
+        return places.get_property(session, property_id=property_id, principal=user)
+    except places.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+def _case(session: Session, case_id: int, user: Principal) -> Case:
+    try:
+        return cases.get_case(session, case_id=case_id, principal=user)
+    except CaseNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+def _borough(
+    session: Session, code: str | None, user: Principal
+) -> tuple[Borough | None, list[Borough]]:
+    visible = list(places.visible_boroughs(session, principal=user))
+    if code:
+        chosen = next((b for b in visible if b.code == code), None)
+        if chosen is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no borough {code!r}")
+        return chosen, visible
+    return (visible[0] if visible else None), visible
+
+
+def render_property_evidence(session: Session, prop: Property, *, now: datetime) -> str:
+    """The printable evidence document of a property (already scope-checked)."""
+    risk = session.get(PropertyRisk, prop.id)
+    since = queries.default_since(risk, timedelta(days=30))
+    views = [case_view(session, c, now=now) for c in cases.cases_for_property(session, prop.id)]
+    return TEMPLATES.get_template("risk_evidence.html").render(
+        prop=prop,
+        risk=risk,
+        charts=risk_charts(session, prop, since=since),
+        days=daily_summary(session, prop, since=since, until=None),
+        history=level_history(session, prop),
+        cases=views,
+        generated_at=now,
+    )
+
+
+def render_case_evidence(session: Session, case: Case, *, now: datetime) -> str:
+    """The printable evidence document of a case: timeline, readings, before and after."""
+    view = case_view(session, case, now=now)
+    if view.comparison is not None:
+        since = view.comparison.works_at - view.comparison.window
+        until: datetime | None = view.comparison.works_at + view.comparison.window
+    else:
+        since, until = case.aware_at - timedelta(days=14), None
+    return TEMPLATES.get_template("case_evidence.html").render(
+        view=view,
+        prop=view.prop,
+        risk=session.get(PropertyRisk, view.prop.id),
+        charts=risk_charts(session, view.prop, since=since, until=until),
+        days=daily_summary(session, view.prop, since=since, until=until),
+        history=level_history(session, view.prop),
+        generated_at=now,
+    )
+
+
+def _uk_time(value: str) -> datetime | None:
+    """A datetime-local form value is UK wall-clock time; empty means now."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise HTTPException(422, f"{value!r} is not a date and time") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UK)
+
+
+def _back(url: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"{url}?notice={quote(notice)}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/risk", response_class=HTMLResponse)
+def risk_list(
+    request: Request,
+    borough: str | None = Query(None, max_length=32),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    chosen, visible = _borough(session, borough, user)
+    rows = queries.borough_rows(session, chosen, now=utcnow()) if chosen else []
+    return TEMPLATES.TemplateResponse(
+        request,
+        "risk_list.html",
+        {"user": user, "borough": chosen, "boroughs": visible, "rows": rows},
+    )
+
+
+@router.get("/risk/analytics", response_class=HTMLResponse)
+def risk_analytics(
+    request: Request,
+    borough: str | None = Query(None, max_length=32),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    chosen, visible = _borough(session, borough, user)
+    tables = analytics.distributions(session, chosen) if chosen else []
+    points = analytics.trend(session, chosen, until=utcnow()) if chosen else []
+    return TEMPLATES.TemplateResponse(
+        request,
+        "risk_analytics.html",
+        {
+            "user": user,
+            "borough": chosen,
+            "boroughs": visible,
+            "tables": tables,
+            "trend": points,
+            "levels": analytics.LEVELS,
+            "columns": analytics.COLUMNS,
+        },
+    )
+
+
+@router.get("/risk/properties/{property_id}", response_class=HTMLResponse)
+def risk_property(
+    request: Request,
+    property_id: int,
+    range: str = Query("14d", pattern=r"^(7d|14d|30d)$"),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    prop = _property(session, property_id, user)
+    risk = session.get(PropertyRisk, prop.id)
+    since = queries.default_since(risk, RANGES[range])
+    now = utcnow()
+    return TEMPLATES.TemplateResponse(
+        request,
+        "risk_property.html",
+        {
+            "user": user,
+            "prop": prop,
+            "risk": risk,
+            "range": range,
+            "placements": queries.placements(session, prop),
+            "charts": risk_charts(session, prop, since=since),
+            "history": level_history(session, prop, limit=20),
+            "cases": [
+                case_view(session, c, now=now) for c in cases.cases_for_property(session, prop.id)
+            ],
+            "can_open": Scope.ALERTS_WRITE in user.scopes,
+            "notice": request.query_params.get("notice"),
+        },
+    )
+
+
+@router.post("/risk/properties/{property_id}/cases")
+def risk_open_case(
+    property_id: int,
+    hazard: str = Form("significant", pattern=r"^(significant|emergency)$"),
+    aware_at: str = Form(""),
+    note: str = Form("", max_length=2000),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.ALERTS_WRITE)
+    prop = _property(session, property_id, user)
+    try:
+        case, _ = cases.open_case(
+            session,
+            prop=prop,
+            principal=user,
+            now=utcnow(),
+            aware_at=_uk_time(aware_at),
+            hazard=hazard,
+            note=note or None,
+        )
+    except InvalidStep as exc:
+        return _back(f"/risk/properties/{property_id}", str(exc))
+    session.commit()
+    return RedirectResponse(f"/cases/{case.id}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/risk/properties/{property_id}/evidence", response_class=HTMLResponse)
+def risk_property_evidence(
+    property_id: int,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    prop = _property(session, property_id, user)
+    return HTMLResponse(render_property_evidence(session, prop, now=utcnow()))
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def case_list(
+    request: Request,
+    show: str = Query("open", pattern=r"^(open|closed|all)$"),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    now = utcnow()
+    found = cases.list_cases(session, principal=user, status=None if show == "all" else show)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "case_list.html",
+        {"user": user, "views": [case_view(session, c, now=now) for c in found], "show": show},
+    )
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(
+    request: Request,
+    case_id: int,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    case = _case(session, case_id, user)
+    view = case_view(session, case, now=utcnow())
+    return TEMPLATES.TemplateResponse(
+        request,
+        "case_detail.html",
+        {
+            "user": user,
+            "view": view,
+            "risk": session.get(PropertyRisk, case.property_id),
+            "steps": STEP_CHOICES,
+            "can_act": Scope.ALERTS_WRITE in user.scopes and case.status == "open",
+            "notice": request.query_params.get("notice"),
+        },
+    )
+
+
+@router.post("/cases/{case_id}/steps")
+def case_step(
+    case_id: int,
+    step: str = Form(...),
+    at: str = Form(""),
+    note: str = Form("", max_length=2000),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.ALERTS_WRITE)
+    case = _case(session, case_id, user)
+    try:
+        chosen = CaseStep(step)
+    except ValueError as exc:
+        raise HTTPException(422, f"unknown step {step!r}") from exc
+    try:
+        cases.record_step(
+            session,
+            case=case,
+            step=chosen,
+            at=_uk_time(at),
+            principal=user,
+            now=utcnow(),
+            note=note or None,
+        )
+    except (CaseConflict, InvalidStep) as exc:
+        return _back(f"/cases/{case_id}", str(exc))
+    session.commit()
+    return _back(f"/cases/{case_id}", f"{STEP_LABELS[chosen]} recorded")
+
+
+@router.post("/cases/{case_id}/close")
+def case_close(
+    case_id: int,
+    note: str = Form("", max_length=2000),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.ALERTS_WRITE)
+    case = _case(session, case_id, user)
+    try:
+        cases.close_case(session, case=case, principal=user, now=utcnow(), note=note or None)
+    except (CaseConflict, InvalidStep) as exc:
+        return _back(f"/cases/{case_id}", str(exc))
+    session.commit()
+    return _back(f"/cases/{case_id}", "case closed")
+
+
+@router.get("/cases/{case_id}/evidence", response_class=HTMLResponse)
+def case_evidence(
+    case_id: int,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    case = _case(session, case_id, user)
+    return HTMLResponse(render_case_evidence(session, case, now=utcnow()))

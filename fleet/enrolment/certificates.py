@@ -1,0 +1,158 @@
+"""Device certificates: issue from the fleet's CA, record, rotate before expiry, revoke."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.access.principal import Forbidden, Principal
+from fleet.access.roles import Role
+from fleet.core.settings import Settings
+from fleet.enrolment.errors import CANotReady, CertificateNotFound, RotationNotDue
+from fleet.identity import CAStore, CertificateAuthority, IdentityError
+from fleet.identity.rotation import ROTATE_BEFORE_DAYS
+from fleet.models import Device, DeviceCertificate
+from fleet.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, repr=False)
+class CertificateBundle:
+    """What a device needs to prove who it is: its certificate, its key, and the CA."""
+
+    serial: str
+    fingerprint: str
+    not_after: datetime
+    certificate_pem: str
+    private_key_pem: str
+    ca_pem: str
+
+    def __repr__(self) -> str:  # never print key material
+        return f"CertificateBundle(serial={self.serial}, not_after={self.not_after.isoformat()})"
+
+
+def load_ca(settings: Settings) -> CertificateAuthority:
+    """The device CA; created on first use outside production so one command runs everything."""
+    store = CAStore(settings.resolved_ca_dir)
+    try:
+        if not store.exists():
+            if settings.environment == "production":
+                raise CANotReady(
+                    f"no device CA in {store.directory}: run `python -m fleet.identity bootstrap` "
+                    "and set FLEET_CA_DIR to its ca/ folder"
+                )
+            log.warning("no device CA in %s: creating one (development only)", store.directory)
+            return store.create()
+        return store.load(passphrase=settings.ca_passphrase)
+    except IdentityError as exc:
+        raise CANotReady(f"the device CA cannot be used: {exc}") from exc
+
+
+def serial_hex(serial: int) -> str:
+    return f"{serial:x}"
+
+
+def issue(
+    session: Session,
+    *,
+    ca: CertificateAuthority,
+    device: Device,
+    principal: Principal,
+    reason: str,
+    now: datetime | None = None,
+) -> CertificateBundle:
+    """Issue a fresh certificate and key for `device` and record it (not the key)."""
+    issued = ca.issue_device(device.device_id, now=now)
+    cert = issued.certificate
+    fingerprint = hashlib.sha256(issued.certificate_der()).hexdigest()
+    session.add(
+        DeviceCertificate(
+            device_pk=device.id,
+            serial=serial_hex(issued.serial),
+            fingerprint=fingerprint,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            issued_at=now or utcnow(),
+            issued_by=principal.actor,
+            reason=reason,
+        )
+    )
+    return CertificateBundle(
+        serial=serial_hex(issued.serial),
+        fingerprint=fingerprint,
+        not_after=cert.not_valid_after_utc,
+        certificate_pem=issued.certificate_pem().decode(),
+        private_key_pem=issued.private_key_pem().decode(),
+        ca_pem=ca.certificate_pem().decode(),
+    )
+
+
+def current_certificate(session: Session, *, device: Device) -> DeviceCertificate | None:
+    """The newest certificate of `device` that is not revoked."""
+    stmt = (
+        select(DeviceCertificate)
+        .where(DeviceCertificate.device_pk == device.id, DeviceCertificate.revoked_at.is_(None))
+        .order_by(DeviceCertificate.not_after.desc(), DeviceCertificate.id.desc())
+    )
+    return session.scalars(stmt).first()
+
+
+def check_rotation_due(
+    record: DeviceCertificate | None,
+    *,
+    now: datetime,
+    before_days: int = ROTATE_BEFORE_DAYS,
+) -> None:
+    """Raise RotationNotDue unless the current certificate is within `before_days` of expiry."""
+    if record is None:
+        return
+    if now < record.not_after - timedelta(days=before_days):
+        due = (record.not_after - timedelta(days=before_days)).date().isoformat()
+        raise RotationNotDue(
+            f"certificate {record.serial} is valid until {record.not_after.date().isoformat()}; "
+            f"rotation is due from {due} (pass force to rotate now, e.g. after a key leak)"
+        )
+
+
+def revoke(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    serial: str,
+    reason: x509.ReasonFlags = x509.ReasonFlags.unspecified,
+    now: datetime | None = None,
+) -> DeviceCertificate:
+    """Revoke a certificate (admins only), sign a new CRL and publish it for the broker."""
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only an admin may revoke device certificates")
+    serial = serial.lower().removeprefix("0x")
+    record = session.scalars(
+        select(DeviceCertificate).where(DeviceCertificate.serial == serial)
+    ).one_or_none()
+    if record is None:
+        raise CertificateNotFound(f"no certificate with serial {serial} was issued by this fleet")
+    when = now or utcnow()
+    if record.revoked_at is None:
+        record.revoked_at = when
+        record.revoke_reason = reason.value
+    ca = load_ca(settings)
+    CAStore(settings.resolved_ca_dir).revoke(
+        ca, int(serial, 16), reason=reason, now=when, publish_to=settings.crl_publish_path
+    )
+    return record
+
+
+def crl_pem(settings: Settings) -> bytes:
+    """The current CRL (signing a first one if the CA folder has none yet)."""
+    store = CAStore(settings.resolved_ca_dir)
+    if not store.crl_path.exists():
+        store.write_crl(load_ca(settings))
+    return store.crl_path.read_bytes()

@@ -1,0 +1,238 @@
+"""Enrol a device: place it, register it, and hand it an identity and its site's network.
+
+Re-enrolling a device into the place it already has is idempotent apart from the fresh
+certificate, so an interrupted technician can simply run the step again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.access import audit
+from fleet.access.principal import Principal
+from fleet.core.settings import Settings
+from fleet.enrolment import certificates, wifi
+from fleet.enrolment.broker import DeviceBroker, device_broker
+from fleet.enrolment.certificates import CertificateBundle
+from fleet.enrolment.errors import AlreadyEnrolledElsewhere, BoroughNotPermitted, DeviceNotEnrolled
+from fleet.enrolment.secrets import SecretBox
+from fleet.identity.rotation import ROTATE_BEFORE_DAYS
+from fleet.models import Borough, Device, Placement, Property
+from fleet.models.base import utcnow
+from fleet.registry import places
+from fleet.registry.devices import register_device
+
+
+@dataclass(frozen=True)
+class EnrolmentRequest:
+    device_id: str
+    borough: str
+    property_reference: str
+    room: str
+    board: str
+    position: str | None = None
+    wifi_profile: str = wifi.DEFAULT_PROFILE
+    power_mode: str = "mains"
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    device_id: str
+    borough: str
+    property_reference: str
+    placement_id: int
+    room: str
+    position: str | None
+    board: str
+    created: bool  # False when the device was already enrolled here
+    certificate: CertificateBundle
+    broker: DeviceBroker
+    wifi: wifi.WifiCredentials
+
+
+def _borough(session: Session, code: str, principal: Principal) -> Borough:
+    borough = session.scalars(select(Borough).where(Borough.code == code)).one_or_none()
+    if borough is None or not principal.can_see(borough.id):
+        raise BoroughNotPermitted(
+            f"borough {code!r} does not exist or your token does not cover it: check the code, "
+            "or ask an admin to add the borough to your account"
+        )
+    return borough
+
+
+def _where(session: Session, device: Device, principal: Principal) -> str | None:
+    """A description of the device's current placement, or None if it has none."""
+    if device.placement_id is None:
+        return None
+    placement = session.get(Placement, device.placement_id)
+    prop = session.get(Property, placement.property_id) if placement else None
+    if placement is None or prop is None:
+        return None
+    if not principal.can_see(prop.borough_id):
+        return "a property in another borough"
+    spot = f", {placement.position}" if placement.position else ""
+    return f"property {prop.reference}, {placement.room}{spot}"
+
+
+def _find_or_create_placement(
+    session: Session, *, prop: Property, room: str, position: str | None
+) -> Placement:
+    stmt = select(Placement).where(
+        Placement.property_id == prop.id,
+        Placement.room == room,
+        Placement.position.is_(None) if position is None else Placement.position == position,
+    )
+    found = session.scalars(stmt.order_by(Placement.id)).first()
+    return found or places.create_placement(session, prop=prop, room=room, position=position)
+
+
+def enrol(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    request: EnrolmentRequest,
+    now: datetime | None = None,
+) -> Enrolment:
+    """Place and register the device and issue its certificate; the caller commits."""
+    borough = _borough(session, request.borough, principal)
+    # Everything that can refuse without side effects runs before anything is written.
+    credentials = wifi.credentials(
+        session, box=SecretBox.from_settings(settings), borough=borough, name=request.wifi_profile
+    )
+    ca = certificates.load_ca(settings)
+    prop = session.scalars(
+        select(Property).where(
+            Property.borough_id == borough.id, Property.reference == request.property_reference
+        )
+    ).one_or_none()
+
+    device = session.scalars(
+        select(Device).where(Device.device_id == request.device_id)
+    ).one_or_none()
+    created = device is None
+    if device is not None:
+        if device.borough_id is not None and not principal.can_see(device.borough_id):
+            raise AlreadyEnrolledElsewhere(
+                f"device {request.device_id} is already enrolled in another borough; "
+                "its borough's staff must decommission it before it can be enrolled here"
+            )
+        where = _where(session, device, principal)
+        placement = session.get(Placement, device.placement_id) if device.placement_id else None
+        same_place = (
+            placement is not None
+            and prop is not None
+            and placement.property_id == prop.id
+            and placement.room == request.room
+            and placement.position == request.position
+        )
+        if where is not None and not same_place:
+            raise AlreadyEnrolledElsewhere(
+                f"device {request.device_id} is already enrolled at {where}; to move it, "
+                f"borough staff re-place it (PUT /api/v1/devices/{request.device_id}/placement), "
+                "or enrol a different device here"
+            )
+
+    if prop is None:
+        prop = places.create_property(
+            session, borough=borough, reference=request.property_reference
+        )
+    placement = _find_or_create_placement(
+        session, prop=prop, room=request.room, position=request.position
+    )
+    if device is None:
+        device = register_device(
+            session,
+            device_id=request.device_id,
+            board=request.board,
+            borough_id=borough.id,
+            power_mode=request.power_mode,
+        )
+    device.board = request.board
+    device.borough_id = borough.id
+    device.placement_id = placement.id
+    session.flush()
+
+    bundle = certificates.issue(
+        session, ca=ca, device=device, principal=principal, reason="enrol", now=now
+    )
+    audit.record(
+        session,
+        principal,
+        "device.enrol",
+        target_type="device",
+        target_id=device.device_id,
+        borough_id=borough.id,
+        detail={
+            "property": prop.reference,
+            "room": placement.room,
+            "position": placement.position,
+            "board": device.board,
+            "serial": bundle.serial,
+            "re_enrolment": not created,
+        },
+    )
+    return Enrolment(
+        device_id=device.device_id,
+        borough=borough.code,
+        property_reference=prop.reference,
+        placement_id=placement.id,
+        room=placement.room,
+        position=placement.position,
+        board=device.board,
+        created=created,
+        certificate=bundle,
+        broker=device_broker(settings),
+        wifi=credentials,
+    )
+
+
+def rotate(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    device_id: str,
+    force: bool = False,
+    before_days: int = ROTATE_BEFORE_DAYS,
+    now: datetime | None = None,
+) -> CertificateBundle:
+    """A new certificate for an enrolled device once the current one nears expiry.
+
+    The previous certificate stays valid until it expires (the device switches when the new
+    files are installed); revoke it explicitly if its key may have leaked.
+    """
+    device = session.scalars(select(Device).where(Device.device_id == device_id)).one_or_none()
+    if device is None or device.placement_id is None or not principal.can_see(device.borough_id):
+        raise DeviceNotEnrolled(
+            f"device {device_id} is not enrolled in your boroughs: enrol it first"
+        )
+    when = now or utcnow()
+    if not force:
+        certificates.check_rotation_due(
+            certificates.current_certificate(session, device=device),
+            now=when,
+            before_days=before_days,
+        )
+    bundle = certificates.issue(
+        session,
+        ca=certificates.load_ca(settings),
+        device=device,
+        principal=principal,
+        reason="rotate",
+        now=when,
+    )
+    audit.record(
+        session,
+        principal,
+        "device.certificate.rotate",
+        target_type="device",
+        target_id=device_id,
+        borough_id=device.borough_id,
+        detail={"serial": bundle.serial, "forced": force},
+    )
+    return bundle

@@ -1,0 +1,248 @@
+"""Ingest many messages in one transaction: decode first, then a fixed number of statements.
+
+Decoding and validation (the CPU-heavy part) happen before the transaction opens, so the
+database sees a short transaction per batch. Inside it: one query loads (and locks) the
+batch's devices, one bulk insert stores readings, each device is written once, and rejects
+are recorded alongside. A database error rolls back the whole batch and propagates, so the
+caller does not acknowledge any of its messages and retries them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from fleet.health.liveness import DEFAULT_POLICY, LivenessPolicy, derive_state
+from fleet.ingest import store
+from fleet.ingest.errors import Rejected, RejectReason
+from fleet.ingest.profile import STATUS_STATES, supported_version
+from fleet.ingest.senml import Sample, decode_health, decode_telemetry
+from fleet.ingest.topics import Upstream, parse_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: str  # "stored" | "ignored" | "rejected"
+    inserted: int = 0
+    newest_sample_ts: float | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class Decoded:
+    """One message after decoding, before the database is involved (see `decode`)."""
+
+    topic: str
+    payload: bytes
+    device_id: str | None = None
+    kind: Upstream | None = None
+    samples: list[Sample] | None = None
+    health: dict[str, Any] | None = None
+    status: str | None = None
+    rejected: Rejected | None = None
+
+
+@dataclass(slots=True)
+class _DeviceChange:
+    row: store.DeviceRow
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def seen(self, at: datetime) -> None:
+        if self.row.last_seen_at is None or at > self.row.last_seen_at:
+            self.row.last_seen_at = at
+            self.values["last_seen_at"] = at
+
+
+def decode(topic: str, payload: bytes, *, now: float, max_payload_bytes: int) -> Decoded:
+    """Everything that can be checked without the database; never raises on bad input."""
+    msg = Decoded(topic, payload)
+    try:
+        parsed = parse_topic(topic)
+        msg.device_id, msg.kind = parsed.device_id, parsed.kind
+        if parsed.kind is None:
+            return msg
+        if len(payload) > max_payload_bytes:
+            raise Rejected(
+                RejectReason.PAYLOAD_TOO_LARGE,
+                f"{len(payload)} bytes; the limit is {max_payload_bytes}",
+            )
+        if parsed.kind is Upstream.TELEMETRY:
+            msg.samples = decode_telemetry(payload, parsed.device_id, now=now)
+        elif parsed.kind is Upstream.HEALTH:
+            msg.health = decode_health(payload, parsed.device_id, now=now)
+        elif parsed.kind is Upstream.STATUS:
+            msg.status = status_state(payload)
+    except Rejected as exc:
+        msg.rejected = exc
+    return msg
+
+
+def write_batch(
+    sessions: sessionmaker[Session],
+    decoded: Sequence[Decoded],
+    *,
+    now: float,
+    policy: LivenessPolicy = DEFAULT_POLICY,
+) -> list[Outcome]:
+    """Store decoded messages atomically; returns one outcome per message, in order."""
+    received_at = datetime.fromtimestamp(now, UTC)
+    wanted = {m.device_id for m in decoded if m.kind is not None and m.device_id is not None}
+    with sessions.begin() as session:
+        devices = store.load_devices(session, wanted)
+        for m in decoded:
+            if m.kind is not None and m.device_id not in devices:
+                # Even over a decoding error: an unknown sender is what an operator must see.
+                m.rejected = Rejected(
+                    RejectReason.UNKNOWN_DEVICE,
+                    f"device {m.device_id!r} is not registered; enrol it first",
+                )
+        changes: dict[str, _DeviceChange] = {}
+        readings: dict[tuple[int, str, datetime], store.ReadingRow] = {}
+        health_rows: list[dict[str, Any]] = []
+        rejects: list[dict[str, Any]] = []
+        for seq, m in enumerate(decoded):
+            if m.rejected is not None:
+                log.info("rejected %s on %s: %s", m.rejected.reason, m.topic, m.rejected.detail)
+                rejects.append(
+                    store.reject_row(
+                        topic=m.topic,
+                        device_id=m.device_id,
+                        reason=m.rejected.reason.value,
+                        detail=m.rejected.detail,
+                        payload=m.payload,
+                        received_at=received_at,
+                    )
+                )
+                continue
+            if m.kind is None or m.device_id is None:
+                continue
+            change = changes.get(m.device_id)
+            if change is None:
+                change = changes[m.device_id] = _DeviceChange(devices[m.device_id])
+            _apply(change, m, seq, received_at, readings, health_rows)
+        added = store.insert_readings(session, list(readings.values()), received_at)
+        store.insert_health(session, health_rows)
+        store.insert_rejects(session, rejects)
+        store.insert_state_changes(session, _refresh_states(changes, received_at, policy))
+        store.update_devices(
+            session, [{"pk": c.row.pk, **c.values} for c in changes.values() if c.values]
+        )
+    return [_outcome(seq, m, added) for seq, m in enumerate(decoded)]
+
+
+def _apply(
+    change: _DeviceChange,
+    m: Decoded,
+    seq: int,
+    at: datetime,
+    readings: dict[tuple[int, str, datetime], store.ReadingRow],
+    health_rows: list[dict[str, Any]],
+) -> None:
+    row = change.row
+    if m.samples is not None:
+        for s in m.samples:
+            # A pack repeated within one batch (a redelivery) is stored, and counted, once.
+            readings.setdefault(
+                (row.pk, s.metric, s.ts),
+                store.ReadingRow(row.pk, s.metric, s.ts, s.value, s.unit, seq),
+            )
+        _update_latest(change, m.samples)
+        change.seen(at)
+    elif m.health is not None:
+        health_rows.append({"device_pk": row.pk, "at": at, "data": m.health})
+        change.values.update(health=m.health, health_at=at)
+        fw = m.health.get("fw_version")
+        if isinstance(fw, str):
+            change.values["fw_version"] = fw[:32]
+        change.seen(at)
+    elif m.status is not None:
+        row.status = m.status
+        change.values.update(status=m.status, status_at=at)
+        if m.status != "offline":
+            change.seen(at)
+    else:
+        change.seen(at)
+
+
+def _update_latest(change: _DeviceChange, samples: list[Sample]) -> None:
+    # A per-device cache of the newest value per metric keeps the overview off the readings table.
+    row = change.row
+    latest = dict(row.latest or {})
+    for s in samples:
+        t = s.ts.timestamp()
+        current = latest.get(s.metric)
+        if current is None or t >= current["t"]:
+            latest[s.metric] = {"v": s.value, "u": s.unit, "t": t}
+    row.latest = latest
+    change.values["latest"] = latest
+    newest = max(s.ts for s in samples)
+    if row.latest_at is None or newest > row.latest_at:
+        row.latest_at = newest
+        change.values["latest_at"] = newest
+
+
+def _refresh_states(
+    changes: dict[str, _DeviceChange], now: datetime, policy: LivenessPolicy
+) -> list[dict[str, Any]]:
+    """Derived liveness once per touched device, each change recorded with its reason."""
+    recorded: list[dict[str, Any]] = []
+    for change in changes.values():
+        row = change.row
+        state, reason = derive_state(
+            power_mode=row.power_mode,
+            report_interval_s=row.report_interval_s,
+            status=row.status,
+            last_seen_at=row.last_seen_at,
+            now=now,
+            policy=policy,
+        )
+        if state == row.state:
+            continue
+        recorded.append(
+            {
+                "device_pk": row.pk,
+                "at": now,
+                "from_state": row.state,
+                "to_state": state.value,
+                "reason": reason,
+            }
+        )
+        row.state = state.value
+        change.values.update(state=state.value, state_at=now)
+    return recorded
+
+
+def _outcome(seq: int, m: Decoded, added: dict[int, int]) -> Outcome:
+    if m.rejected is not None:
+        return Outcome("rejected", reason=m.rejected.reason.value, detail=m.rejected.detail)
+    if m.kind is None:
+        return Outcome("ignored")
+    newest = max(s.ts.timestamp() for s in m.samples) if m.samples else None
+    return Outcome("stored", inserted=added.get(seq, 0), newest_sample_ts=newest)
+
+
+def status_state(payload: bytes) -> str:
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"status is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise Rejected(RejectReason.BAD_STATUS, "status must be a JSON object")
+    if not supported_version(doc.get("sv")):
+        raise Rejected(RejectReason.UNSUPPORTED_SCHEMA, f"status sv={doc.get('sv')!r}")
+    state = doc.get("state")
+    if not isinstance(state, str) or state not in STATUS_STATES:
+        raise Rejected(
+            RejectReason.BAD_STATUS,
+            f"state {state!r} is not one of {', '.join(sorted(STATUS_STATES))}",
+        )
+    return str(state)

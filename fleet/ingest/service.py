@@ -1,0 +1,71 @@
+"""`fleet ingest`: one ingest worker process and nothing else (no HTTP, no embedded broker).
+
+Run N of these with the same FLEET_INGEST_SHARE_GROUP and distinct, stable client ids
+(FLEET_INGEST_CLIENT_ID, e.g. a StatefulSet pod name): the broker splits device traffic
+between them, and a restarted worker resumes its own persistent session.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from fleet.core.context import build_context
+from fleet.core.settings import Settings
+from fleet.ingest.handler import IngestHandler
+from fleet.ingest.worker import IngestWorker
+
+log = logging.getLogger(__name__)
+
+
+class IngestConfigError(Exception):
+    """The settings cannot run a standalone ingest worker; the message says what to set."""
+
+
+def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
+    """Run until SIGTERM or SIGINT, then finish the current batch and disconnect."""
+    broker = settings.broker_address()
+    if broker is None:
+        raise IngestConfigError(
+            "`fleet ingest` needs an external broker: set FLEET_MQTT_URL "
+            "(the embedded broker lives inside `fleet serve`)"
+        )
+    ctx = build_context(settings)
+    worker = IngestWorker(
+        IngestHandler(ctx.sessions, max_payload_bytes=settings.max_payload_bytes),
+        broker,
+        client_id=settings.ingest_client_id,
+        share_group=settings.ingest_share_group,
+        queue_size=settings.ingest_queue_size,
+        batch_size=settings.ingest_batch_size,
+        inflight=settings.ingest_inflight,
+    )
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping the ingest worker", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.start()
+    try:
+        if not worker.connected.wait(connect_timeout_s) and not done.is_set():
+            log.warning("no broker at %s yet; still trying", broker.url)
+        log.info("ingest worker %s running on %s", settings.ingest_client_id, worker.filter)
+        while not done.wait(1.0):
+            pass
+    finally:
+        worker.stop()
+        ctx.close()
+        c = worker.counters
+        log.info(
+            "ingest stopped: %d received, %d stored, %d rejected, %d readings, %d batches",
+            c.received,
+            c.stored,
+            c.rejected,
+            c.readings,
+            c.batches,
+        )

@@ -1,0 +1,1 @@
+"""Simulated device fleets for load and fault tests: many asyncio MQTT clients in one process."""

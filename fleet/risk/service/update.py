@@ -1,0 +1,304 @@
+"""Advance each placement's risk from stored readings, one complete hour at a time.
+
+Incremental by default: a placement's tracker state is loaded from ``placement_risk``, only
+readings after the last processed hour are read, and the new hours are stepped and stored.
+An hour is complete once a placement's devices have reported from a later hour, so the
+newest (still filling) hour is never processed.
+
+A reading that lands in an hour already processed (a second device catching up after an
+outage, a pack redelivered out of order) is found by comparing each recent hour's sample count
+with the count stored for it (over ``late_lookback_hours``); :func:`note_samples` lets an ingest
+path flag older ones directly, and the recompute endpoint does it by hand. Either way the
+placement gets ``recompute_from`` and the update recomputes
+from that hour only: the mould state is resumed from the stored hour before it, the rolling
+rule windows are rebuilt from the stored hourly means of the week before, and the hours from
+there on are recomputed from readings. Recomputes reach back at most
+``recompute_max_days``, so a device replaying a year of buffered data cannot stall the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from fleet.ingest.senml import Sample
+from fleet.models import Placement, PlacementRisk, Reading, RiskHour, RiskProfile
+from fleet.models.base import utcnow
+from fleet.risk import rules
+from fleet.risk.hourly import HOUR, METRICS, SurfaceModel, derive, floor_hour, hourly_means
+from fleet.risk.level import Assessment, Evidence
+from fleet.risk.service.settings import RiskSettings
+from fleet.risk.tracker import PlacementTracker, warmup_span
+from fleet.risk.violation import Violation
+from fleet.risk.vtt import MouldState, Sensitivity
+
+
+@dataclass(frozen=True)
+class Profile:
+    surface: SurfaceModel
+    sensitivity: Sensitivity
+
+
+@dataclass(frozen=True)
+class PlacementUpdate:
+    placement_id: int
+    hours: int
+    recomputed: bool
+    assessment: Assessment
+
+
+@lru_cache(maxsize=8)
+def rule_set(surface_days: float) -> tuple[rules.Rule, ...]:
+    return rules.default_rules(surface_days=surface_days)
+
+
+def resolve_profile(
+    session: Session, *, property_id: int, placement_id: int, settings: RiskSettings
+) -> Profile:
+    """The placement's survey facts, else its property's, else the settings."""
+    rows = session.scalars(
+        select(RiskProfile).where(
+            RiskProfile.property_id == property_id,
+            or_(RiskProfile.placement_id == placement_id, RiskProfile.placement_id.is_(None)),
+        )
+    ).all()
+    ordered = sorted(rows, key=lambda r: r.placement_id is None)  # placement first
+
+    def pick(attr: str) -> object | None:
+        for row in ordered:
+            value = getattr(row, attr)
+            if value is not None:
+                return value
+        return None
+
+    f_rsi = pick("f_rsi")
+    outdoor = pick("outdoor_temperature")
+    sensitivity = pick("sensitivity")
+    return Profile(
+        surface=SurfaceModel(
+            f_rsi=float(f_rsi) if isinstance(f_rsi, float | int) else settings.f_rsi,
+            outdoor_temperature=float(outdoor)
+            if isinstance(outdoor, float | int)
+            else settings.outdoor_temperature,
+        ),
+        sensitivity=Sensitivity(sensitivity)
+        if isinstance(sensitivity, str)
+        else settings.sensitivity,
+    )
+
+
+def note_samples(session: Session, *, placement_id: int | None, samples: Sequence[Sample]) -> None:
+    """Called by ingest after storing new samples: flag readings for hours already processed."""
+    if placement_id is None:
+        return
+    times = [s.ts for s in samples if s.metric in METRICS]
+    if not times:
+        return
+    row = session.get(PlacementRisk, placement_id)
+    if row is None or row.last_hour is None:
+        return
+    oldest = min(times)
+    if oldest < row.last_hour + HOUR and (
+        row.recompute_from is None or oldest < row.recompute_from
+    ):
+        row.recompute_from = oldest
+
+
+def _late_hour(
+    session: Session, row: PlacementRisk, device_pks: Sequence[int], lookback: timedelta
+) -> datetime | None:
+    """The earliest recent processed hour whose readings changed since it was processed."""
+    if row.last_hour is None or not device_pks:
+        return None
+    horizon = row.last_hour + HOUR
+    since = horizon - lookback
+    stored = dict(
+        session.execute(
+            select(RiskHour.hour, RiskHour.samples).where(
+                RiskHour.placement_id == row.placement_id,
+                RiskHour.hour >= since,
+                RiskHour.hour < horizon,
+            )
+        ).all()
+    )
+    in_window = (
+        Reading.device_pk.in_(device_pks),
+        Reading.metric.in_(METRICS),
+        Reading.ts >= since,
+        Reading.ts < horizon,
+    )
+    # Readings are never deleted, so equal totals mean no hour gained a reading: one cheap
+    # aggregate settles the common case without fetching rows.
+    total = session.scalar(select(func.count()).select_from(Reading).where(*in_window))
+    if total == sum(stored.values()):
+        return None
+    counts: dict[datetime, int] = {}
+    climate: dict[datetime, set[str]] = {}
+    for metric, ts in session.execute(select(Reading.metric, Reading.ts).where(*in_window)):
+        hour = floor_hour(ts)
+        counts[hour] = counts.get(hour, 0) + 1
+        if metric in ("temperature", "humidity"):
+            climate.setdefault(hour, set()).add(metric)
+    for hour in sorted(counts):
+        known = stored.get(hour)
+        if known is None:
+            # Only an hour with both temperature and humidity would have been stored.
+            if len(climate.get(hour, ())) == 2:
+                return hour
+        elif counts[hour] != known:
+            return hour
+    return None
+
+
+def _restore(
+    session: Session,
+    row: PlacementRisk,
+    start: datetime,
+    chosen: Sequence[rules.Rule],
+    sensitivity: Sensitivity,
+) -> PlacementTracker:
+    """A tracker as it stood just before ``start``, rebuilt from stored hours."""
+    pid = row.placement_id
+    prev = session.scalars(
+        select(RiskHour)
+        .where(RiskHour.placement_id == pid, RiskHour.hour < start)
+        .order_by(RiskHour.hour.desc())
+        .limit(1)
+    ).first()
+    mould = MouldState(prev.mould_index, prev.dry_hours) if prev is not None else MouldState()
+    warm_from = start - warmup_span(chosen)
+    kept: list[Violation] = []
+    if row.state is not None:
+        try:
+            stored = [Violation.from_dict(v) for v in row.state.get("recent", [])]
+        except ValueError:
+            stored = []
+        # Episodes that ended before the warm-up stay; later ones are found again below.
+        kept = [v for v in stored if v.until is not None and v.until < warm_from]
+    tracker = PlacementTracker(rule_set=chosen, sensitivity=sensitivity, mould=mould, recent=kept)
+    warm = session.scalars(
+        select(RiskHour)
+        .where(RiskHour.placement_id == pid, RiskHour.hour >= warm_from, RiskHour.hour < start)
+        .order_by(RiskHour.hour)
+    )
+    for h in warm:
+        tracker.observe(h.hour, h.humidity, h.surface_rh, h.co2, h.surface_temperature)
+    return tracker
+
+
+def _load_tracker(
+    row: PlacementRisk, chosen: Sequence[rules.Rule], sensitivity: Sensitivity
+) -> PlacementTracker | None:
+    if row.state is None:
+        return None
+    try:
+        tracker = PlacementTracker.from_dict(row.state, rule_set=chosen)
+    except (ValueError, KeyError, TypeError):
+        return None  # an older or damaged state: recompute
+    return tracker if tracker.sensitivity is sensitivity else None
+
+
+def advance_placement(
+    session: Session,
+    placement: Placement,
+    *,
+    device_pks: Sequence[int],
+    newest: datetime,
+    settings: RiskSettings,
+) -> PlacementUpdate | None:
+    """Process the complete hours not yet processed (or recompute from a late reading).
+
+    Returns ``None`` when there was nothing new to process.
+    """
+    chosen = rule_set(settings.surface_days)
+    profile = resolve_profile(
+        session, property_id=placement.property_id, placement_id=placement.id, settings=settings
+    )
+    row = session.get(PlacementRisk, placement.id)
+    if row is None:
+        row = PlacementRisk(
+            placement_id=placement.id, property_id=placement.property_id, level="low", score=0
+        )
+        session.add(row)
+    end = floor_hour(newest)  # the newest hour may still be filling: exclusive
+    late = row.recompute_from
+    found = _late_hour(session, row, device_pks, timedelta(hours=settings.late_lookback_hours))
+    if found is not None and (late is None or found < late):
+        late = found
+    row.checked_at = utcnow()
+    tracker = _load_tracker(row, chosen, profile.sensitivity)
+    start: datetime | None
+    recomputed = False
+    if tracker is not None and row.last_hour is not None and late is None:
+        start = row.last_hour + HOUR
+    elif row.last_hour is not None:
+        # A late reading, a changed profile or an unreadable state: recompute, bounded.
+        wanted = floor_hour(late) if late is not None else end - timedelta(days=365)
+        start = max(wanted, end - timedelta(days=settings.recompute_max_days))
+        start = min(start, row.last_hour + HOUR)
+        tracker = _restore(session, row, start, chosen, profile.sensitivity)
+        recomputed = True
+    else:
+        start = None  # first run: the whole stored history
+        tracker = PlacementTracker(rule_set=chosen, sensitivity=profile.sensitivity)
+    row.recompute_from = None
+    if start is not None and start >= end:
+        return None
+    stmt = select(Reading.metric, Reading.ts, Reading.value).where(
+        Reading.device_pk.in_(device_pks), Reading.metric.in_(METRICS), Reading.ts < end
+    )
+    if start is not None:
+        stmt = stmt.where(Reading.ts >= start)
+    # A fixed order makes the hourly means bit-identical between incremental and bulk runs.
+    stmt = stmt.order_by(Reading.device_pk, Reading.ts, Reading.metric)
+    rows = []
+    for means in hourly_means(session.execute(stmt)):
+        hour = derive(means, profile.surface)
+        if hour is None:
+            continue
+        tracker.step(hour)
+        rows.append(
+            {
+                "placement_id": placement.id,
+                "hour": hour.hour,
+                "temperature": hour.temperature,
+                "humidity": hour.humidity,
+                "dew_point": hour.dew_point,
+                "absolute_humidity": hour.absolute_humidity,
+                "surface_temperature": hour.surface_temperature,
+                "surface_rh": hour.surface_rh,
+                "surface_estimated": hour.surface_estimated,
+                "co2": hour.co2,
+                "mould_index": tracker.mould.m,
+                "dry_hours": tracker.mould.dry_hours,
+                "samples": hour.samples,
+            }
+        )
+    if recomputed and start is not None:
+        session.execute(
+            delete(RiskHour).where(RiskHour.placement_id == placement.id, RiskHour.hour >= start)
+        )
+    if rows:
+        session.execute(insert(RiskHour), rows)
+    assessment = tracker.assess()
+    row.state = tracker.to_dict()
+    row.last_hour = end - HOUR
+    row.mould_index = tracker.mould.m
+    row.level = assessment.level.value
+    row.score = assessment.score
+    row.evidence = [evidence_dict(e) for e in assessment.evidence]
+    row.updated_at = utcnow()
+    return PlacementUpdate(placement.id, len(rows), recomputed, assessment)
+
+
+def evidence_dict(e: Evidence) -> dict[str, object]:
+    """JSON form of one reason behind a level."""
+    out: dict[str, object] = {"code": e.code, "points": e.points, "detail": e.detail}
+    if e.violation is not None:
+        out["violation"] = e.violation.to_dict()
+    return out

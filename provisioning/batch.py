@@ -1,0 +1,243 @@
+"""Many devices from a CSV file, resumable: a state file records each finished step.
+
+A re-run skips finished steps, so an interrupted batch (flat laptop, lost connection, Ctrl-C)
+continues where it stopped, and enrolment being idempotent means a step that was cut off
+half-way is simply done again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+
+from provisioning import steps
+from provisioning.errors import (
+    ExitCode,
+    FleetUnreachable,
+    ProvisionError,
+    TokenRejected,
+    UsageError,
+)
+
+COLUMNS = (
+    "port",
+    "device_id",
+    "mac",
+    "borough",
+    "property_reference",
+    "room",
+    "position",
+    "board",
+    "wifi_profile",
+)
+REQUIRED = ("borough", "property_reference", "room")
+# Failures that would repeat on every row: stop instead of burning through the list.
+STOP_BATCH = (FleetUnreachable, TokenRejected)
+
+
+@dataclass
+class Row:
+    line: int
+    port: str | None
+    device_id: str | None
+    place: steps.Place
+
+    @property
+    def key(self) -> str:
+        p = self.place
+        return "|".join([p.borough, p.property_reference, p.room, p.position or ""])
+
+
+@dataclass
+class RowState:
+    device_id: str | None = None
+    done: list[str] = field(default_factory=list)
+    error: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class Options:
+    image: Path | None
+    baud: int
+    skip_flash: bool
+    skip_verify: bool
+    labels_dir: Path | None
+    verify_timeout_s: float
+
+
+def read_rows(path: Path) -> list[Row]:
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            unknown = set(reader.fieldnames or []) - set(COLUMNS)
+            if unknown:
+                raise UsageError(
+                    f"{path}: unknown column(s) {', '.join(sorted(unknown))}",
+                    remedy=f"use the columns {', '.join(COLUMNS)} (see docs/provisioning.md)",
+                )
+            rows = []
+            for number, raw in enumerate(reader, start=2):
+                values = {k: (v or "").strip() for k, v in raw.items() if k}
+                missing = [c for c in REQUIRED if not values.get(c)]
+                if missing:
+                    raise UsageError(
+                        f"{path} line {number}: {', '.join(missing)} empty",
+                        remedy="fill in borough, property_reference and room on every line",
+                    )
+                device_id = values.get("device_id") or None
+                if device_id is None and values.get("mac"):
+                    device_id = steps.resolve_device_id(None, values["mac"])
+                rows.append(
+                    Row(
+                        line=number,
+                        port=values.get("port") or None,
+                        device_id=device_id,
+                        place=steps.Place(
+                            borough=values["borough"],
+                            property_reference=values["property_reference"],
+                            room=values["room"],
+                            position=values.get("position") or None,
+                            board=values.get("board") or "devkitc-sht41",
+                            wifi_profile=values.get("wifi_profile") or "default",
+                        ),
+                    )
+                )
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc}", remedy="check the file name") from exc
+    keys = [r.key for r in rows]
+    duplicates = {k for k in keys if keys.count(k) > 1}
+    if duplicates:
+        raise UsageError(
+            f"{path}: the same place appears more than once ({', '.join(sorted(duplicates))})",
+            remedy="give each sensor its own room or position",
+        )
+    return rows
+
+
+class StateFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[str, RowState] = {}
+        if path.exists():
+            try:
+                raw = json.loads(path.read_text())
+                self.rows = {k: RowState(**v) for k, v in raw["rows"].items()}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UsageError(
+                    f"the batch state file {path} is damaged ({exc})",
+                    remedy="move it away to start the batch afresh (enrolment is idempotent)",
+                ) from exc
+
+    def get(self, key: str) -> RowState:
+        return self.rows.setdefault(key, RowState())
+
+    def save(self) -> None:
+        doc = {"version": 1, "rows": {k: v.__dict__ for k, v in self.rows.items()}}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+        os.replace(tmp, self.path)  # a crash never leaves a half-written state file
+
+
+def _run_row(
+    ctx: steps.Context, row: Row, state: RowState, opts: Options, save: Callable[[], None]
+) -> None:
+    def finished(step: str) -> None:
+        if step not in state.done:
+            state.done.append(step)
+        save()
+
+    if row.device_id and not state.device_id:
+        state.device_id = row.device_id
+    if not opts.skip_flash and "flash" not in state.done:
+        if opts.image is None:
+            raise UsageError("no --image given for flashing", remedy="pass --image or --skip-flash")
+        chip = steps.flash(ctx, port=row.port, image=opts.image, baud=opts.baud)
+        if chip is not None:
+            state.device_id = chip.device_id
+        finished("flash")
+    if state.device_id is None:
+        raise UsageError(
+            f"line {row.line}: no device id",
+            remedy="add a device_id or mac column, or let the batch flash (it reads the MAC)",
+        )
+    if ctx.dry_run:
+        steps.enrol(ctx, device_id=state.device_id, place=row.place)
+        return
+    if "enrol" not in state.done:
+        steps.enrol(ctx, device_id=state.device_id, place=row.place)
+        finished("enrol")
+    if "install" not in state.done:
+        steps.install(ctx, port=row.port, device_id=state.device_id)
+        finished("install")
+    if not opts.skip_verify and "verify" not in state.done:
+        steps.verify(
+            ctx,
+            port=row.port,
+            device_id=state.device_id,
+            reset=True,
+            timeout_s=opts.verify_timeout_s,
+        )
+        finished("verify")
+    if opts.labels_dir is not None and "label" not in state.done:
+        steps.make_label(
+            ctx, device_id=state.device_id, out=opts.labels_dir / f"{state.device_id}.pdf"
+        )
+        finished("label")
+
+
+def run_batch(
+    ctx: steps.Context, csv_path: Path, state_path: Path, opts: Options
+) -> tuple[int, int]:
+    """Provision every row; returns (succeeded, failed). Stops early on fleet-wide failures."""
+    rows = read_rows(csv_path)
+    state = StateFile(state_path)
+    ok = failed = 0
+    try:
+        for row in rows:
+            current = state.get(row.key)
+            ctx.ui.console.rule(f"line {row.line}: {row.place.property_reference} {row.place.room}")
+            try:
+                _run_row(ctx, row, current, opts, state.save)
+            except STOP_BATCH as exc:
+                current.error, current.exit_code = str(exc), int(exc.exit_code)
+                raise
+            except ProvisionError as exc:
+                current.error, current.exit_code = str(exc), int(exc.exit_code)
+                ctx.ui.console.print(
+                    f"[red]✗ line {row.line}:[/] {exc}\n  [bold]fix:[/] {exc.remedy}"
+                )
+                failed += 1
+            else:
+                current.error = current.exit_code = None
+                ok += 1
+            if not ctx.dry_run:
+                state.save()
+    finally:
+        if not ctx.dry_run:
+            state.save()
+        ctx.ui.console.print(summary(rows, state))
+    return ok, failed
+
+
+def summary(rows: list[Row], state: StateFile) -> Table:
+    table = Table(title="batch summary")
+    for column in ("line", "device", "place", "steps done", "result"):
+        table.add_column(column)
+    for row in rows:
+        s = state.rows.get(row.key, RowState())
+        place = f"{row.place.borough}/{row.place.property_reference}/{row.place.room}"
+        if s.error:
+            result = f"[red]failed ({ExitCode(s.exit_code or 1).name.lower()})[/]"
+        elif s.done:
+            result = "[green]ok[/]"
+        else:
+            result = "not started"
+        table.add_row(str(row.line), s.device_id or "—", place, ", ".join(s.done) or "—", result)
+    return table

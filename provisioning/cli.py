@@ -1,0 +1,459 @@
+"""`provision`: flash, enrol, install, verify and label ESP32 damp and mould sensors.
+
+One top-level handler turns every ProvisionError into a message, a remedy and the exit code
+listed in `provision --help` (and docs/provisioning.md); tracebacks appear only with
+--verbose.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from provisioning import __version__, steps
+from provisioning.batch import Options as BatchOptions
+from provisioning.batch import run_batch
+from provisioning.bundle import Intervals
+from provisioning.errors import BatchIncomplete, ExitCode, ProvisionError
+from provisioning.flashing import DEFAULT_BAUD
+from provisioning.ui import Ui
+
+# "\b" keeps click from re-wrapping the table.
+EXIT_CODES = "\b\n" + "\n".join(
+    f"{c.value:>4}  {c.name.lower().replace('_', ' ')}" for c in ExitCode
+)
+
+app = typer.Typer(
+    name="provision",
+    help=(
+        "Provision ESP32 damp and mould sensors: flash MicroPython, enrol the sensor with the "
+        "fleet (which issues its certificate), install the firmware and configuration, and "
+        "check it reports.\n\n"
+        "A whole sensor in one go:  provision device --port /dev/ttyUSB0 --image fw.bin "
+        "--borough hackney --property HK-000123 --room bathroom\n\n"
+        "Set PROVISION_FLEET_URL and PROVISION_TOKEN (a technician API token) once per shell. "
+        "Every command takes --dry-run (show what would happen) and --verbose.\n\n"
+        f"Exit codes:\n\n{EXIT_CODES}"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="More detail; tracebacks on errors.")
+]
+FleetUrl = Annotated[
+    str,
+    typer.Option("--fleet-url", envvar="PROVISION_FLEET_URL", help="The fleet service's address."),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="PROVISION_TOKEN",
+        help="Technician API token (POST /api/v1/tokens, signed in).",
+        show_default=False,
+    ),
+]
+WorkDir = Annotated[
+    Path,
+    typer.Option(
+        "--work-dir",
+        envvar="PROVISION_WORK_DIR",
+        help="Where enrolment bundles and the firmware build are kept.",
+    ),
+]
+PortOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--port",
+        "-p",
+        help="Serial port, e.g. /dev/ttyUSB0; found automatically if one sensor is plugged in.",
+    ),
+]
+DeviceId = Annotated[
+    str | None,
+    typer.Option("--device-id", help="Device id, e.g. cs-3c71bf0a12f4 (default: from --mac)."),
+]
+Mac = Annotated[
+    str | None, typer.Option("--mac", help="The chip's MAC (printed by `provision flash`).")
+]
+Borough = Annotated[str, typer.Option("--borough", help="Borough code, e.g. hackney.")]
+PropertyRef = Annotated[str, typer.Option("--property", help="The landlord's property reference.")]
+Room = Annotated[str, typer.Option("--room", help="Room, e.g. bathroom, bedroom 1.")]
+Position = Annotated[
+    str | None, typer.Option("--position", help="Where in the room, e.g. 'external wall, 1.5 m'.")
+]
+Board = Annotated[str, typer.Option("--board", help="Board profile from hardware/boards/.")]
+WifiProfile = Annotated[
+    str, typer.Option("--wifi-profile", help="The borough's Wi-Fi profile name.")
+]
+Image = Annotated[
+    Path,
+    typer.Option("--image", help="MicroPython ESP32_GENERIC OTA image (.bin), checked before use."),
+]
+Baud = Annotated[
+    int, typer.Option("--baud", help="Flashing speed; lower it for long or poor cables.")
+]
+SampleS = Annotated[
+    int, typer.Option("--sample-interval", min=1, max=86400, help="Seconds between measurements.")
+]
+HealthS = Annotated[
+    int, typer.Option("--health-interval", min=1, max=86400, help="Seconds between health reports.")
+]
+VerifyTimeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the first reading.")
+]
+
+DEFAULT_FLEET = "http://127.0.0.1:8000"
+DEFAULT_WORK = Path("provision-work")
+
+
+def _ctx(
+    *,
+    verbose: bool,
+    dry_run: bool,
+    fleet_url: str = DEFAULT_FLEET,
+    token: str | None = None,
+    work_dir: Path = DEFAULT_WORK,
+    intervals: Intervals | None = None,
+) -> steps.Context:
+    return steps.Context(
+        ui=Ui(verbose=verbose),
+        work_dir=work_dir,
+        fleet_url=fleet_url,
+        token=token,
+        dry_run=dry_run,
+        intervals=intervals or Intervals(),
+    )
+
+
+@app.command()
+def flash(
+    image: Image,
+    port: PortOpt = None,
+    baud: Baud = DEFAULT_BAUD,
+    dry_run: DryRun = False,
+    verbose: Verbose = False,
+) -> None:
+    """Erase the sensor and write MicroPython.
+
+    Checks the image offline first (chip type, checksum), finds the serial port, checks the
+    board has an ESP32 and prints its MAC and device id. Hold BOOT and press EN/RESET if the
+    board does not answer.
+    """
+    steps.flash(_ctx(verbose=verbose, dry_run=dry_run), port=port, image=image, baud=baud)
+
+
+@app.command()
+def enroll(
+    borough: Borough,
+    property_reference: PropertyRef,
+    room: Room,
+    device_id: DeviceId = None,
+    mac: Mac = None,
+    position: Position = None,
+    board: Board = "devkitc-sht41",
+    wifi_profile: WifiProfile = "default",
+    sample_interval: SampleS = 900,
+    health_interval: HealthS = 3600,
+    fleet_url: FleetUrl = DEFAULT_FLEET,
+    token: Token = None,
+    work_dir: WorkDir = DEFAULT_WORK,
+    dry_run: DryRun = False,
+    verbose: Verbose = False,
+) -> None:
+    """Register the sensor at a place and fetch its certificate, CA and Wi-Fi profile.
+
+    Safe to repeat: enrolling the same sensor at the same place again gives a fresh
+    certificate and never a second device. The bundle is kept in --work-dir for `install`.
+    """
+    ctx = _ctx(
+        verbose=verbose,
+        dry_run=dry_run,
+        fleet_url=fleet_url,
+        token=token,
+        work_dir=work_dir,
+        intervals=Intervals(sample_interval, health_interval),
+    )
+    place = steps.Place(borough, property_reference, room, position, board, wifi_profile)
+    steps.enrol(ctx, device_id=steps.resolve_device_id(device_id, mac), place=place)
+
+
+@app.command()
+def install(
+    device_id: DeviceId = None,
+    mac: Mac = None,
+    port: PortOpt = None,
+    work_dir: WorkDir = DEFAULT_WORK,
+    dry_run: DryRun = False,
+    verbose: Verbose = False,
+) -> None:
+    """Write the compiled firmware, board profile, config.json and certificates.
+
+    Files whose SHA-256 already matches are skipped, so repeating is quick.
+    """
+    ctx = _ctx(verbose=verbose, dry_run=dry_run, work_dir=work_dir)
+    steps.install(ctx, port=port, device_id=steps.resolve_device_id(device_id, mac))
+
+
+@app.command()
+def verify(
+    device_id: DeviceId = None,
+    mac: Mac = None,
+    port: PortOpt = None,
+    reset: Annotated[
+        bool, typer.Option("--reset/--no-reset", help="Reset the sensor first.")
+    ] = True,
+    timeout: VerifyTimeout = 120.0,
+    fleet_url: FleetUrl = DEFAULT_FLEET,
+    token: Token = None,
+    dry_run: DryRun = False,
+    verbose: Verbose = False,
+) -> None:
+    """Reset the sensor and wait until the fleet shows it online with a valid reading.
+
+    Prints PASS with the first reading, or fails (exit 13) saying what to check.
+    """
+    ctx = _ctx(verbose=verbose, dry_run=dry_run, fleet_url=fleet_url, token=token)
+    steps.verify(
+        ctx,
+        port=port,
+        device_id=steps.resolve_device_id(device_id, mac),
+        reset=reset,
+        timeout_s=timeout,
+    )
+
+
+@app.command()
+def rotate(
+    device_id: DeviceId = None,
+    mac: Mac = None,
+    port: PortOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rotate even if not due (e.g. a leaked key).")
+    ] = False,
+    fleet_url: FleetUrl = DEFAULT_FLEET,
+    token: Token = None,
+    work_dir: WorkDir = DEFAULT_WORK,
+    dry_run: DryRun = False,
+    verbose: Verbose = False,
+) -> None:
+    """Renew the sensor's certificate before it expires, and install it with --port.
+
+    The fleet issues a new one only within 30 days of expiry unless --force is given. The old
+    certificate stays valid until it expires (an admin can revoke it).
+    """
+    ctx = _ctx(
+        verbose=verbose, dry_run=dry_run, fleet_url=fleet_url, token=token, work_dir=work_dir
+    )
+    dev = steps.resolve_device_id(device_id, mac)
+    steps.rotate(ctx, device_id=dev, force=force)
+    if port is not None and not dry_run:
+        steps.install(ctx, port=port, device_id=dev)
+
+
+@app.command()
+def device(
+    borough: Borough,
+    property_reference: PropertyRef,
+    room: Room,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Firmware image; required unless --skip-flash.")
+    ] = None,
+    port: PortOpt = None,
+    device_id: DeviceId = None,
+    mac: Mac = None,
+    position: Position = None,
+    board: Board = "devkitc-sht41",
+    wifi_profile: WifiProfile = "default",
+    skip_flash: Annotated[
+        bool, typer.Option("--skip-flash", help="MicroPython is already on it.")
+    ] = False,
+    skip_verify: Annotated[
+        bool, typer.Option("--skip-verify", help="Do not wait for the first reading.")
+    ] = False,
+    label: Annotated[
+        Path | None, typer.Option("--label", help="Also write a label (.png or .pdf).")
+    ] = None,
+    baud: Baud = DEFAULT_BAUD,
+    sample_interval: SampleS = 900,
+    health_interval: HealthS = 3600,
+    timeout: VerifyTimeout = 120.0,
+    fleet_url: FleetUrl = DEFAULT_FLEET,
+    token: Token = None,
+    work_dir: WorkDir = DEFAULT_WORK,
+    dry_run: DryRun = False,
+    verbose: Verbose = False,
+) -> None:
+    """Everything for one sensor: flash, enroll, install, verify (and label)."""
+    ctx = _ctx(
+        verbose=verbose,
+        dry_run=dry_run,
+        fleet_url=fleet_url,
+        token=token,
+        work_dir=work_dir,
+        intervals=Intervals(sample_interval, health_interval),
+    )
+    found_id = device_id or (steps.resolve_device_id(None, mac) if mac else None)
+    if not skip_flash:
+        if image is None:
+            raise click.UsageError("--image is required unless --skip-flash is given")
+        chip = steps.flash(ctx, port=port, image=image, baud=baud)
+        found_id = chip.device_id if chip else found_id
+    device_id = (
+        steps.resolve_device_id(found_id, None) if found_id else steps.resolve_device_id(None, None)
+    )
+    place = steps.Place(borough, property_reference, room, position, board, wifi_profile)
+    steps.enrol(ctx, device_id=device_id, place=place)
+    if dry_run:
+        return
+    steps.install(ctx, port=port, device_id=device_id)
+    if not skip_verify:
+        steps.verify(ctx, port=port, device_id=device_id, reset=True, timeout_s=timeout)
+    if label is not None:
+        steps.make_label(ctx, device_id=device_id, out=label)
+
+
+@app.command()
+def batch(
+    csv_file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with columns port, device_id, mac, borough, property_reference, room, "
+            "position, board, wifi_profile."
+        ),
+    ],
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Firmware image; required unless --skip-flash.")
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="Progress file (default: CSV name + .state.json)."),
+    ] = None,
+    skip_flash: Annotated[bool, typer.Option("--skip-flash")] = False,
+    skip_verify: Annotated[bool, typer.Option("--skip-verify")] = False,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Folder for a PDF label per sensor.")
+    ] = None,
+    baud: Baud = DEFAULT_BAUD,
+    sample_interval: SampleS = 900,
+    health_interval: HealthS = 3600,
+    timeout: VerifyTimeout = 120.0,
+    fleet_url: FleetUrl = DEFAULT_FLEET,
+    token: Token = None,
+    work_dir: WorkDir = DEFAULT_WORK,
+    dry_run: DryRun = False,
+    verbose: Verbose = False,
+) -> None:
+    """Provision every sensor listed in a CSV file; resumable.
+
+    Progress is saved after every step: run the same command again after an interruption and
+    it carries on, never enrolling a sensor twice. A summary table ends the run; exit 15 if
+    some lines failed (fix them and run again: finished lines are skipped).
+    """
+    ctx = _ctx(
+        verbose=verbose,
+        dry_run=dry_run,
+        fleet_url=fleet_url,
+        token=token,
+        work_dir=work_dir,
+        intervals=Intervals(sample_interval, health_interval),
+    )
+    opts = BatchOptions(
+        image=image,
+        baud=baud,
+        skip_flash=skip_flash,
+        skip_verify=skip_verify,
+        labels_dir=labels,
+        verify_timeout_s=timeout,
+    )
+    state_path = state or csv_file.with_name(csv_file.name + ".state.json")
+    ok, failed = run_batch(ctx, csv_file, state_path, opts)
+    if failed:
+        raise BatchIncomplete(
+            f"{failed} of {ok + failed} sensors failed",
+            remedy=f"fix the causes shown above and run the same command again ({state_path} "
+            "remembers what is done)",
+        )
+
+
+@app.command()
+def label(
+    out: Annotated[
+        Path, typer.Argument(help="Output file, .png (QR code) or .pdf (QR code and text).")
+    ],
+    device_id: DeviceId = None,
+    mac: Mac = None,
+    property_reference: Annotated[
+        str | None, typer.Option("--property", help="Default: from the enrolment in --work-dir.")
+    ] = None,
+    room: Annotated[str, typer.Option("--room")] = "",
+    work_dir: WorkDir = DEFAULT_WORK,
+    dry_run: DryRun = False,
+    verbose: Verbose = False,
+) -> None:
+    """A label with a QR code of the device id and property reference."""
+    from provisioning.label import write_label
+
+    ctx = _ctx(verbose=verbose, dry_run=dry_run, work_dir=work_dir)
+    dev = steps.resolve_device_id(device_id, mac)
+    if property_reference is None:
+        steps.make_label(ctx, device_id=dev, out=out)
+        return
+    if dry_run:
+        ctx.ui.dry(f"would write a label for {dev} to {out}")
+        return
+    path = write_label(out, device_id=dev, property_reference=property_reference, room=room)
+    ctx.ui.ok(f"label written to {path}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map every failure to one message and one exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in args or "-v" in args
+    console = Console(stderr=True)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="provision", standalone_mode=False)
+    except ProvisionError as exc:
+        if verbose:
+            console.print(traceback.format_exc(), markup=False)
+        console.print(f"[red bold]error:[/] {exc}")
+        console.print(f"[bold]fix:[/] {exc.remedy}")
+        return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return int(ExitCode.OK)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console.print("[yellow]interrupted[/]: run the same command again to continue")
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if verbose:
+            console.print(traceback.format_exc(), markup=False)
+        console.print(f"[red bold]unexpected error:[/] {type(exc).__name__}: {exc}")
+        console.print("[bold]fix:[/] run again with --verbose and report the output")
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+def entry() -> None:  # pragma: no cover - console script wrapper
+    sys.exit(main())

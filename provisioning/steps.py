@@ -1,0 +1,199 @@
+"""The provisioning steps, shared by the single-device commands, `device` and `batch`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provisioning import bundle, device_fs, flashing, label
+from provisioning.bundle import Intervals
+from provisioning.errors import ProvisionError, UsageError
+from provisioning.fleet_client import FleetClient
+from provisioning.serial_ports import find_port
+from provisioning.ui import Ui
+from provisioning.verify import Verified, wait_online
+
+
+@dataclass
+class Context:
+    """What every step needs: where the fleet is, who we are, where files go."""
+
+    ui: Ui
+    work_dir: Path
+    fleet_url: str
+    token: str | None
+    dry_run: bool = False
+    intervals: Intervals = field(default_factory=Intervals)
+
+    def client(self) -> FleetClient:
+        return FleetClient(self.fleet_url, self.token)
+
+    def device_dir(self, device_id: str) -> Path:
+        return self.work_dir / device_id
+
+
+@dataclass(frozen=True)
+class Place:
+    borough: str
+    property_reference: str
+    room: str
+    position: str | None = None
+    board: str = "devkitc-sht41"
+    wifi_profile: str = "default"
+
+
+def flash(
+    ctx: Context, *, port: str | None, image: Path, baud: int, erase: bool = True
+) -> flashing.ChipInfo | None:
+    """Check the image offline, find the board, check its chip, erase and write."""
+    info = flashing.check_image(image)
+    ctx.ui.ok(f"image {image.name}: {info.chip}, {info.size} bytes, sha256 {info.sha256[:12]}…")
+    found = find_port(port)
+    if ctx.dry_run:
+        ctx.ui.dry(
+            f"would detect the chip on {found}, erase it and write {image} "
+            f"at {flashing.FLASH_OFFSET:#x}"
+        )
+        return None
+    with ctx.ui.progress(f"connecting to {found}") as tick:
+        chip = flashing.probe(found, baud=baud)
+        tick(1, 1)
+    ctx.ui.ok(f"{chip.chip} with MAC {chip.mac} → device id {chip.device_id}")
+    if erase:
+        with ctx.ui.progress("erasing flash") as tick:
+            flashing.erase(found, baud=baud)
+            tick(1, 1)
+    with ctx.ui.progress("writing firmware") as tick:
+        flashing.write(found, info, baud=baud, progress=tick)
+    ctx.ui.ok(f"flashed {chip.device_id}")
+    return chip
+
+
+def resolve_device_id(device_id: str | None, mac: str | None) -> str:
+    if device_id:
+        return device_id
+    if mac:
+        return flashing.device_id_for_mac(mac)
+    raise UsageError(
+        "which device? no --device-id or --mac given",
+        remedy="pass --mac from the sticker or `provision flash` output, or --device-id",
+    )
+
+
+def enrol(ctx: Context, *, device_id: str, place: Place) -> dict[str, Any] | None:
+    """Register the device with the fleet and stage its files in the work folder."""
+    bundle.board_profile(place.board)  # refuse an unknown board before asking the fleet
+    payload = {
+        "device_id": device_id,
+        "borough": place.borough,
+        "property_reference": place.property_reference,
+        "room": place.room,
+        "position": place.position,
+        "board": place.board,
+        "wifi_profile": place.wifi_profile,
+    }
+    if ctx.dry_run:
+        ctx.ui.dry(
+            f"would enrol {device_id} at {place.borough}/{place.property_reference}/{place.room}"
+        )
+        return None
+    with ctx.ui.progress(f"enrolling {device_id}") as tick, ctx.client() as client:
+        result = client.enrol(payload)
+        tick(1, 2)
+        bundle.stage_device_files(ctx.device_dir(device_id), result, intervals=ctx.intervals)
+        tick(2, 2)
+    again = "" if result["created"] else " (already enrolled here: fresh certificate)"
+    ctx.ui.ok(
+        f"enrolled {device_id} at {result['property_reference']}, {result['room']}{again}; "
+        f"certificate {result['certificate']['serial']} valid until "
+        f"{result['certificate']['not_after'][:10]}"
+    )
+    return result
+
+
+def install(ctx: Context, *, port: str | None, device_id: str) -> device_fs.InstallResult | None:
+    """Copy the compiled firmware and the device's files over the serial REPL."""
+    device_dir = ctx.device_dir(device_id)
+    bundle.load_enrolment_summary(device_dir)
+    files = device_dir / "files"
+    found = find_port(port)
+    with ctx.ui.progress("compiling firmware (mpy-cross)") as tick:
+        firmware = bundle.build_firmware(ctx.work_dir / ".cache")
+        tick(1, 1)
+    if ctx.dry_run:
+        count = sum(1 for p in [*firmware.rglob("*"), *files.rglob("*")] if p.is_file())
+        ctx.ui.dry(f"would copy {count} files to {found} (unchanged ones are skipped)")
+        return None
+    wanted = bundle.mpy_cross_version()
+    has = device_fs.device_mpy_version(found)
+    if has is not None and has != wanted:
+        raise ProvisionError(
+            f"the device runs .mpy v{has[0]}.{has[1]} but this provision compiles "
+            f"v{wanted[0]}.{wanted[1]}",
+            remedy="flash the pinned MicroPython image first (`provision flash`)",
+        )
+    with ctx.ui.progress(f"installing on {found}") as tick:
+        result = device_fs.install(found, [firmware, files], progress=tick)
+    ctx.ui.ok(f"installed: {result.copied} files written, {result.unchanged} already up to date")
+    return result
+
+
+def verify(
+    ctx: Context,
+    *,
+    port: str | None,
+    device_id: str,
+    reset: bool,
+    timeout_s: float,
+    poll_s: float = 1.0,
+) -> Verified | None:
+    """Reset the device and wait until the fleet sees it online with a valid reading."""
+    if ctx.dry_run:
+        ctx.ui.dry(f"would reset {device_id} and wait up to {timeout_s:.0f} s for it online")
+        return None
+    if reset:
+        device_fs.reset(find_port(port))
+        ctx.ui.step("device reset")
+    with (
+        ctx.ui.progress(f"waiting for {device_id} online", total=None) as _tick,
+        ctx.client() as client,
+    ):
+        verified = wait_online(client, device_id, timeout_s=timeout_s, poll_s=poll_s)
+    values = ", ".join(
+        f"{k} {v.get('v')} {v.get('u', '')}".strip() for k, v in verified.readings.items()
+    )
+    ctx.ui.ok(f"PASS: {device_id} online after {verified.seconds:.1f} s; {values}")
+    return verified
+
+
+def rotate(ctx: Context, *, device_id: str, force: bool) -> dict[str, Any] | None:
+    """Ask the fleet for a new certificate (due within 30 days of expiry, or forced)."""
+    device_dir = ctx.device_dir(device_id)
+    bundle.load_enrolment_summary(device_dir)  # the files to update must be here
+    if ctx.dry_run:
+        ctx.ui.dry(f"would request a new certificate for {device_id}")
+        return None
+    with ctx.ui.progress(f"rotating the certificate of {device_id}") as tick, ctx.client() as c:
+        certificate = c.rotate(device_id, force=force)
+        bundle.replace_certificate(device_dir, certificate)
+        tick(1, 1)
+    ctx.ui.ok(
+        f"new certificate {certificate['serial']} valid until {certificate['not_after'][:10]}"
+    )
+    return certificate
+
+
+def make_label(ctx: Context, *, device_id: str, out: Path) -> Path | None:
+    summary = bundle.load_enrolment_summary(ctx.device_dir(device_id))
+    if ctx.dry_run:
+        ctx.ui.dry(f"would write a label for {device_id} to {out}")
+        return None
+    path = label.write_label(
+        out,
+        device_id=device_id,
+        property_reference=summary["property_reference"],
+        room=summary.get("room", ""),
+    )
+    ctx.ui.ok(f"label written to {path}")
+    return path

@@ -1,0 +1,57 @@
+"""Console output: one place for progress bars, step lines and dry-run notes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+
+class Ui:
+    def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.verbose = verbose
+
+    @contextmanager
+    def progress(
+        self, description: str, total: int | None = None
+    ) -> Iterator[Callable[[int, int], None]]:
+        """A progress bar; the yielded callable takes (done, total)."""
+        columns = (
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=False) as bar:
+            task = bar.add_task(description, total=total)
+
+            def update(done: int, of: int) -> None:
+                bar.update(task, completed=done, total=of)
+
+            yield update
+            current = bar.tasks[0]
+            bar.update(task, completed=current.total or 1, total=current.total or 1)
+
+    def step(self, message: str) -> None:
+        self.console.print(f"[cyan]•[/] {message}")
+
+    def ok(self, message: str) -> None:
+        self.console.print(f"[green]✓[/] {message}")
+
+    def dry(self, message: str) -> None:
+        self.console.print(f"[yellow]dry run:[/] {message}")
+
+    def detail(self, message: str) -> None:
+        if self.verbose:
+            self.console.print(f"  [dim]{message}[/]")

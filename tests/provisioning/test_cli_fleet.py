@@ -1,0 +1,369 @@
+"""The CLI against a running fleet: every fleet-side refusal, batches, labels."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from sqlalchemy import func, select
+
+from fleet.core.context import FleetContext
+from fleet.models import Device, DeviceCertificate
+from provisioning.cli import main
+from provisioning.errors import ExitCode
+from provisioning.label import payload
+from provisioning.virtual_board import VirtualBoard
+from tests.conftest import free_port
+from tests.fleet.conftest import World
+from tests.fleet.server import RunningFleet, running_fleet
+
+PROVISION = str(Path(sys.executable).parent / "provision")
+
+
+@pytest.fixture
+def fleet(fleet_ctx: FleetContext, world: World) -> Iterator[RunningFleet]:
+    with running_fleet(fleet_ctx) as running:
+        for borough in ("hackney", "camden"):
+            httpx.put(
+                f"{running.base_url}/api/v1/enrolments/wifi-profiles/{borough}/default",
+                json={"ssid": "Tenants", "password": "password-1"},
+                headers=world.headers("admin"),
+            ).raise_for_status()
+        yield running
+
+
+def _said(capsys: pytest.CaptureFixture[str]) -> str:
+    """What the CLI printed, with rich's line wrapping undone."""
+    return " ".join(capsys.readouterr().err.split())
+
+
+def _enroll(fleet: RunningFleet, token: str, work: Path, *extra: str) -> int:
+    return main(
+        [
+            "enroll",
+            "--device-id",
+            "cs-0102030a0b0c",
+            "--borough",
+            "hackney",
+            "--property",
+            "HACKNEY-0007",
+            "--room",
+            "bedroom",
+            "--fleet-url",
+            fleet.base_url,
+            "--token",
+            token,
+            "--work-dir",
+            str(work),
+            *extra,
+        ]
+    )
+
+
+def test_enroll_writes_the_bundle_and_is_repeatable(
+    fleet: RunningFleet, world: World, tmp_path: Path
+) -> None:
+    token = world.tokens["tech_hackney"]
+    assert _enroll(fleet, token, tmp_path) == 0
+    files = tmp_path / "cs-0102030a0b0c" / "files"
+    config = json.loads((files / "config.json").read_text())
+    assert config["device_id"] == "cs-0102030a0b0c" and config["version"] == 1
+    assert config["wifi"] == {"ssid": "Tenants", "password": "password-1"}
+    assert (files / "certs" / "device-key.der").stat().st_mode & 0o777 == 0o600
+    assert _enroll(fleet, token, tmp_path) == 0  # same place again: fine, same config version
+    assert json.loads((files / "config.json").read_text())["version"] == 1
+    assert _enroll(fleet, token, tmp_path, "--sample-interval", "60") == 0
+    assert json.loads((files / "config.json").read_text())["version"] == 2
+    with fleet.ctx.sessions() as s:
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(Device)
+                .where(Device.device_id == "cs-0102030a0b0c")
+            )
+            == 1
+        )
+
+
+def test_token_invalid(
+    fleet: RunningFleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _enroll(fleet, "fst_wrong", tmp_path) == ExitCode.TOKEN_REJECTED
+    assert "PROVISION_TOKEN" in _said(capsys)
+
+
+def test_token_without_enrol_permission(fleet: RunningFleet, world: World, tmp_path: Path) -> None:
+    assert _enroll(fleet, world.tokens["readonly_hackney"], tmp_path) == ExitCode.TOKEN_REJECTED
+
+
+def test_token_lacking_the_borough(
+    fleet: RunningFleet, world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "enroll",
+            "--device-id",
+            "cs-0102030a0b0c",
+            "--borough",
+            "camden",
+            "--property",
+            "C-1",
+            "--room",
+            "hall",
+            "--fleet-url",
+            fleet.base_url,
+            "--token",
+            world.tokens["tech_hackney"],
+            "--work-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == ExitCode.BOROUGH_NOT_PERMITTED
+    assert "ask an admin to add that borough" in _said(capsys)
+
+
+def test_already_enrolled_elsewhere(
+    fleet: RunningFleet, world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = world.tokens["tech_hackney"]
+    assert _enroll(fleet, token, tmp_path) == 0
+    code = main(
+        [
+            "enroll",
+            "--device-id",
+            "cs-0102030a0b0c",
+            "--borough",
+            "hackney",
+            "--property",
+            "HACKNEY-0099",
+            "--room",
+            "bedroom",
+            "--fleet-url",
+            fleet.base_url,
+            "--token",
+            token,
+            "--work-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == ExitCode.ENROLLED_ELSEWHERE
+    assert "HACKNEY-0007" in _said(capsys)
+
+
+def test_wifi_profile_missing(fleet: RunningFleet, world: World, tmp_path: Path) -> None:
+    code = _enroll(fleet, world.tokens["tech_hackney"], tmp_path, "--wifi-profile", "office")
+    assert code == ExitCode.WIFI_PROFILE_MISSING
+    assert not (tmp_path / "cs-0102030a0b0c").exists()
+
+
+def test_fleet_unreachable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "enroll",
+            "--device-id",
+            "cs-0102030a0b0c",
+            "--borough",
+            "hackney",
+            "--property",
+            "P",
+            "--room",
+            "hall",
+            "--fleet-url",
+            f"http://127.0.0.1:{free_port()}",
+            "--token",
+            "fst_x",
+            "--work-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == ExitCode.FLEET_UNREACHABLE
+    assert "run again" in _said(capsys)
+
+
+def test_labels(tmp_path: Path) -> None:
+    png, pdf = tmp_path / "l.png", tmp_path / "l.pdf"
+    assert main(["label", str(png), "--device-id", "cs-0102030a0b0c", "--property", "HK-7"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        main(
+            [
+                "label",
+                str(pdf),
+                "--device-id",
+                "cs-0102030a0b0c",
+                "--property",
+                "HK-7",
+                "--room",
+                "bath (upstairs)",
+            ]
+        )
+        == 0
+    )
+    text = pdf.read_bytes()
+    assert text.startswith(b"%PDF-1.4") and text.rstrip().endswith(b"%%EOF")
+    assert b"(cs-0102030a0b0c) Tj" in text and b"(bath \\(upstairs\\)) Tj" in text
+    assert json.loads(payload("cs-0102030a0b0c", "HK-7")) == {"d": "cs-0102030a0b0c", "p": "HK-7"}
+    assert main(["label", str(tmp_path / "l.gif"), "--device-id", "cs-1", "--property", "x"]) == (
+        ExitCode.USAGE
+    )
+
+
+def test_batch_csv_errors_are_usage_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("port,borough,property_reference,room,colour\n,hackney,P,hall,red\n")
+    assert main(["batch", str(bad), "--skip-flash", "--token", "t"]) == ExitCode.USAGE
+    bad.write_text("port,borough,property_reference,room\n,hackney,,hall\n")
+    assert main(["batch", str(bad), "--skip-flash", "--token", "t"]) == ExitCode.USAGE
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+@pytest.mark.vm
+def test_batch_interrupted_and_resumed_never_enrols_twice(
+    fleet: RunningFleet,
+    world: World,
+    tmp_path: Path,
+    virtual_board: Callable[[str], VirtualBoard],
+) -> None:
+    ids = [f"cs-0000000000{i:02x}" for i in range(1, 5)]
+    boards = {d: virtual_board(d) for d in ids}
+    csv_path = tmp_path / "devices.csv"
+    lines = ["port,device_id,borough,property_reference,room"]
+    lines += [f"{boards[d].port},{d},hackney,HACKNEY-01{i},living room" for i, d in enumerate(ids)]
+    csv_path.write_text("\n".join(lines) + "\n")
+    state = tmp_path / "devices.csv.state.json"
+    args = [
+        PROVISION,
+        "batch",
+        str(csv_path),
+        "--skip-flash",
+        "--skip-verify",
+        "--labels",
+        str(tmp_path / "labels"),
+        "--fleet-url",
+        fleet.base_url,
+        "--token",
+        world.tokens["tech_hackney"],
+        "--work-dir",
+        str(tmp_path / "work"),
+    ]
+
+    def rows_done() -> int:
+        try:
+            rows = json.loads(state.read_text())["rows"].values()
+        except (OSError, ValueError):
+            return 0
+        return sum("label" in r["done"] for r in rows)
+
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _wait_for(lambda: rows_done() >= 2, 120, "two devices provisioned")
+    first.send_signal(signal.SIGINT)
+    out = first.communicate(timeout=60)[0].decode()
+    assert first.returncode in (ExitCode.INTERRUPTED, ExitCode.OK), out
+    interrupted_at = rows_done()
+
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert rows_done() == 4 and "batch summary" in second.stderr
+    for d in ids:
+        assert (boards[d].root / "config.json").is_file()
+        assert (tmp_path / "labels" / f"{d}.pdf").is_file()
+    with fleet.ctx.sessions() as s:
+        enrolled = s.scalars(select(Device.device_id).where(Device.device_id.in_(ids))).all()
+        assert sorted(enrolled) == ids  # one device each, no duplicates
+        certs = dict(
+            s.execute(
+                select(Device.device_id, func.count(DeviceCertificate.id))
+                .join(DeviceCertificate, DeviceCertificate.device_pk == Device.id)
+                .where(Device.device_id.in_(ids))
+                .group_by(Device.device_id)
+            ).all()
+        )
+    # Devices finished before the interruption were not enrolled again on the re-run.
+    finished_first = [d for d in ids[:interrupted_at]]
+    assert all(certs[d] == 1 for d in finished_first), certs
+
+    third = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0
+    with fleet.ctx.sessions() as s:
+        total = s.scalar(select(func.count()).select_from(DeviceCertificate))
+    assert total == sum(certs.values())  # a finished batch re-run changes nothing
+
+
+def test_rotate_replaces_the_staged_certificate(
+    fleet: RunningFleet, world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = world.tokens["tech_hackney"]
+    assert _enroll(fleet, token, tmp_path) == 0
+    device_dir = tmp_path / "cs-0102030a0b0c"
+    before = (device_dir / "files" / "certs" / "device.der").read_bytes()
+    common = [
+        "--device-id",
+        "cs-0102030a0b0c",
+        "--fleet-url",
+        fleet.base_url,
+        "--token",
+        token,
+        "--work-dir",
+        str(tmp_path),
+    ]
+    assert main(["rotate", *common]) == ExitCode.FLEET_REFUSED  # not due for a year
+    assert "--force" in _said(capsys)
+    assert main(["rotate", "--force", *common]) == 0
+    after = (device_dir / "files" / "certs" / "device.der").read_bytes()
+    assert after != before
+    serial = json.loads((device_dir / "enrolment.json").read_text())["certificate"]["serial"]
+    assert serial == f"{x509.load_der_x509_certificate(after).serial_number:x}"
+
+
+def test_dry_runs_change_nothing(
+    fleet: RunningFleet, world: World, tmp_path: Path, esp32_image: Path
+) -> None:
+    token = world.tokens["tech_hackney"]
+    assert _enroll(fleet, token, tmp_path, "--dry-run") == 0
+    assert not (tmp_path / "cs-0102030a0b0c").exists()
+    with fleet.ctx.sessions() as s:
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(Device)
+                .where(Device.device_id == "cs-0102030a0b0c")
+            )
+            == 0
+        )
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text(
+        "device_id,borough,property_reference,room\ncs-0102030a0b0c,hackney,P,hall\n"
+    )
+    assert (
+        main(
+            [
+                "batch",
+                str(csv_path),
+                "--dry-run",
+                "--skip-flash",
+                "--token",
+                token,
+                "--fleet-url",
+                fleet.base_url,
+                "--work-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    assert not (tmp_path / "d.csv.state.json").exists()
