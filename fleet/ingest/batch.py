@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +24,7 @@ from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.profile import STATUS_STATES, supported_version
 from fleet.ingest.senml import Sample, decode_health, decode_telemetry
 from fleet.ingest.topics import Upstream, parse_topic
+from fleet.risk.service.update import note_samples
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,15 @@ class Decoded:
     rejected: Rejected | None = None
 
 
+# Older than the risk worker's own late-data lookback (72 h by default), with a margin.
+LATE_RISK_AFTER = timedelta(hours=48)
+
+
 @dataclass(slots=True)
 class _DeviceChange:
     row: store.DeviceRow
     values: dict[str, Any] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
 
     def seen(self, at: datetime) -> None:
         if self.row.last_seen_at is None or at > self.row.last_seen_at:
@@ -136,7 +142,23 @@ def write_batch(
         store.update_devices(
             session, [{"pk": c.row.pk, **c.values} for c in changes.values() if c.values]
         )
+        _flag_late_risk_hours(session, changes, received_at)
     return [_outcome(seq, m, added) for seq, m in enumerate(decoded)]
+
+
+def _flag_late_risk_hours(
+    session: Session, changes: dict[str, _DeviceChange], now: datetime
+) -> None:
+    """Readings that arrive days late (store-and-forward after an outage) reopen risk hours.
+
+    The risk worker notices recent late data by itself; only older samples need flagging,
+    which keeps this off the normal path.
+    """
+    horizon = now - LATE_RISK_AFTER
+    for change in changes.values():
+        old = [s for s in change.samples if s.ts < horizon]
+        if old and change.row.placement_id is not None:
+            note_samples(session, placement_id=change.row.placement_id, samples=old)
 
 
 def _apply(
@@ -156,6 +178,7 @@ def _apply(
                 store.ReadingRow(row.pk, s.metric, s.ts, s.value, s.unit, seq),
             )
         _update_latest(change, m.samples)
+        change.samples.extend(m.samples)
         change.seen(at)
     elif m.health is not None:
         health_rows.append({"device_pk": row.pk, "at": at, "data": m.health})

@@ -70,6 +70,7 @@ class DeviceRow:
     last_seen_at: datetime | None
     latest: dict[str, Any] | None
     latest_at: datetime | None
+    placement_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ def load_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
             Device.last_seen_at,
             Device.latest,
             Device.latest_at,
+            Device.placement_id,
         )
         .where(Device.device_id.in_(ids))
         .order_by(Device.id)

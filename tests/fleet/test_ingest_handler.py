@@ -98,3 +98,33 @@ def test_fleet_own_downstream_topics_are_ignored(fleet_ctx: FleetContext) -> Non
     handler = _setup(fleet_ctx)
     assert handler.handle(f"cs/v1/d/{DEV}/cmd", b'{"id":"1"}').action == "ignored"
     assert _count(fleet_ctx, RejectedMessage) == 0
+
+
+def test_days_late_readings_reopen_processed_risk_hours(fleet_ctx: FleetContext) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fleet.models import Placement, PlacementRisk, Property
+    from fleet.registry import places
+
+    with fleet_ctx.sessions.begin() as s:
+        borough = places.create_borough(s, code="brent", name="Brent")
+        prop = places.create_property(s, borough=borough, reference="BR-1")
+        placement = places.create_placement(s, prop=prop, room="bathroom")
+        device = register_device(s, device_id=DEV, borough_id=borough.id)
+        device.placement_id = placement.id
+        s.flush()
+        processed_to = datetime.fromtimestamp(NOW, UTC) - timedelta(hours=2)
+        s.add(PlacementRisk(placement_id=placement.id, property_id=prop.id, last_hour=processed_to))
+        placement_id = placement.id
+    handler = IngestHandler(fleet_ctx.sessions, clock=lambda: NOW)
+    recent = telemetry(DEV, NOW - 3600 * 5, [(0, 20.0, 60.0)])
+    assert handler.handle(f"cs/v1/d/{DEV}/up", recent).inserted == 2
+    with fleet_ctx.sessions() as s:
+        # Recent late data is the risk worker's own job: nothing flagged on the ingest path.
+        assert s.get(PlacementRisk, placement_id).recompute_from is None
+    four_days = NOW - 4 * 86400
+    assert handler.handle(f"cs/v1/d/{DEV}/up", telemetry(DEV, four_days, [(0, 20, 90)])).inserted
+    with fleet_ctx.sessions() as s:
+        flagged = s.get(PlacementRisk, placement_id).recompute_from
+        assert flagged == datetime.fromtimestamp(four_days, UTC)
+        assert s.get(Placement, placement_id) is not None and s.get(Property, prop.id)
