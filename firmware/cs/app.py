@@ -1,190 +1,119 @@
-"""Device application: sample, queue, publish over MQTT, report health, reconnect.
+"""Mains-powered node: always connected, commands handled at once.
 
-Tasks share state through this object and asyncio events; none of them imports
-hardware modules (the Board does that).
+Tasks share state through the Node and asyncio events: sampler (on the UTC grid),
+sender (drains the flash queue), health, inbox (commands/config), connection
+(reconnect with backoff) and the supervisor, the only feeder of the watchdog, which
+stops feeding when a task stops making progress, so a hung node resets itself.
 """
 
 import asyncio
 import gc
+import time
 
 from cs import FW_VERSION, clock, topics
 from cs.backoff import Backoff
-from cs.drivers.sht4x import SHT4x, SHT4xError
 from cs.log import log
-from cs.mqtt import MQTTClient, MQTTError, Transport
-from cs.samples import SampleQueue
-from cs.senml import CEL, RH, Pack
+from cs.link import connect
+from cs.mqtt import MQTTClient, MQTTError
+from cs.node import Node
 
-MAX_BATCH = 4  # readings per pack: bounds the payload size on a small heap
-SENSOR = "sht4x"
-
-
-def _read_file(path):
-    if path is None:
-        return None
-    with open(path, "rb") as f:
-        return f.read()
+WDT_MS = 30000
 
 
 class App:
-    def __init__(self, cfg: dict, board, sensor) -> None:
-        self.cfg = cfg
-        self.device_id: str = cfg["device_id"]
-        self.board = board
-        self.sensor = sensor
-        self.queue = SampleQueue()
-        self.uptime = clock.Uptime()
+    def __init__(self, node: Node) -> None:
+        self.node = node
         self.client: "MQTTClient | None" = None
         self.online = asyncio.Event()
-        self.queued = asyncio.Event()
+        node.queued = asyncio.Event()
         self.reconnects = 0
-        self.faults: dict = {}  # "sht4x:crc" -> count since the last health report
-        self.heap_min_free = board.free_heap()
-        self.clock_synced = False
-        self.reset_cause = board.reset_cause()
-        self.published = 0
-
-    # -- sampling ------------------------------------------------------------------
-    def sample_once(self) -> None:
-        try:
-            t, rh = self.sensor.measure()
-        except SHT4xError as e:
-            key = SENSOR + ":" + e.kind
-            self.faults[key] = self.faults.get(key, 0) + 1
-            log("sensor fault:", e)
-            try:
-                self.sensor.soft_reset()  # often clears a latched bus state
-            except SHT4xError:
-                pass
-            return
-        self.queue.push(clock.unix_time(), t, rh)
-        self.queued.set()
+        self.beat = time.ticks_ms()  # the sampler's last sign of life
 
     async def sampler(self) -> None:
-        interval_ms = self.cfg["sample_interval_s"] * 1000
+        interval = self.node.cfg["sample_interval_s"]
+        # First sample on the UTC grid once NTP had its chance: a reading stamped in the
+        # same second as the last one before a reboot would be the same reading to the fleet.
+        for _ in range(150):
+            if clock.is_synced():
+                await asyncio.sleep_ms((interval - clock.unix_time() % interval) * 1000)
+                break
+            await asyncio.sleep_ms(100)
         while True:
             try:
-                self.sample_once()
-            except Exception as e:  # e.g. MemoryError: skip this sample, keep sampling
+                if self.node.sample():
+                    self.node.kick()
+            except Exception as e:  # e.g. MemoryError or a full flash: skip this sample
                 log("sample failed:", repr(e))
-            self.track_heap()
-            await asyncio.sleep_ms(interval_ms)
-
-    def track_heap(self) -> None:
-        free = self.board.free_heap()
-        if free < self.heap_min_free:
-            self.heap_min_free = free
-
-    # -- publishing ----------------------------------------------------------------
-    def build_up_pack(self, items: list) -> bytes:
-        bt = items[0][0]
-        pack = Pack(self.device_id, bt)
-        for ts, t, rh in items:
-            pack.add("temperature", t, CEL, ts - bt)
-            pack.add("humidity", rh, RH, ts - bt)
-        return pack.encode()
+            self.beat = time.ticks_ms()
+            # Sample on the UTC grid (:00, :15, ...) so readings line up across devices.
+            now = clock.unix_time()
+            await asyncio.sleep_ms((interval - now % interval) * 1000 if clock.is_synced() else interval * 1000)
 
     async def sender(self) -> None:
-        up = topics.device_topic(self.device_id, topics.UP)
+        node = self.node
+        queued = node.queued
+        assert queued is not None
         while True:
-            if not len(self.queue):
-                self.queued.clear()
-                await self.queued.wait()
-                continue
-            if not self.online.is_set():
-                await self.online.wait()
-                continue
+            await self.online.wait()
             client = self.client
             if client is None:
                 self.online.clear()
                 continue
-            items = self.queue.peek(MAX_BATCH)
-            payload = self.build_up_pack(items)
+            queued.clear()
             try:
-                await client.publish(up, payload, qos=1)
+                await node.drain(client)
             except (MQTTError, OSError) as e:
                 log("publish failed:", e)
                 client.close("publish failed")
                 self.online.clear()
                 continue
-            # Only a PUBACK makes a reading "sent".
-            self.queue.drop(len(items))
-            self.published += len(items)
-            del payload
-            gc.collect()
-
-    def build_health_pack(self) -> bytes:
-        pack = Pack(self.device_id, clock.unix_time())
-        self.track_heap()
-        pack.add("uptime", self.uptime.seconds(), "s")
-        pack.add("heap_free", self.board.free_heap(), "B")
-        pack.add("heap_min_free", self.heap_min_free, "B")
-        rssi = self.board.rssi()
-        if rssi is not None:
-            pack.add("rssi", rssi)
-        pack.add("reset_cause", self.reset_cause)
-        pack.add("fw_version", FW_VERSION)
-        pack.add("config_version", self.cfg["version"])
-        pack.add("queue_depth", len(self.queue))
-        pack.add("evicted", self.queue.evicted)
-        pack.add("reconnects", self.reconnects)
-        pack.add("sensor_faults", ",".join(sorted(self.faults)))
-        pack.add("clock_synced", self.clock_synced)
-        return pack.encode()
+            await queued.wait()
 
     async def health(self) -> None:
-        topic = topics.device_topic(self.device_id, topics.HEALTH)
+        topic = topics.device_topic(self.node.device_id, topics.HEALTH)
         while True:
-            if not self.online.is_set():
-                await self.online.wait()
+            await self.online.wait()
             client = self.client
             try:
                 if client is None:
                     raise MQTTError("no client")
-                await client.publish(topic, self.build_health_pack(), qos=1)
-                self.faults = {}  # reported: start counting afresh
+                await client.publish(topic, self.node.health_pack(self.node.board.rssi(), self.reconnects), False, 1)
             except (MQTTError, OSError) as e:
                 log("health publish failed:", e)
             gc.collect()
-            await asyncio.sleep_ms(self.cfg["health_interval_s"] * 1000)
+            await asyncio.sleep_ms(self.node.cfg["health_interval_s"] * 1000)
 
-    # -- connection ----------------------------------------------------------------
-    async def connect_once(self) -> MQTTClient:
-        if not self.board.wifi_connected():
-            await self.board.connect_wifi(self.cfg["wifi"]["ssid"], self.cfg["wifi"]["password"])
-            self.clock_synced = self.board.sync_clock()
-        m = self.cfg["mqtt"]
-        did = self.device_id
-        status = topics.device_topic(did, topics.STATUS)
-        client = MQTTClient(
-            did,
-            keepalive=m["keepalive"],
-            username=m["username"],
-            password=m["password"],
-            will=(status, topics.status_payload(topics.STATE_OFFLINE), True, 1),
-            clean_session=m["clean_session"],
-        )
-        ctx = None
-        if m["tls"]:
-            from cs.tlsctx import make_tls_context  # only TLS devices pay for it
+    async def inbox(self) -> None:
+        while True:
+            await self.online.wait()
+            client = self.client
+            if client is None:
+                await asyncio.sleep_ms(100)
+                continue
+            await client.inbox_event.wait()
+            client.inbox_event.clear()
+            try:
+                await self.node.handle_inbox(client)
+            except (MQTTError, OSError) as e:
+                log("command reply failed:", e)
 
-            ctx = make_tls_context(_read_file(m["ca"]), _read_file(m["cert"]), _read_file(m["key"]))
-        await client.connect(Transport(m["host"], m["port"], ctx))
-        try:
-            await client.publish(status, topics.status_payload(topics.STATE_ONLINE), True, 1)
-            await client.subscribe(topics.device_topic(did, topics.CMD), 1)
-            await client.subscribe(topics.device_topic(did, topics.CONFIG), 1)
-        except Exception:
-            client.close("setup failed")
-            raise
-        return client
+    async def supervisor(self) -> None:
+        """Feeds the watchdog only while the sampler keeps its schedule."""
+        wdt = self.node.board.watchdog(WDT_MS)
+        limit = (self.node.cfg["sample_interval_s"] + 60) * 1000
+        while True:
+            if time.ticks_diff(time.ticks_ms(), self.beat) < limit:
+                wdt.feed()
+            else:
+                log("sampler stalled: letting the watchdog reset the node")
+            await asyncio.sleep_ms(1000)
 
     async def connection(self) -> None:
         backoff = Backoff()
         first = True
         while True:
             try:
-                client = await self.connect_once()
+                client = await connect(self.node)
             except Exception as e:  # Wi-Fi, DNS, TCP, TLS or broker refusal: all retried
                 delay = backoff.next_ms()
                 log("connect failed:", e, "- retry in %d ms" % delay)
@@ -195,21 +124,28 @@ class App:
                 self.reconnects += 1
             first = False
             self.client = client
-            self.clock_synced = clock.is_synced()
             self.online.set()
-            self.board.led(True)
-            log("online as", self.device_id)
-            await client.down.wait()
+            self.node.kick()
+            self.node.board.led(True)
+            log("online as", self.node.device_id)
+            # A lost access point can leave the socket looking open: watch both.
+            while not client.down.is_set():
+                try:
+                    await asyncio.wait_for_ms(client.down.wait(), 1000)
+                except asyncio.TimeoutError:
+                    if not self.node.board.wifi_connected():
+                        client.close("Wi-Fi lost")
             self.online.clear()
-            self.board.led(False)
+            self.client = None
+            self.node.board.led(False)
             log("connection lost:", client.error)
             client.close()
             await asyncio.sleep_ms(backoff.next_ms())
 
     async def run(self) -> None:
-        # Received cmd/config messages wait in client.inbox (bounded) until the
-        # command handler lands; nothing here consumes them yet.
-        for coro in (self.sampler(), self.sender(), self.health()):
+        from cs.ota.watch import task as ota_task
+
+        for coro in (self.sampler(), self.sender(), self.health(), self.inbox(), self.supervisor(), ota_task(self)):
             asyncio.create_task(coro)
         await self.connection()
 
@@ -218,8 +154,7 @@ def main(cfg: dict, profile: dict) -> None:
     """Run forever with a validated config and board profile (see cs.config)."""
     from cs.board import Board
 
-    board = Board(profile)
-    sensor = SHT4x(board.i2c(), board.sensor_addr(SENSOR, 0x44))
-    log("boot: fw", FW_VERSION, "device", cfg["device_id"], "reset", board.reset_cause())
+    node = Node(cfg, profile, Board(profile))
+    log("boot: fw", FW_VERSION, "device", cfg["device_id"], "reset", node.reset_cause)
     gc.collect()
-    asyncio.run(App(cfg, board, sensor).run())
+    asyncio.run(App(node).run())

@@ -100,7 +100,36 @@ def validate(raw) -> dict:
         "health_interval_s": _range(
             _get(raw, "health_interval_s", int, "config", 3600, False), 1, 86400, "health_interval_s"
         ),
+        # Battery boards: connect every Nth wake, or at once when RH rises above the limit.
+        "uplink_every": _range(_get(raw, "uplink_every", int, "config", 4, False), 1, 96, "uplink_every"),
+        "rh_uplink_above": _range(
+            _get(raw, "rh_uplink_above", int, "config", 85, False), 50, 101, "rh_uplink_above"
+        ),
     }
+
+
+# Remote updates may not change who the device is or which board it is.
+_FIXED = ("device_id", "board", "schema")
+
+
+def update(current: dict, desired) -> dict:
+    """The running config with `desired` laid over it, validated; raises ConfigError."""
+    if not isinstance(desired, dict):
+        raise ConfigError("config must be a JSON object")
+    merged = {}
+    for k, v in current.items():
+        merged[k] = dict(v) if isinstance(v, dict) else v
+    for k, v in desired.items():
+        if k in _FIXED and v != current[k]:
+            raise ConfigError("'%s' cannot be changed remotely" % k)
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k].update(v)
+        else:
+            merged[k] = v
+    new = validate(merged)
+    if new["version"] <= current["version"]:
+        raise ConfigError("version %d is not newer than %d" % (new["version"], current["version"]))
+    return new
 
 
 def _read_json(path: str, what: str):
@@ -125,6 +154,29 @@ def _i2c_profile(raw: dict) -> dict:
     return raw
 
 
+_I2C_SENSORS = ("sht4x", "scd4x", "bme280")
+_PIN_SENSORS = ("ds18b20", "battery")
+
+
+def _sensor(raw) -> dict:
+    w = "board.sensors"
+    if not isinstance(raw, dict):
+        raise ConfigError("board.sensors: each entry must be an object")
+    kind = _get(raw, "type", str, w)
+    out = {"type": kind}
+    if kind in _I2C_SENSORS:
+        out["addr"] = _range(_get(raw, "addr", int, w), 0x08, 0x77, "sensors.addr")
+        if kind == "scd4x":
+            out["t_offset"] = _get(raw, "t_offset", float, w, 4.0, False)
+    elif kind in _PIN_SENSORS:
+        out["pin"] = _range(_get(raw, "pin", int, w), 0, 48, "sensors.pin")
+        if kind == "battery":
+            out["divider"] = _get(raw, "divider", float, w)
+    else:
+        raise ConfigError("board.sensors: unknown sensor type %r" % kind)
+    return out
+
+
 def load_board_profile(name: str, folder: str = "boards") -> dict:
     """Board profile JSON from hardware/boards/, copied next to the code on the device."""
     raw = _read_json(folder + "/" + name + ".json", "board profile")
@@ -132,20 +184,24 @@ def load_board_profile(name: str, folder: str = "boards") -> dict:
         raise ConfigError("board profile: top level must be a JSON object")
     if _get(raw, "name", str, "board") != name:
         raise ConfigError("board profile '%s' names itself %r" % (name, raw.get("name")))
-    _i2c_profile(_get(raw, "i2c", dict, "board"))
-    sensors = []
-    for sensor in _get(raw, "sensors", list, "board"):
-        if not isinstance(sensor, dict):
-            raise ConfigError("board.sensors: each entry must be an object")
-        sensors.append({
-            "type": _get(sensor, "type", str, "board.sensors"),
-            "addr": _range(_get(sensor, "addr", int, "board.sensors"), 0x08, 0x77, "sensors.addr"),
-        })
-    led = _get(raw, "led", dict, "board", None, False)
-    if led is not None:
-        _range(_get(led, "pin", int, "board.led"), 0, 48, "led.pin")
-    # Only what the firmware uses stays in RAM; descriptions are for people.
-    return {"name": name, "i2c": raw["i2c"], "sensors": sensors, "led": led}
+    sensors = [_sensor(s) for s in _get(raw, "sensors", list, "board")]
+    i2c = _get(raw, "i2c", dict, "board", None, False)
+    if i2c is not None:
+        _i2c_profile(i2c)
+    elif [s for s in sensors if s["type"] in _I2C_SENSORS]:
+        raise ConfigError("board: I2C sensors need an 'i2c' bus")
+    for key in ("led", "maintenance_pin"):
+        pin = _get(raw, key, dict, "board", None, False)
+        if pin is not None:
+            _range(_get(pin, "pin", int, "board." + key), 0, 48, key + ".pin")
+    power = _get(_get(raw, "power", dict, "board", {}, False), "source", str, "board.power", "mains", False)
+    if power not in ("mains", "battery"):
+        raise ConfigError("board.power: 'source' must be mains or battery, got %r" % power)
+    # Only what the firmware uses stays in RAM; descriptions and BOM are for people.
+    return {
+        "name": name, "i2c": i2c, "sensors": sensors, "led": raw.get("led"),
+        "maintenance_pin": raw.get("maintenance_pin"), "power": power,
+    }
 
 
 def load_or_exit(path: str = "config.json") -> tuple:

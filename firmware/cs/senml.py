@@ -13,6 +13,18 @@ BN_PREFIX = "urn:dev:cs:"
 CEL = "Cel"
 RH = "%RH"
 
+# Stored records name metrics by one letter (flash and heap are small): code -> (name, unit).
+METRICS = {
+    "t": ("temperature", CEL),
+    "h": ("humidity", RH),
+    "s": ("surface_temperature", CEL),
+    "c": ("co2", "ppm"),
+    "p": ("pressure", "Pa"),
+    "v": ("battery_voltage", "V"),
+    "b": ("battery", "%EL"),
+}
+CODES = {name: code for code, (name, _) in METRICS.items()}
+
 
 def base_name(device_id: str) -> str:
     return BN_PREFIX + device_id + ":"
@@ -32,9 +44,12 @@ class Pack:
         self.bt = bt
         self.records = ['[{"bn":%s,"bt":%d,"sv":%d,' % (json.dumps(base_name(device_id)), bt, SCHEMA_VERSION)]
 
-    def add(self, name: str, value, unit=None, t: int = 0) -> None:
-        """Add one record; the type of `value` picks the field: vb (bool), vs (str) or v."""
-        if isinstance(value, bool):  # test first: bool is an int on CPython
+    def add(self, name: str, value, unit=None, t: int = 0, raw: bool = False) -> None:
+        """Add one record; the type of `value` picks the field: vb (bool), vs (str) or v.
+        With raw=True `value` is number text already (as stored on flash)."""
+        if raw:
+            v = '"v":' + value
+        elif isinstance(value, bool):  # test first: bool is an int on CPython
             v = '"vb":' + ("true" if value else "false")
         elif isinstance(value, str):
             v = '"vs":' + json.dumps(value)

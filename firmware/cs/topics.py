@@ -13,6 +13,8 @@ STATUS = "status"
 CMD = "cmd"
 CMD_ACK = "cmd/ack"
 CONFIG = "config"
+OTA = "ota"  # update offers (retained); progress goes to OTA_PROGRESS
+OTA_PROGRESS = "ota/progress"
 
 STATE_ONLINE = "online"
 STATE_SLEEPING = "sleeping"

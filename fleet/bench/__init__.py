@@ -17,6 +17,10 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     ),
     "provision": ("fleet.bench.provision", "Technician time per device: enrol + install + verify"),
     "risk": ("fleet.bench.risk", "Mould index and threshold rules: incremental and bulk cost"),
+    "firmware": (
+        "fleet.bench.firmware",
+        "Firmware in the VM: heap, awake time, bytes, battery life",
+    ),
     "feed": (
         "fleet.bench.feed",
         "SensorThings Observations paging ($top=1000) and CSV export on PostgreSQL, 1 year",

@@ -87,6 +87,11 @@ def decode(topic: str, payload: bytes, *, now: float, max_payload_bytes: int) ->
             msg.health = decode_health(payload, parsed.device_id, now=now)
         elif parsed.kind is Upstream.STATUS:
             msg.status = status_state(payload)
+        elif parsed.kind is Upstream.OTA_PROGRESS:
+            from fleet.ota.progress import decode_progress
+
+            # A malformed report is rejected; a valid one marks the device seen.
+            decode_progress(payload)
     except Rejected as exc:
         msg.rejected = exc
     return msg

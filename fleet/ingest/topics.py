@@ -16,6 +16,7 @@ class Upstream(StrEnum):
     HEALTH = "health"
     STATUS = "status"
     COMMAND_ACK = "cmd/ack"
+    OTA_PROGRESS = "ota/progress"  # decoded by fleet.ota.progress
 
 
 # What the fleet itself publishes; seen by a wildcard subscription and skipped.

@@ -17,9 +17,16 @@ API::
     dev = VirtualDevice(device_id=None, data_dir="data/sim", broker_host="127.0.0.1",
                         broker_port=1883, heapsize="128K", sample_interval_s=900,
                         health_interval_s=3600, seed=None, board="devkitc-sht41",
-                        room=None, faults=None)
+                        room=None, faults=None, time_scale=1.0, clock_start=None,
+                        config=None)
     dev.start(); dev.is_running; dev.pid; dev.stop(timeout=5.0); dev.kill()
-    dev.set_faults({"sht4x": "crc"}); dev.readings(); dev.log_path; dev.device_dir
+    dev.set_faults({"sht4x": "crc"}); dev.update_sim(wifi={"fail": True})
+    dev.readings(); dev.radio_uses(); dev.room_time(); dev.log_path; dev.device_dir
+
+``time_scale`` shortens deep sleeps (and simulated sensor conversions) in real time
+while the device's clock and the room advance in full; ``clock_start`` sets the
+room's UTC time at first power-on; ``config`` is merged into config.json (e.g.
+``{"uplink_every": 4}``). The board profile decides the simulated chips.
 
     fleet = VirtualFleet(count, data_dir, broker_host="127.0.0.1", broker_port=1883,
                          heapsize="128K", sample_interval_s=900, health_interval_s=3600,
@@ -29,7 +36,8 @@ API::
 ``stop()`` sends SIGTERM to the device's process group, then SIGKILL after the
 timeout; ``kill()`` pulls the plug (the broker then publishes the last will).
 ``machine.reset()`` and ``machine.deepsleep(ms)`` in the VM restart the process
-(after ``ms`` for deep sleep), as the chip would. ``SimulatorError`` explains
+(after ``ms`` for deep sleep), as the chip would; a watchdog that stops being fed
+resets it. ``SimulatorError`` explains
 what is missing (e.g. the ``micropython`` binary).
 """
 

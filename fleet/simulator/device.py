@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ EXIT_RESET = 100
 EXIT_DEEPSLEEP = 101
 RESET_FILE = ".sim_reset"
 RTC_FILE = "rtc_memory.bin"
+CLOCK_FILE = ".sim_clock"  # "offset skew": room time = host + offset; RTC = room + skew
+WDT_FILE = ".sim_wdt"  # the watchdog timeout (ms), rewritten on every feed
+RADIO_FILE = "sim_radio.log"
+POWER_CUT_FILE = ".sim_power_cut"  # left by hardware/sim/simdev/flash.py when it cuts the power
+WDT_RESET_CAUSE = 3
 
 # Config fields the launcher owns; anything else in an existing config.json is kept.
 _LAUNCHER_FIELDS = ("mqtt.host", "mqtt.port", "sample_interval_s", "health_interval_s")
@@ -48,7 +54,14 @@ class VirtualDevice:
         room: dict[str, Any] | None = None,
         faults: dict[str, Any] | None = None,
         build_dir: Path | None = None,
+        time_scale: float = 1.0,
+        clock_start: float | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
+        """`time_scale` > 1 makes deep sleeps (and simulated chip conversions) that much
+        shorter in real time while the device's clock and the room advance in full.
+        `clock_start` puts the room's UTC time there at first power-on (e.g. a day ago,
+        so an accelerated day ends near now). `config` is merged into config.json."""
         if seed is None:
             seed = _seed_from(device_id) if device_id else int.from_bytes(os.urandom(4), "big")
         self.seed = seed
@@ -64,6 +77,11 @@ class VirtualDevice:
         self.room = room
         self.faults = faults
         self._build_dir = build_dir
+        if time_scale < 1:
+            raise ValueError("time_scale must be >= 1")
+        self.time_scale = time_scale
+        self.clock_start = clock_start
+        self.config_overrides = config or {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -104,10 +122,16 @@ class VirtualDevice:
                 "room": self.room or {},
                 "faults": self.faults or {},
                 "wifi": {"rssi": -55 - self.seed % 30},
+                "sensors": _sim_sensors(json.loads(profile.read_text()), self.seed),
+                "time_scale": self.time_scale,
             }
             _write_json(self.sim_path, sim)
-        elif self.faults is not None:
-            self.set_faults(self.faults)
+        else:
+            self.update_sim(time_scale=self.time_scale)
+            if self.faults is not None:
+                self.set_faults(self.faults)
+        if self.clock_start is not None and not (self.device_dir / CLOCK_FILE).exists():
+            (self.device_dir / CLOCK_FILE).write_text(repr(self.clock_start - time.time()))
 
     def _write_config(self) -> None:
         wanted: dict[str, Any] = {
@@ -127,6 +151,7 @@ class VirtualDevice:
             "sample_interval_s": self.sample_interval_s,
             "health_interval_s": self.health_interval_s,
         }
+        wanted.update(self.config_overrides)
         if not self.config_path.exists():
             _write_json(self.config_path, wanted)
             return
@@ -147,9 +172,24 @@ class VirtualDevice:
 
     def set_faults(self, faults: dict[str, Any]) -> None:
         """Replace sim.json "faults" (e.g. {"sht4x": "crc"}); the running sim picks it up."""
+        self.update_sim(faults=faults)
+
+    def update_sim(self, **fields: Any) -> None:
+        """Change top-level sim.json fields (e.g. wifi={"fail": True}) while running."""
         sim = json.loads(self.sim_path.read_text())
-        sim["faults"] = faults
+        sim.update(fields)
         _write_json(self.sim_path, sim)
+
+    def radio_uses(self) -> int:
+        """How many times the device associated with the access point (radio switched on)."""
+        path = self.device_dir / RADIO_FILE
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def room_time(self) -> float:
+        """The simulated UTC time (equals the host clock unless time_scale or clock_start)."""
+        path = self.device_dir / CLOCK_FILE
+        offset = float(path.read_text().split()[0]) if path.exists() else 0.0
+        return time.time() + offset
 
     def readings(self) -> list[dict[str, Any]]:
         """Every measurement the simulated sensor served (see hardware/sim/simdev/sht4x.py)."""
@@ -181,8 +221,9 @@ class VirtualDevice:
                 return
             self.prepare()
             cmd = self.command()
-            for name in (RESET_FILE, RTC_FILE):
+            for name in (RESET_FILE, RTC_FILE, WDT_FILE):
                 (self.device_dir / name).unlink(missing_ok=True)
+            self._power_on_clock()
             self._stop.clear()
             self.returncode = None
             self._spawn(cmd)
@@ -204,26 +245,78 @@ class VirtualDevice:
             )
         self.boots += 1
 
+    def _power_on_clock(self) -> None:
+        # Power-on: the room's time runs on, the RTC forgets (starts at 2000 again).
+        path = self.device_dir / CLOCK_FILE
+        if path.exists():
+            path.write_text(path.read_text().split()[0])
+
+    def _advance_clock(self, seconds: float) -> None:
+        path = self.device_dir / CLOCK_FILE
+        parts = path.read_text().split() if path.exists() else ["0"]
+        parts[0] = repr(float(parts[0]) + seconds)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(" ".join(parts))
+        os.replace(tmp, path)
+
+    def _wait(self, proc: subprocess.Popen[bytes]) -> int:
+        """Wait for the VM to exit, playing its watchdog timer meanwhile."""
+        wdt = self.device_dir / WDT_FILE
+        while True:
+            try:
+                return proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                timeout_s = int(wdt.read_text() or 0) / 1000.0
+                stale = time.time() - wdt.stat().st_mtime
+            except (OSError, ValueError):
+                continue
+            if timeout_s and stale > timeout_s:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+                (self.device_dir / RESET_FILE).write_text(f"{WDT_RESET_CAUSE} 0 0")
+                with open(self.log_path, "ab") as log:
+                    log.write(f"WDT: not fed for {stale:.1f} s, resetting\n".encode())
+                return EXIT_RESET
+
     def _supervise(self, cmd: list[str]) -> None:
         # Plays the part of the chip: machine.reset() and deepsleep() end the process
-        # with agreed exit codes, and the device boots again.
+        # with agreed exit codes, and the device boots again; a watchdog that is not
+        # fed resets it.
         while True:
             proc = self._proc
             if proc is None:
                 return
-            code = proc.wait()
+            code = self._wait(proc)
             if self._stop.is_set():
                 return
+            (self.device_dir / WDT_FILE).unlink(missing_ok=True)  # a reset stops the watchdog
             if code == EXIT_DEEPSLEEP:
-                if self._stop.wait(self._sleep_seconds()):
+                sleep_s = self._sleep_seconds()
+                real = sleep_s / self.time_scale
+                if self._stop.wait(real):
                     return
-            elif code != EXIT_RESET:
+                if sleep_s > real:
+                    self._advance_clock(sleep_s - real)
+            elif code != EXIT_RESET and not self._power_cut():
                 self.returncode = code
                 return
             with self._lock:
                 if self._stop.is_set():
                     return
                 self._spawn(cmd)
+
+    def _power_cut(self) -> bool:
+        """The sim cut the power (sim.json fault "power_cut_at_write"): boot as after power-on."""
+        marker = self.device_dir / POWER_CUT_FILE
+        if not marker.exists():
+            return False
+        marker.unlink()
+        for name in (RESET_FILE, RTC_FILE):
+            (self.device_dir / name).unlink(missing_ok=True)
+        self._power_on_clock()
+        return True
 
     def _sleep_seconds(self) -> float:
         try:
@@ -281,6 +374,32 @@ class VirtualDevice:
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+
+
+def _sim_sensors(profile: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """The simulated chips of a board profile (hardware/sim answers their protocols)."""
+    out: list[dict[str, Any]] = []
+    for s in profile.get("sensors", []):
+        chip = {k: s[k] for k in ("type", "addr", "pin", "divider") if k in s}
+        if s["type"] == "ds18b20":
+            body = bytes([0x28]) + seed.to_bytes(6, "big")
+            chip["rom"] = (body + bytes([_dallas_crc8(body)])).hex()
+        elif s["type"] == "battery":
+            chip["volts"] = 3.2
+        out.append(chip)
+    return out
+
+
+def _dallas_crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        for _ in range(8):
+            mix = (crc ^ byte) & 1
+            crc >>= 1
+            if mix:
+                crc ^= 0x8C
+            byte >>= 1
+    return crc
 
 
 def _seed_from(device_id: str) -> int:

@@ -2,7 +2,8 @@
 
 NVS lives in nvs.json (written on commit(), like the real driver); each app
 partition is a sparse file under partitions/, and partitions/otadata.json records
-which slot boots next and whether the running image was marked valid. The classes
+which slot boots next and each slot's OTA state (see simdev/partition.py). The OTA
+area of the filesystem is a littlefs image (simdev/flash.py). The classes
 load on first use so the simulated board costs the VM heap little.
 """
 
@@ -21,6 +22,11 @@ def __getattr__(name):
         from simdev.partition import Partition
 
         return Partition
+    if name == "sim_flash_root":
+        # Sim only (never on a real board): the OTA area is a littlefs image mounted here.
+        from simdev.flash import mount
+
+        return mount()
     raise AttributeError(name)
 
 

@@ -65,6 +65,10 @@ class Pin:
         self.id = id
         if value is not None or id not in _pins:
             _pins[id] = 1 if value or (value is None and pull == 2) else 0
+            # sim.json "pins": {"0": 0} holds an input (e.g. a button) at a level.
+            held = state.sim().get("pins", {}).get(str(id))
+            if held is not None and value is None:
+                _pins[id] = held
 
     def value(self, v=None):
         if v is None:
@@ -84,16 +88,27 @@ class Pin:
 _chips = None
 
 
+def _make(kind, addr):
+    # Chip models load only for the chips this board has (heap is scarce in the VM).
+    if kind == "sht4x":
+        from simdev.sht4x import SHT4x as cls
+    elif kind == "scd4x":
+        from simdev.scd4x import SCD4x as cls
+    elif kind == "bme280":
+        from simdev.bme280 import BME280 as cls
+    else:
+        return None
+    return cls(addr, state.room())
+
+
 def _chip(addr):
     global _chips
     if _chips is None:
-        from simdev.sht4x import SHT4x
-
-        cfg = state.sim()
         _chips = {}
-        for s in cfg["sensors"]:
-            if s["type"] == "sht4x":
-                _chips[s["addr"]] = SHT4x(s["addr"], cfg["seed"], cfg["room"])
+        for s in state.sim()["sensors"]:
+            chip = _make(s["type"], s.get("addr"))
+            if chip is not None:
+                _chips[s["addr"]] = chip
     if addr is None:
         return _chips
     chip = _chips.get(addr)
@@ -136,11 +151,12 @@ class I2C:
 
 SoftI2C = I2C
 
-_LAZY = ("ADC", "Signal", "RTC", "WDT", "Timer", "reset", "soft_reset", "deepsleep", "lightsleep", "idle")
-
-
 def __getattr__(name):
-    if name in _LAZY:
+    if name in ("RTC", "WDT", "reset", "soft_reset", "deepsleep"):
+        from simdev import power
+
+        return getattr(power, name)
+    if name in ("ADC", "Signal", "Timer", "lightsleep", "idle"):
         from simdev import machine_extra
 
         return getattr(machine_extra, name)

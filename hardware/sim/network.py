@@ -38,6 +38,8 @@ class WLAN:
         if not self._on:
             raise OSError("Wifi Not Started")
         self._st = STAT_CONNECTING
+        # Each association is a radio use; tests count them (battery devices must not waste one).
+        state.append_line(state.RADIO_FILE, "%d" % time.true_time())
         self._join_at = time.ticks_add(time.ticks_ms(), int(state.wifi().get("join_ms", 200)))
 
     def disconnect(self):

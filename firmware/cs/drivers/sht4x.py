@@ -2,13 +2,16 @@
 
 Datasheet facts: single-byte commands; replies are 16-bit words each followed
 by a CRC-8 (poly 0x31, init 0xFF). T = -45 + 175*S/65535 degC,
-RH = -6 + 125*S/65535 %RH, clipped to 0..100 (out-of-range values are
-physically possible near saturation and are not errors).
+RH = -6 + 125*S/65535 %RH, clipped to 0..100 (out-of-range RH is physically
+possible near saturation and is not an error; a temperature outside the
+chip's -40..125 degC is).
 """
 
 import time
 
 from micropython import const
+
+from cs.drivers import SensorError, crc8, words
 
 ADDR_A = const(0x44)
 ADDR_B = const(0x45)
@@ -16,41 +19,18 @@ ADDR_B = const(0x45)
 HIGH = const(0xFD)
 MEDIUM = const(0xF6)
 LOW = const(0xE0)
+HEAT_200MW_100MS = const(0x32)
 _SERIAL = const(0x89)
 _SOFT_RESET = const(0x94)
 
-
-
-class SHT4xError(Exception):
-    """The sensor did not answer (NACK) or answered with corrupt data.
-
-    `kind` is a short code ("nack" or "crc") used in health reports.
-    """
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def crc8(data, start: int = 0, end: int = 2) -> int:
-    crc = 0xFF
-    for i in range(start, end):
-        crc ^= data[i]
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
+SHT4xError = SensorError  # older name, kept for callers
+_ = crc8  # re-exported: sht4x.crc8 is part of this module's API
 
 
 def check_words(buf) -> tuple:
     """Split a 6-byte reply into its two words, verifying both CRCs."""
-    for off in (0, 3):
-        if crc8(buf, off, off + 2) != buf[off + 2]:
-            raise SHT4xError(
-                "crc",
-                "SHT4x CRC mismatch in word %d (got 0x%02x, want 0x%02x): noisy bus or loose wiring"
-                % (off // 3, buf[off + 2], crc8(buf, off, off + 2)),
-            )
-    return (buf[0] << 8) | buf[1], (buf[3] << 8) | buf[4]
+    w = words(buf, 2, "SHT4x")
+    return w[0], w[1]
 
 
 def to_celsius(word: int) -> float:
@@ -67,6 +47,7 @@ class SHT4x:
         self._i2c = i2c
         self.addr = addr
         self._buf = bytearray(6)
+        self.raw = 0  # last (T, RH) words as one int: lets the caller spot a stuck chip
 
     def _command(self, cmd: int, wait_ms: int) -> bytearray:
         try:
@@ -75,7 +56,7 @@ class SHT4x:
             self._i2c.readfrom_into(self.addr, self._buf)
         except OSError as e:
             # MicroPython has no exception chaining; keep the cause in the message.
-            raise SHT4xError(
+            raise SensorError(
                 "nack",
                 "SHT4x at 0x%02x did not acknowledge command 0x%02x (%r): check wiring and power"
                 % (self.addr, cmd, e),
@@ -89,7 +70,21 @@ class SHT4x:
         if wait_ms < 0:
             raise ValueError("precision must be HIGH, MEDIUM or LOW")
         t_word, rh_word = check_words(self._command(precision, wait_ms))
-        return to_celsius(t_word), to_rh(rh_word)
+        t = to_celsius(t_word)
+        if not -40.0 <= t <= 125.0:
+            raise SensorError("range", "SHT4x temperature %.1f degC is outside -40..125" % t)
+        self.raw = (t_word << 16) | rh_word
+        return t, to_rh(rh_word)
+
+    def read(self) -> dict:
+        t, rh = self.measure()
+        return {"temperature": t, "humidity": rh}
+
+    def heat(self) -> None:
+        """A short 200 mW heater pulse: evaporates condensate after near-saturated air,
+        so a wet sensor does not report 100 %RH for hours. The reply is discarded (the
+        die is hot)."""
+        self._command(HEAT_200MW_100MS, 120)
 
     def serial_number(self) -> int:
         hi, lo = check_words(self._command(_SERIAL, 1))
@@ -99,5 +94,5 @@ class SHT4x:
         try:
             self._i2c.writeto(self.addr, bytes((_SOFT_RESET,)))
         except OSError as e:
-            raise SHT4xError("nack", "SHT4x at 0x%02x did not acknowledge soft reset (%r)" % (self.addr, e))
+            raise SensorError("nack", "SHT4x at 0x%02x did not acknowledge soft reset (%r)" % (self.addr, e))
         time.sleep_ms(1)

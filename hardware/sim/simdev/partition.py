@@ -1,35 +1,36 @@
-"""esp32.Partition stand-in: app slots as sparse files under partitions/, boot choice in otadata.json."""
+"""esp32.Partition stand-in: app slots as sparse files under partitions/, boot choice and
+per-slot OTA state in partitions/otadata.json, and the second-stage bootloader's decision.
 
-import json
+The bootloader part runs once per boot, on first use (the firmware asks for the running
+partition at start), and follows ESP-IDF with app rollback enabled:
+- set_boot() checks the image and marks the slot "new"; the next boot runs it as
+  "pending"; a pending slot that boots again without mark_app_valid_cancel_rollback() is
+  "aborted" and the previous slot runs instead;
+- a slot whose image does not verify (header, segments, checksum, appended SHA-256) is
+  skipped;
+- waking from deep sleep does not pass through that decision here: the running slot stays,
+  so a new image that deep-sleeps before marking itself valid escapes rollback, and a
+  set_boot() followed by deep sleep wakes in the old image (the traps of DOMAIN.md §6).
+ota_0 without an image file stands for the factory-flashed firmware (the VM itself).
+A sim image whose project name ends in "+panic" panics as soon as it boots.
+
+Every writeblocks(), set_boot() and mark_app_valid_cancel_rollback() counts as a flash
+write for the power-cut fault (simdev.flash).
+"""
+
 import os
 
 from simdev import state
+from simdev.flash import tick
 
 ENOENT = 2
-
-
-def _load_json(path, default):
-    raw = state.read_bytes(path)
-    return json.loads(raw) if raw else default
-
+EINVAL = 22
 
 _PART_DIR = "partitions"
 _OTADATA = _PART_DIR + "/otadata.json"
 _BLOCK = 4096
 _APP_SIZE = 0x180000
-
-
-def _otadata():
-    return _load_json(_OTADATA, {"boot": "ota_0", "running": "ota_0", "valid": True})
-
-
-def _save_otadata(d):
-    try:
-        os.mkdir(_PART_DIR)
-    except OSError:
-        pass
-    state.write_bytes(_OTADATA, json.dumps(d).encode())
-
+_SLOTS = ("ota_0", "ota_1")
 
 _LAYOUT = {
     "nvs": (1, 2, 0x9000, 0x4000),
@@ -37,6 +38,56 @@ _LAYOUT = {
     "ota_0": (0, 0x10, 0x10000, _APP_SIZE),
     "ota_1": (0, 0x11, 0x190000, _APP_SIZE),
 }
+
+
+def _otadata():
+    import json
+
+    raw = state.read_bytes(_OTADATA)
+    d = json.loads(raw) if raw else {}
+    d.setdefault("boot", "ota_0")
+    d.setdefault("running", d["boot"])
+    d.setdefault("state", {})
+    return d
+
+
+def _save_otadata(d):
+    import json
+
+    try:
+        os.mkdir(_PART_DIR)
+    except OSError:
+        pass
+    state.write_bytes(_OTADATA, json.dumps(d).encode())
+
+
+def _other(label):
+    return "ota_1" if label == "ota_0" else "ota_0"
+
+
+def _slot_path(label):
+    return _PART_DIR + "/" + label + ".bin"
+
+
+def image_info(label):
+    from simdev.bootloader import image_info
+
+    return image_info(label)
+
+
+_running = None
+
+
+def running_label():
+    global _running
+    if _running is None:
+        if state.read_bytes(_OTADATA) is None:
+            _running = "ota_0"  # never updated: the factory slot, no decision to make
+        else:
+            from simdev.bootloader import decide
+
+            _running = decide()
+    return _running
 
 
 class Partition:
@@ -47,8 +98,9 @@ class Partition:
 
     def __init__(self, id, block_size=_BLOCK):
         if id == Partition.RUNNING:
-            label = _otadata()["running"]
+            label = running_label()
         elif id == Partition.BOOT:
+            running_label()
             label = _otadata()["boot"]
         else:
             label = id
@@ -71,18 +123,15 @@ class Partition:
         return (t, st, addr, size, self.label, False)
 
     def get_next_update(self):
-        if not self.label.startswith("ota_"):
+        if self.label not in _SLOTS:
             raise OSError(ENOENT)
-        return Partition("ota_1" if self.label == "ota_0" else "ota_0")
-
-    def _path(self):
-        return _PART_DIR + "/" + self.label + ".bin"
+        return Partition(_other(self.label))
 
     def readblocks(self, block_num, buf, offset=0):
         pos = block_num * self.block_size + offset
         data = b""
         try:
-            with open(self._path(), "rb") as f:
+            with open(_slot_path(self.label), "rb") as f:
                 f.seek(pos)
                 data = f.read(len(buf))
         except OSError:
@@ -91,15 +140,18 @@ class Partition:
         for i in range(len(data), len(buf)):
             buf[i] = 0xFF  # erased flash reads as 0xFF
 
-    def writeblocks(self, block_num, buf, offset=0):
-        pos = block_num * self.block_size + offset
+    def writeblocks(self, block_num, buf, offset=None):
+        pos = block_num * self.block_size + (offset or 0)
         if pos + len(buf) > _LAYOUT[self.label][3]:
-            raise OSError(22)
+            raise OSError(EINVAL)
+        if self.label in _SLOTS and self.label == running_label():
+            raise OSError(EINVAL)  # ESP-IDF refuses to write the running app
+        tick("%s block %d" % (self.label, block_num))
         try:
             os.mkdir(_PART_DIR)
         except OSError:
             pass
-        path = self._path()
+        path = _slot_path(self.label)
         try:
             f = open(path, "r+b")
         except OSError:
@@ -107,10 +159,17 @@ class Partition:
         with f:
             f.seek(0, 2)
             end = f.tell()
-            if end < pos:
-                f.write(b"\xff" * (pos - end))
+            while end < pos:
+                n = min(_BLOCK, pos - end)
+                f.write(b"\xff" * n)
+                end += n
             f.seek(pos)
             f.write(bytes(buf))
+        if self.label in _SLOTS:
+            # Writing a slot invalidates whatever OTA state it had, as erasing it would.
+            d = _otadata()
+            if d["state"].pop(self.label, None) is not None:
+                _save_otadata(d)
 
     def ioctl(self, cmd, arg):
         if cmd == 4:  # block count
@@ -122,18 +181,23 @@ class Partition:
         return None
 
     def set_boot(self):
+        if self.label not in _SLOTS or image_info(self.label) is None:
+            raise OSError(EINVAL)  # ESP_ERR_OTA_VALIDATE_FAILED: the image does not verify
+        tick("otadata set_boot %s" % self.label)
         d = _otadata()
         d["boot"] = self.label
-        d["pending_verify"] = self.label != d["running"]
+        if self.label != d["running"]:
+            d["state"][self.label] = "new"
         _save_otadata(d)
 
     @classmethod
     def mark_app_valid_cancel_rollback(cls):
+        label = running_label()
         d = _otadata()
-        d["valid"] = True
-        _save_otadata(d)
+        if d["state"].get(label) == "pending":
+            tick("otadata valid %s" % label)
+            d["state"][label] = "valid"
+            _save_otadata(d)
 
     def __repr__(self):
         return "<Partition type=%d, subtype=%d, address=%d, size=%d, label=%s, encrypted=0>" % self.info()[:5]
-
-

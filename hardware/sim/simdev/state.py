@@ -5,10 +5,15 @@ import os
 
 SIM_FILE = "sim.json"
 RESET_FILE = ".sim_reset"  # "cause wake sleep_ms" for the next boot, from reset()/deepsleep()
+READINGS_FILE = "sim_readings.jsonl"
+RADIO_FILE = "sim_radio.log"  # one line per Wi-Fi connect: the radio-use counter
 
 # Exit codes the launcher understands: restart now, or restart after a deep sleep.
 EXIT_RESET = 100
 EXIT_DEEPSLEEP = 101
+
+# Faults that still produce a (wrong) reply, so they are logged with the reading.
+_LOGGED = ("crc", "stuck", "range")
 
 _cache = None
 _mtime = -1
@@ -41,6 +46,38 @@ def wifi():
 
 def mac_bytes():
     return bytes.fromhex(sim()["mac"].replace(":", ""))
+
+
+_room = None
+
+
+def room():
+    global _room
+    if _room is None:
+        from simdev.room import Room
+
+        _room = Room(sim()["seed"], sim()["room"])
+    return _room
+
+
+def crc8(data):
+    """Sensirion CRC-8 (poly 0x31, init 0xFF)."""
+    crc = 0xFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def log_reading(ts, sensor, fault, mode, **values):
+    """One served measurement in sim_readings.jsonl (values as the reply encodes them)."""
+    values["ts"] = ts
+    values["sensor"] = sensor
+    values["precision"] = mode
+    if fault in _LOGGED:
+        values["fault"] = fault
+    append_line(READINGS_FILE, json.dumps(values))
 
 
 def read_bytes(path):

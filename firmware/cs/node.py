@@ -1,0 +1,176 @@
+"""What both power modes share: sample into the flash queue, drain it to the broker,
+report health, and keep small state in RTC memory across deep sleep.
+
+No hardware imports: the Board passed in does that.
+"""
+
+import asyncio
+import gc
+import json
+
+from cs import FW_VERSION, clock, topics
+from cs.log import log
+from cs.mqtt import MQTTError
+from cs.senml import METRICS, Pack
+from cs.sensors import Sensors, build, encode
+from cs.store import Store
+
+MAX_BATCH = 6  # readings per pack: bounds the payload on a small heap
+
+
+class Node:
+    def __init__(self, cfg: dict, profile: dict, board) -> None:
+        self.cfg = cfg
+        self.device_id: str = cfg["device_id"]
+        self.board = board
+        self.battery = profile["power"] == "battery"
+        try:
+            self.rtc = json.loads(board.rtc_memory() or "{}")
+        except ValueError:
+            self.rtc = {}
+        cause = board.reset_cause()
+        why = self.rtc.pop("why", None)  # set before a deliberate reset, to tell them apart
+        self.reset_cause = why if why and cause in ("hard", "soft") else cause
+        self.wake_reason = board.wake_reason()
+        self.fix = clock.Fix(cause == "power_on")
+        self.store = Store()
+        self.sensors = Sensors(build(board, profile, self.battery), self.rtc.setdefault("s", {}))
+        self.uptime = clock.Uptime()
+        self.heap_min_free = board.free_heap()
+        self.last: dict = {}  # last good values (battery level for health)
+
+    queued: "asyncio.Event | None" = None  # mains mode: the sender waits on it
+
+    def kick(self) -> None:
+        if self.queued is not None:
+            self.queued.set()
+
+    async def blink(self, seconds: int) -> None:
+        for i in range(seconds * 4):
+            self.board.led(not i & 1)
+            await asyncio.sleep_ms(250)
+        self.board.led(False)
+
+    def save_rtc(self) -> None:
+        self.board.rtc_memory(json.dumps(self.rtc).encode())
+
+    def track_heap(self) -> int:
+        free = self.board.free_heap()
+        if free < self.heap_min_free:
+            self.heap_min_free = free
+        return free
+
+    # -- sampling ------------------------------------------------------------------
+    def sample(self) -> dict:
+        """Read every sensor and queue the reading on flash before anything else."""
+        values = self.sensors.sample()
+        if values:
+            self.store.append(clock.unix_time(), self.fix.gen, encode(values))
+            for k in ("battery_voltage", "battery"):
+                if k in values:
+                    self.last[k] = values[k]
+        self.track_heap()
+        return values
+
+    def sync_clock(self) -> bool:
+        jump = self.board.sync_clock()
+        if jump is not None:
+            self.fix.synced(jump)
+            log("clock set, jumped %d s" % jump)
+        return clock.is_synced()
+
+    # -- uplink --------------------------------------------------------------------
+    def _batch(self) -> tuple:
+        """(pack bytes or None, records in it, position after them) for the next batch.
+        Records whose time can never be known are dropped (counted as evicted)."""
+        recs = self.store.peek(MAX_BATCH)
+        pack = None
+        n = 0
+        end = None
+        for (ts, gen, body), pos in recs:
+            when = self.fix.date(ts, gen)
+            if when is None:
+                break  # taken before the clock was set: wait for NTP
+            end = pos
+            n += 1
+            if when < 0:
+                log("dropping a reading with an unknown date")
+                self.store.evicted += 1
+                continue
+            if pack is None:
+                pack = Pack(self.device_id, when)
+            for item in body.split():
+                name, unit = METRICS[item[0]]
+                pack.add(name, item[1:], unit, when - pack.bt, True)
+        return (pack.encode() if pack else None), n, end
+
+    async def drain(self, client) -> int:
+        """Publish queued readings (QoS 1); each batch leaves flash only after its PUBACK."""
+        up = topics.device_topic(self.device_id, topics.UP)
+        sent = 0
+        while True:
+            payload, n, end = self._batch()
+            if end is None:
+                return sent
+            if payload is not None:
+                await client.publish(up, payload, False, 1)
+            del payload
+            self.store.ack(end, n)
+            sent += n
+            gc.collect()
+
+    def health_pack(self, rssi, reconnects: int) -> bytes:
+        gc.collect()  # hourly at most: makes heap_free the live figure, not garbage
+        pack = Pack(self.device_id, clock.unix_time())
+        free = self.track_heap()
+        pack.add("uptime", self.uptime.seconds(), "s")
+        pack.add("heap_free", free, "B")
+        pack.add("heap_min_free", self.heap_min_free, "B")
+        pack.add("reset_cause", self.reset_cause)
+        pack.add("wake_reason", self.wake_reason)
+        if rssi is not None:
+            pack.add("rssi", rssi)
+        if "battery_voltage" in self.last:
+            pack.add("battery_voltage", self.last["battery_voltage"], "V")
+            pack.add("battery", self.last["battery"], "%EL")
+        pack.add("queue_depth", len(self.store))
+        pack.add("evicted", self.store.evicted)
+        pack.add("reconnects", reconnects)
+        pack.add("sensor_faults", self.sensors.faults())
+        pack.add("clock_synced", clock.is_synced())
+        pack.add("fw_version", FW_VERSION)
+        pack.add("config_version", self.cfg["version"])
+        return pack.encode()
+
+    async def subscribe(self, client) -> None:
+        did = self.device_id
+        await client.subscribe(topics.device_topic(did, topics.CMD), 1)
+        await client.subscribe(topics.device_topic(did, topics.CONFIG), 1)
+        await client.subscribe(topics.device_topic(did, topics.OTA), 1)
+
+    async def handle_inbox(self, client) -> None:
+        """Commands and config updates that arrived; the handler loads only when needed."""
+        while client.inbox:
+            topic, payload, _ = client.inbox.pop(0)
+            if topic.endswith("/" + topics.OTA):
+                try:
+                    from cs.ota import intake
+
+                    await intake.offer(self, client, payload)
+                except (MQTTError, OSError):
+                    raise
+                except Exception as e:  # e.g. MemoryError: the offer comes back; the node stays up
+                    import sys
+
+                    log("ota offer failed:", repr(e))
+                    sys.print_exception(e)
+                continue
+            from cs import commands
+
+            await commands.handle(self, client, topic, payload)
+
+    def restart(self, why: str) -> None:
+        """A deliberate reset, recorded so the next boot reports why."""
+        self.rtc["why"] = why
+        self.save_rtc()
+        self.board.reset()

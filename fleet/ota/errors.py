@@ -1,0 +1,11 @@
+"""The OTA error model: one exception type whose message says what to do."""
+
+from __future__ import annotations
+
+
+class OtaError(Exception):
+    """A release or rollout request cannot be carried out; the message says why and what to do."""
+
+
+class NotFound(OtaError):
+    pass

@@ -1,0 +1,31 @@
+"""Device reports on `cs/v1/d/{device_id}/ota/progress` (docs/schemas/ota-progress.schema.json)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fleet.ingest.errors import Rejected, RejectReason
+
+STATES = frozenset({"downloading", "verifying", "installing", "rebooting", "succeeded", "failed"})
+TERMINAL = frozenset({"succeeded", "failed"})
+
+
+def decode_progress(payload: bytes) -> dict[str, Any]:
+    """The report as a dict; Rejected (with a reason) if it breaks the schema."""
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"ota/progress is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise Rejected(RejectReason.MALFORMED_JSON, "ota/progress must be a JSON object")
+    if doc.get("sv") != 1:
+        raise Rejected(RejectReason.UNSUPPORTED_SCHEMA, f"ota/progress sv={doc.get('sv')!r}")
+    if doc.get("state") not in STATES:
+        raise Rejected(
+            RejectReason.MALFORMED_JSON,
+            f"ota/progress state {doc.get('state')!r} is not one of {', '.join(sorted(STATES))}",
+        )
+    if not isinstance(doc.get("app"), str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "ota/progress needs the running 'app' version")
+    return doc

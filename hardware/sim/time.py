@@ -1,0 +1,70 @@
+"""Stand-in for `time` with the board's real-time clock (the rest is the host's `time`).
+
+Two clocks: `true_time()` is the room's UTC time, the host clock plus an offset the
+launcher advances while a device sleeps faster than real time (sim.json "time_scale").
+`time()` is the RTC: like the ESP32's it keeps running through deep sleep and resets but
+starts again at 2000-01-01 on power-on, until `ntptime.settime()` sets it. Both persist
+in `.sim_clock` ("offset skew"); a missing skew means power-on.
+"""
+
+import sys
+
+_p = sys.path
+sys.path = []  # import the built-in module, not this file
+import time as _t  # noqa: E402
+
+sys.path = _p
+del _p
+
+_CLOCK = ".sim_clock"
+_Y2000 = 946684800
+_st = None  # [offset, skew]
+
+
+def _clock():
+    global _st
+    if _st is None:
+        from simdev.state import read_bytes
+
+        raw = read_bytes(_CLOCK)
+        p = raw.split() if raw else ()
+        _st = [float(p[0]) if p else 0.0, 0.0]
+        if len(p) > 1:
+            _st[1] = float(p[1])
+        else:
+            _st[1] = _Y2000 - (_t.time() + _st[0])
+            _save()
+    return _st
+
+
+def _save():
+    from simdev.state import write_bytes
+
+    write_bytes(_CLOCK, ("%r %r" % (_st[0], _st[1])).encode())
+
+
+def true_time():
+    return _t.time() + _clock()[0]
+
+
+def set_rtc(unix):
+    """What ntptime.settime() does: the RTC reads `unix` now."""
+    c = _clock()
+    c[1] = unix - (_t.time() + c[0])
+    _save()
+
+
+def time():
+    c = _clock()
+    return int(_t.time() + c[0] + c[1])  # whole seconds, as on the ESP32
+
+
+def gmtime(secs=None):
+    return _t.gmtime(time() if secs is None else secs)
+
+
+localtime = gmtime
+
+
+def __getattr__(name):
+    return getattr(_t, name)

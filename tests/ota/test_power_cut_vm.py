@@ -1,0 +1,143 @@
+"""Power cut at any flash write of an app-bundle update: the device always boots a valid,
+signed version, reports it, and ends on the new one (the offer stays retained).
+
+The simulated flash counts every littlefs block program/erase (and OTA-slot write) across
+the device's boots; sim.json {"faults": {"power_cut_at_write": N}} kills the VM just before
+write N. A baseline update tells how many writes there are and which boot makes them; the
+default run cuts at every write of the intake, the pointer swap and the trial boot, and at
+evenly spaced writes of the download and unpacking. FLEET_OTA_CUT_STRIDE=1 cuts at every
+single write (about a thousand VM runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleet.ota import bundle, signing
+from fleet.ota.sim import write_trust
+from fleet.simulator.build import build_firmware
+from fleet.simulator.device import VirtualDevice
+from tests.firmware.conftest import Broker, Subscriber, wait_until
+from tests.ota.rig import BlobServer, blob_server, offer, publish_retained
+
+pytestmark = pytest.mark.vm
+
+HEAP = "160K"
+GOOD = {"0.1.0", "0.2.0"}
+PARALLEL = 4
+
+
+def _device(
+    tmp: Path, broker: Broker, key: signing.SigningKey, name: str, build: Path, cut: int | None
+) -> VirtualDevice:
+    dev = VirtualDevice(
+        device_id=name,
+        data_dir=tmp,
+        broker_host=broker.host,
+        broker_port=broker.port,
+        sample_interval_s=5,
+        health_interval_s=2,
+        heapsize=HEAP,
+        build_dir=build,
+        faults={"power_cut_at_write": cut} if cut else {},
+    )
+    dev.prepare()
+    write_trust(dev.device_dir, {key.kid: key.public_hex}, floor="0.1.0")
+    return dev
+
+
+def _update(
+    dev: VirtualDevice,
+    broker: Broker,
+    built: bundle.Built,
+    key: signing.SigningKey,
+    blobs: BlobServer,
+    sub: Subscriber,
+) -> dict[str, Any]:
+    topic = f"cs/v1/d/{dev.device_id}/ota"
+    blobs.blobs[dev.device_id] = built.blob
+    body = offer(built, key, blobs.url(dev.device_id), f"job-{dev.device_id}")
+    dev.start()
+    try:
+        publish_retained(broker.host, broker.port, topic, json.dumps(body).encode())
+
+        def done() -> dict[str, Any] | None:
+            for m in sub.on(topic + "/progress"):
+                p = json.loads(m.payload)
+                if p["state"] == "succeeded" and p.get("app") == "0.2.0":
+                    return dict(p)
+            return None
+
+        result = dict(wait_until(done, 120, f"{dev.device_id} to finish its update"))
+    finally:
+        dev.stop()
+        publish_retained(broker.host, broker.port, topic, b"")
+    return result
+
+
+def _boot_versions(dev: VirtualDevice) -> list[str]:
+    return re.findall(r"boot: fw (\S+)", dev.log_path.read_text())
+
+
+def _health_versions(sub: Subscriber, device_id: str) -> set[str]:
+    out = set()
+    for m in sub.on(f"cs/v1/d/{device_id}/health"):
+        for rec in json.loads(m.payload):
+            if rec.get("n") == "fw_version":
+                out.add(rec["vs"])
+    return out
+
+
+def _plan(log: str) -> list[int]:
+    """Cut points from a baseline sim_flash.log: dense where pointers and state change."""
+    boots: list[list[int]] = []
+    for line in log.splitlines():
+        n, what = line.split(" ", 1)
+        if what == "boot":
+            boots.append([])
+        else:
+            boots[-1].append(int(n))
+    # boots: [provisioning, node takes the offer, update boot, trial boot]
+    _, intake, update, trial = boots[0], boots[1], boots[2], boots[-1]
+    stride = int(os.environ.get("FLEET_OTA_CUT_STRIDE", "0")) or max(1, len(update) // 12)
+    points = set(intake) | set(trial) | set(update[-10:]) | set(update[::stride])
+    return sorted(points)
+
+
+def test_power_cut_at_any_write_keeps_a_valid_version(
+    tmp_path: Path, test_broker: Broker, subscriber: Callable[..., Subscriber]
+) -> None:
+    key = signing.generate(tmp_path / "keys")
+    built = bundle.build_app("0.2.0")
+    build = build_firmware(tmp_path / ".build")
+    sub = subscriber("cs/v1/d/+/ota/progress", "cs/v1/d/+/health")
+    with blob_server() as blobs:
+        base = _device(tmp_path / "base", test_broker, key, "cs-cut-base", build, None)
+        _update(base, test_broker, built, key, blobs, sub)
+        plan = _plan((base.device_dir / "sim_flash.log").read_text())
+        assert len(plan) >= 20
+
+        def one(n: int) -> tuple[int, str | None]:
+            dev = _device(tmp_path / "cuts", test_broker, key, f"cs-cut-{n:04d}", build, n)
+            try:
+                _update(dev, test_broker, built, key, blobs, sub)
+            except AssertionError as e:
+                return n, f"never finished: {e}\n{dev.log_path.read_text()[-1500:]}"
+            log = dev.log_path.read_text()
+            if f"power cut at flash write {n} " not in log:
+                return n, "the power cut did not happen"
+            bad = [v for v in _boot_versions(dev) if v not in GOOD]
+            bad += sorted(_health_versions(sub, dev.device_id) - GOOD)
+            return n, f"ran or reported {bad}" if bad else None
+
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            failures = [(n, why) for n, why in pool.map(one, plan) if why]
+    assert not failures, failures
