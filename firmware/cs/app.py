@@ -29,6 +29,16 @@ class App:
         self.reconnects = 0
         self.beat = time.ticks_ms()  # the sampler's last sign of life
 
+    def fail(self, client: "MQTTClient | None", what: str, err: Exception) -> None:
+        """A task hit an unexpected error (often MemoryError): drop the connection, whose
+        stream may hold half a packet, free memory and let the tasks carry on; a task that
+        died instead would leave a node that looks alive but never reports again."""
+        log(what, repr(err))
+        if client is not None:
+            client.close("task error")
+        self.online.clear()
+        gc.collect()
+
     async def sampler(self) -> None:
         interval = self.node.cfg["sample_interval_s"]
         # First sample on the UTC grid once NTP had its chance: a reading stamped in the
@@ -62,10 +72,8 @@ class App:
             queued.clear()
             try:
                 await node.drain(client)
-            except (MQTTError, OSError) as e:
-                log("publish failed:", e)
-                client.close("publish failed")
-                self.online.clear()
+            except Exception as e:  # incl. MemoryError mid-packet: the stream is unusable
+                self.fail(client, "publish failed:", e)
                 continue
             await queued.wait()
 
@@ -80,6 +88,8 @@ class App:
                 await client.publish(topic, self.node.health_pack(self.node.board.rssi(), self.reconnects), False, 1)
             except (MQTTError, OSError) as e:
                 log("health publish failed:", e)
+            except Exception as e:  # e.g. MemoryError part-way through a packet
+                self.fail(client, "health publish failed:", e)
             gc.collect()
             await asyncio.sleep_ms(self.node.cfg["health_interval_s"] * 1000)
 
@@ -96,6 +106,8 @@ class App:
                 await self.node.handle_inbox(client)
             except (MQTTError, OSError) as e:
                 log("command reply failed:", e)
+            except Exception as e:
+                self.fail(client, "command handling failed:", e)
 
     async def supervisor(self) -> None:
         """Feeds the watchdog only while the sampler keeps its schedule."""
