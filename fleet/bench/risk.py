@@ -3,13 +3,15 @@
 - Pure computation (``fleet.risk.bench``): VTT steps and rule updates for placements with a
   year of hourly data each, incremental (one reading at a time) and bulk (whole series).
 - Database path (``fleet.risk.service.bench``): the real risk update over stored readings,
-  first computing each placement's history, then one new hour per placement at a time.
+  first computing each placement's history, then one new hour per placement at a time,
+  alternating the batched update with the one-property-at-a-time one.
 
 The goal size (10,000 placements x one year of hourly data = 87.6 M placement-hours) takes
 minutes; by default a slice is measured and the full size projected linearly (placements are
 independent). Environment: FLEET_BENCH_RISK_PLACEMENTS (pure, default 200),
 FLEET_BENCH_RISK_DB_PLACEMENTS (default 100), FLEET_BENCH_RISK_DB_DAYS (default 30),
-FLEET_BENCH_RISK_DB_URL (default a temporary SQLite file; e.g. a PostgreSQL database).
+FLEET_BENCH_RISK_DB_URL (default a temporary SQLite file; a PostgreSQL URL names the server,
+on which a temporary database is created and dropped).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Cost of the database-backed risk path (``fleet bench risk``): bulk and incremental.
 
-A throwaway database gets ``placements`` placements, one device each, with ``days`` of
-readings every 15 minutes (temperature, humidity, surface temperature). The first risk update
-computes every placement's history (the bulk path, as after a migration or a rule change);
-then ``rounds`` times one more hour of readings is stored for every placement and the update
-runs again (the live path). Only the risk updates are timed, not the inserts, which are the
-ingest's cost.
+A throwaway database (a temporary SQLite file, or a database created for the run on the
+PostgreSQL server of ``url`` and dropped afterwards) gets ``placements`` placements, one
+device each, with ``days`` of readings every 15 minutes (temperature, humidity, surface
+temperature). The first risk update computes every placement's history (the bulk path, as
+after a migration or a rule change); then ``rounds`` times one more hour of readings is
+stored for every placement and the update runs again (the live path), alternating between
+the batched update and the one-property-at-a-time update so both are measured under the same
+load. Only the risk updates are timed, not the inserts, which are the ingest's cost.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import math
 import random
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Engine, create_engine, event, insert, make_url, text
 
 from fleet.core.db import make_engine, make_session_factory, upgrade
 from fleet.models import Borough, Device, Placement, Property, Reading
@@ -51,15 +56,48 @@ def _rows(device_pk: int, start: datetime, n: int, rng: random.Random) -> list[d
     return out
 
 
+@contextmanager
+def _database(url: str | None, tmp: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file, or one created on ``url``'s server (whose own
+    database is only used to create and drop it, so a shared test database stays clean)."""
+    if url is None or make_url(url).get_backend_name() == "sqlite":
+        yield url or f"sqlite:///{tmp / 'bench.sqlite3'}"
+        return
+    name = f"fleet_bench_risk_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+class _Statements:
+    """Counts statements sent to the database (an executemany counts once)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.n = 0
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_: object) -> None:
+        self.n += 1
+
+
 def run(
     *, placements: int, days: int, rounds: int = 6, url: str | None = None, seed: int = 1
 ) -> dict[str, Any]:
-    """Returns the bulk and incremental figures of the database-backed path."""
+    """Returns the bulk and incremental figures of the database-backed path; ``rounds``
+    incremental rounds are timed for each of the batched and the one-property update."""
     if placements <= 0 or days <= 0 or rounds <= 0:
         raise ValueError("placements, days and rounds must be positive")
     rng = random.Random(seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+    with tempfile.TemporaryDirectory() as tmp, _database(url, Path(tmp)) as db_url:
+        engine = make_engine(db_url)
         upgrade(engine)
         sessions = make_session_factory(engine)
         start = datetime(2025, 1, 6, tzinfo=UTC)
@@ -86,27 +124,33 @@ def run(
                 s.execute(insert(Reading), _rows(pk, start, n, rng))
                 s.get_one(Device, pk).latest_at = start + STEP * (n - 1)
         settings = RiskSettings(batch=200)
+        statements = _Statements(engine)
         t0 = time.perf_counter()
         first = sweep(sessions, settings)
         bulk_s = time.perf_counter() - t0
-        inc_s = 0.0
-        inc_readings = 0
+        # Per path: seconds and statements. Alternating rounds share the machine's load.
+        paths: dict[bool, list[float]] = {True: [0.0, 0.0], False: [0.0, 0.0]}
         cursor = start + STEP * n
-        for _ in range(rounds):
+        for i in range(2 * rounds):
+            batched = i % 2 == 0
             for pk in pks:
                 with sessions.begin() as s:
                     s.execute(insert(Reading), _rows(pk, cursor, 4, rng))
                     s.get_one(Device, pk).latest_at = cursor + STEP * 3
-            inc_readings += placements * 4 * METRICS_PER_SAMPLE
+            before = statements.n
             t0 = time.perf_counter()
-            result = sweep(sessions, settings)
-            inc_s += time.perf_counter() - t0
-            if result.hours < placements - 1:
+            result = sweep(sessions, settings, batched=batched)
+            paths[batched][0] += time.perf_counter() - t0
+            paths[batched][1] += statements.n - before
+            if result.hours < placements - 1 or result.failed:
                 raise RuntimeError(f"incremental round processed {result.hours} hours")
             cursor += timedelta(hours=1)
         dialect = engine.dialect.name
         engine.dispose()
     hours = first.hours
+    readings = placements * rounds * 4 * METRICS_PER_SAMPLE
+    batched_s, batched_n = paths[True]
+    single_s, single_n = paths[False]
     return {
         "db": dialect,
         "db_placements": placements,
@@ -114,7 +158,11 @@ def run(
         "db_bulk_hours": hours,
         "db_bulk_seconds": round(bulk_s, 3),
         "db_bulk_hours_per_s": round(hours / bulk_s, 1) if bulk_s else math.inf,
-        "db_incremental_readings": inc_readings,
-        "db_incremental_ms_per_reading": round(inc_s / inc_readings * 1000, 4),
-        "db_incremental_ms_per_placement_hour": round(inc_s / (placements * rounds) * 1000, 3),
+        "db_incremental_readings": readings,
+        "db_incremental_ms_per_reading": round(batched_s / readings * 1000, 4),
+        "db_incremental_ms_per_placement_hour": round(batched_s / (placements * rounds) * 1000, 3),
+        "db_incremental_statements_per_placement_hour": round(batched_n / (placements * rounds), 2),
+        "db_one_by_one_ms_per_reading": round(single_s / readings * 1000, 4),
+        "db_one_by_one_statements_per_placement_hour": round(single_n / (placements * rounds), 2),
+        "db_batched_speedup": round(single_s / batched_s, 2) if batched_s else math.inf,
     }

@@ -7,7 +7,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,18 +21,25 @@ from fleet.models import (
     PlacementRisk,
     Property,
     PropertyRisk,
-    RiskHour,
-    RiskLevelChange,
 )
 from fleet.models.base import utcnow
 from fleet.risk.hourly import HOUR, floor_hour
-from fleet.risk.level import RiskLevel
+from fleet.risk.service.batch import BatchTally, update_batch
+from fleet.risk.service.levels import case_threshold, refresh_property
 from fleet.risk.service.settings import RiskSettings
 from fleet.risk.service.update import advance_placement
 
+__all__ = [
+    "RiskWorker",
+    "SweepResult",
+    "case_threshold",
+    "due_placements",
+    "refresh_property",
+    "sweep",
+    "update_property",
+]
+
 log = logging.getLogger(__name__)
-TREND_SRH_POINTS = 2.0
-TREND_MOULD = 0.001
 
 
 @dataclass
@@ -87,91 +94,6 @@ def due_placements(session: Session) -> dict[int, list[tuple[int, datetime]]]:
     return dict(out)
 
 
-def _trend(session: Session, placement_ids: Sequence[int], until: datetime) -> str:
-    """Rising, falling or steady: the last 24 h against the 24 h before."""
-    rows = session.execute(
-        select(RiskHour.placement_id, RiskHour.hour, RiskHour.surface_rh, RiskHour.mould_index)
-        .where(
-            RiskHour.placement_id.in_(placement_ids),
-            RiskHour.hour >= until - timedelta(hours=48),
-            RiskHour.hour < until,
-        )
-        .order_by(RiskHour.hour)
-    ).all()
-    split = until - timedelta(hours=24)
-    recent: list[float] = []
-    earlier: list[float] = []
-    first_m: dict[int, float] = {}
-    last_m: dict[int, float] = {}
-    for pid, hour, srh, m in rows:
-        (recent if hour >= split else earlier).append(srh)
-        first_m.setdefault(pid, m)
-        last_m[pid] = m
-    d_mould = sum(last_m[p] - first_m[p] for p in last_m)
-    d_srh = (sum(recent) / len(recent) - sum(earlier) / len(earlier)) if recent and earlier else 0.0
-    if d_mould > TREND_MOULD or d_srh >= TREND_SRH_POINTS:
-        return "rising"
-    if d_mould < -TREND_MOULD or d_srh <= -TREND_SRH_POINTS:
-        return "falling"
-    return "steady"
-
-
-def refresh_property(session: Session, prop: Property, *, now: datetime) -> PropertyRisk | None:
-    """Set the property's level from its worst placement; record level changes."""
-    rows = session.scalars(select(PlacementRisk).where(PlacementRisk.property_id == prop.id)).all()
-    rows = [r for r in rows if r.last_hour is not None]
-    if not rows:
-        return None
-    rooms = dict(
-        session.execute(
-            select(Placement.id, Placement.room).where(Placement.property_id == prop.id)
-        ).all()
-    )
-    worst = max(rows, key=lambda r: (r.score, r.mould_index))
-    evidence = []
-    for r in sorted(rows, key=lambda r: (-r.score, r.placement_id)):
-        for e in r.evidence or []:
-            # Points count only for the worst room: the level is that room's level.
-            points = e.get("points", 0) if r is worst else 0
-            evidence.append({**e, "points": points, "room": rooms.get(r.placement_id)})
-    until = max(r.last_hour for r in rows if r.last_hour is not None) + HOUR
-    level = RiskLevel(worst.level)
-    current = session.get(PropertyRisk, prop.id)
-    if current is None:
-        current = PropertyRisk(property_id=prop.id, borough_id=prop.borough_id)
-        session.add(current)
-    if current.level_since is None or current.level != level.value:
-        session.add(
-            RiskLevelChange(
-                property_id=prop.id,
-                borough_id=prop.borough_id,
-                at=until,
-                from_level=None if current.level_since is None else current.level,
-                to_level=level.value,
-                score=worst.score,
-            )
-        )
-        current.level_since = until
-    current.level = level.value
-    current.rank = level.rank
-    current.score = worst.score
-    current.mould_index = max(r.mould_index for r in rows)
-    current.trend = _trend(session, [r.placement_id for r in rows], until)
-    current.data_until = until
-    current.evidence = evidence
-    current.updated_at = now
-    return current
-
-
-def case_threshold(borough: Borough | None, settings: RiskSettings) -> RiskLevel:
-    """The borough's ``risk_case_level`` if it set a valid one, else the settings'."""
-    wanted = (borough.alert_settings or {}).get("risk_case_level") if borough else None
-    try:
-        return RiskLevel(wanted) if wanted else RiskLevel(settings.case_level)
-    except ValueError:
-        return RiskLevel(settings.case_level)
-
-
 def update_property(
     session: Session,
     prop: Property,
@@ -181,6 +103,8 @@ def update_property(
     now: datetime,
     result: SweepResult,
 ) -> None:
+    """One property on its own: its due placements, its level, its case. The path a batch
+    falls back to when it fails, so one bad property cannot hold up the others."""
     for pid, newest in placements:
         placement = session.get(Placement, pid)
         if placement is None:
@@ -206,18 +130,30 @@ def update_property(
 
 
 def sweep(
-    sessions: sessionmaker[Session], settings: RiskSettings, *, now: datetime | None = None
+    sessions: sessionmaker[Session],
+    settings: RiskSettings,
+    *,
+    now: datetime | None = None,
+    batched: bool = True,
 ) -> SweepResult:
     """One pass: every due placement, grouped by property, a batch of properties per
-    transaction; a property that fails is rolled back alone and retried next pass."""
+    transaction, each batch with a few set-based queries (:mod:`.batch`).
+
+    If a batch fails, it is rolled back and its properties are updated one at a time
+    (``batched=False`` does only that), so a property that fails is rolled back alone and
+    retried next pass while the rest of its batch goes ahead.
+    """
     result = SweepResult()
     with sessions() as session:
         due = due_placements(session)
     prop_ids = sorted(due)
     for start in range(0, len(prop_ids), settings.batch):
+        chunk = prop_ids[start : start + settings.batch]
         with sessions.begin() as session:
             clock = now or utcnow()
-            for prop_id in prop_ids[start : start + settings.batch]:
+            if batched and _try_batch(session, {p: due[p] for p in chunk}, settings, clock, result):
+                continue
+            for prop_id in chunk:
                 prop = session.get(Property, prop_id)
                 if prop is None:
                     continue
@@ -232,6 +168,34 @@ def sweep(
                     continue
                 result.properties += 1
     return result
+
+
+def _try_batch(
+    session: Session,
+    due: dict[int, list[tuple[int, datetime]]],
+    settings: RiskSettings,
+    now: datetime,
+    result: SweepResult,
+) -> bool:
+    """Update the batch in one savepoint; ``False`` (rolled back) if any of it failed."""
+    try:
+        with session.begin_nested():
+            tally: BatchTally = update_batch(session, due, settings=settings, now=now)
+    except (SQLAlchemyError, ValueError):
+        log.warning(
+            "batched risk update of %d properties failed; updating them one by one",
+            len(due),
+            exc_info=True,
+        )
+        session.expire_all()
+        return False
+    result.properties += tally.properties
+    result.placements += tally.placements
+    result.hours += tally.hours
+    result.recomputed += tally.recomputed
+    result.level_changes += tally.level_changes
+    result.cases_opened += tally.cases_opened
+    return True
 
 
 class RiskWorker:

@@ -18,12 +18,13 @@ there on are recomputed from readings. Recomputes reach back at most
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from fleet.ingest.senml import Sample
@@ -67,7 +68,15 @@ def resolve_profile(
             or_(RiskProfile.placement_id == placement_id, RiskProfile.placement_id.is_(None)),
         )
     ).all()
-    ordered = sorted(rows, key=lambda r: r.placement_id is None)  # placement first
+    return profile_from(rows, placement_id=placement_id, settings=settings)
+
+
+def profile_from(
+    rows: Iterable[RiskProfile], *, placement_id: int, settings: RiskSettings
+) -> Profile:
+    """Resolve a placement's profile from its property's profile rows (others are ignored)."""
+    mine = [r for r in rows if r.placement_id in (placement_id, None)]
+    ordered = sorted(mine, key=lambda r: (r.placement_id is None, r.id or 0))  # placement first
 
     def pick(attr: str) -> object | None:
         for row in ordered:
@@ -109,7 +118,7 @@ def note_samples(session: Session, *, placement_id: int | None, samples: Sequenc
         row.recompute_from = oldest
 
 
-def _late_hour(
+def late_hour(
     session: Session, row: PlacementRisk, device_pks: Sequence[int], lookback: timedelta
 ) -> datetime | None:
     """The earliest recent processed hour whose readings changed since it was processed."""
@@ -203,31 +212,48 @@ def _load_tracker(
     return tracker if tracker.sensitivity is sensitivity else None
 
 
-def advance_placement(
-    session: Session,
-    placement: Placement,
-    *,
-    device_pks: Sequence[int],
-    newest: datetime,
-    settings: RiskSettings,
-) -> PlacementUpdate | None:
-    """Process the complete hours not yet processed (or recompute from a late reading).
+@dataclass
+class Plan:
+    """What one update of a placement will do: hours ``[start, end)`` (``start`` ``None`` is
+    the whole stored history), folded into ``tracker``."""
 
-    Returns ``None`` when there was nothing new to process.
-    """
-    chosen = rule_set(settings.surface_days)
-    profile = resolve_profile(
-        session, property_id=placement.property_id, placement_id=placement.id, settings=settings
-    )
-    row = session.get(PlacementRisk, placement.id)
+    row: PlacementRisk
+    profile: Profile
+    tracker: PlacementTracker
+    start: datetime | None
+    end: datetime
+    recomputed: bool
+
+
+def state_row(session: Session, *, placement_id: int, property_id: int) -> PlacementRisk:
+    """The placement's stored state, created (pending) on its first update."""
+    row = session.get(PlacementRisk, placement_id)
     if row is None:
-        row = PlacementRisk(
-            placement_id=placement.id, property_id=placement.property_id, level="low", score=0
-        )
-        session.add(row)
+        row = new_state_row(session, placement_id=placement_id, property_id=property_id)
+    return row
+
+
+def new_state_row(session: Session, *, placement_id: int, property_id: int) -> PlacementRisk:
+    row = PlacementRisk(placement_id=placement_id, property_id=property_id, level="low", score=0)
+    session.add(row)
+    return row
+
+
+def plan_update(
+    session: Session,
+    row: PlacementRisk,
+    *,
+    profile: Profile,
+    newest: datetime,
+    found: datetime | None,
+    settings: RiskSettings,
+) -> Plan | None:
+    """Where the update starts (resuming, recomputing from ``found`` or a flagged hour, or
+    from scratch), or ``None`` when no complete hour is new. ``found`` is the late hour
+    :func:`late_hour` reported."""
+    chosen = rule_set(settings.surface_days)
     end = floor_hour(newest)  # the newest hour may still be filling: exclusive
     late = row.recompute_from
-    found = _late_hour(session, row, device_pks, timedelta(hours=settings.late_lookback_hours))
     if found is not None and (late is None or found < late):
         late = found
     row.checked_at = utcnow()
@@ -249,22 +275,35 @@ def advance_placement(
     row.recompute_from = None
     if start is not None and start >= end:
         return None
-    stmt = select(Reading.metric, Reading.ts, Reading.value).where(
+    return Plan(row, profile, tracker, start, end, recomputed)
+
+
+def readings_select(
+    device_pks: Sequence[int], start: datetime | None, end: datetime
+) -> Select[int, str, datetime, float]:
+    """``(device, metric, ts, value)`` of the devices in ``[start, end)``, in the one order
+    that makes hourly means bit-identical however many placements a query serves."""
+    stmt = select(Reading.device_pk, Reading.metric, Reading.ts, Reading.value).where(
         Reading.device_pk.in_(device_pks), Reading.metric.in_(METRICS), Reading.ts < end
     )
     if start is not None:
         stmt = stmt.where(Reading.ts >= start)
-    # A fixed order makes the hourly means bit-identical between incremental and bulk runs.
-    stmt = stmt.order_by(Reading.device_pk, Reading.ts, Reading.metric)
+    return stmt.order_by(Reading.device_pk, Reading.ts, Reading.metric)
+
+
+def step_hours(plan: Plan, samples: Iterable[tuple[str, datetime, float]]) -> list[dict[str, Any]]:
+    """Fold the samples' complete hours into the plan's tracker; the ``risk_hours`` rows."""
+    tracker, surface = plan.tracker, plan.profile.surface
+    placement_id = plan.row.placement_id
     rows = []
-    for means in hourly_means(session.execute(stmt)):
-        hour = derive(means, profile.surface)
+    for means in hourly_means(samples):
+        hour = derive(means, surface)
         if hour is None:
             continue
         tracker.step(hour)
         rows.append(
             {
-                "placement_id": placement.id,
+                "placement_id": placement_id,
                 "hour": hour.hour,
                 "temperature": hour.temperature,
                 "humidity": hour.humidity,
@@ -279,21 +318,60 @@ def advance_placement(
                 "samples": hour.samples,
             }
         )
-    if recomputed and start is not None:
+    return rows
+
+
+def clear_recomputed(session: Session, plan: Plan) -> None:
+    """Drop the stored hours a recompute replaces (before its new rows are inserted)."""
+    if plan.recomputed and plan.start is not None:
         session.execute(
-            delete(RiskHour).where(RiskHour.placement_id == placement.id, RiskHour.hour >= start)
+            delete(RiskHour).where(
+                RiskHour.placement_id == plan.row.placement_id, RiskHour.hour >= plan.start
+            )
         )
-    if rows:
-        session.execute(insert(RiskHour), rows)
+
+
+def finish(plan: Plan, hours: int) -> PlacementUpdate:
+    """Store the tracker and its assessment on the placement's state row."""
+    row, tracker = plan.row, plan.tracker
     assessment = tracker.assess()
     row.state = tracker.to_dict()
-    row.last_hour = end - HOUR
+    row.last_hour = plan.end - HOUR
     row.mould_index = tracker.mould.m
     row.level = assessment.level.value
     row.score = assessment.score
     row.evidence = [evidence_dict(e) for e in assessment.evidence]
     row.updated_at = utcnow()
-    return PlacementUpdate(placement.id, len(rows), recomputed, assessment)
+    return PlacementUpdate(row.placement_id, hours, plan.recomputed, assessment)
+
+
+def advance_placement(
+    session: Session,
+    placement: Placement,
+    *,
+    device_pks: Sequence[int],
+    newest: datetime,
+    settings: RiskSettings,
+) -> PlacementUpdate | None:
+    """Process the complete hours not yet processed (or recompute from a late reading).
+
+    Returns ``None`` when there was nothing new to process. :mod:`.batch` does the same for
+    many placements with a few queries in all.
+    """
+    profile = resolve_profile(
+        session, property_id=placement.property_id, placement_id=placement.id, settings=settings
+    )
+    row = state_row(session, placement_id=placement.id, property_id=placement.property_id)
+    found = late_hour(session, row, device_pks, timedelta(hours=settings.late_lookback_hours))
+    plan = plan_update(session, row, profile=profile, newest=newest, found=found, settings=settings)
+    if plan is None:
+        return None
+    samples = session.execute(readings_select(device_pks, plan.start, plan.end))
+    rows = step_hours(plan, ((metric, ts, value) for _, metric, ts, value in samples))
+    clear_recomputed(session, plan)
+    if rows:
+        session.execute(insert(RiskHour), rows)
+    return finish(plan, len(rows))
 
 
 def evidence_dict(e: Evidence) -> dict[str, object]:
