@@ -13,46 +13,19 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from fleet.broker.url import BrokerAddress
-from fleet.core.context import FleetContext, build_context
-from fleet.core.settings import Settings
 from fleet.registry import places
 from fleet.registry.devices import register_device
 from fleet.simulator import VirtualFleet
 from tests.firmware.conftest import wait_until
-from tests.fleet.server import RunningFleet, running_fleet
+from tests.fleet.server import BACKENDS, RunningFleet, fleet_on_backend
 
 pytestmark = [pytest.mark.vm]
 
 
-@pytest.fixture(
-    params=[
-        "sqlite+embedded",
-        pytest.param("postgres+mosquitto", marks=[pytest.mark.postgres, pytest.mark.mosquitto]),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningFleet]:
-    if request.param == "postgres+mosquitto":
-        broker: BrokerAddress = request.getfixturevalue("mosquitto")
-        settings = Settings(
-            environment="test",
-            data_dir=tmp_path / "fleet",
-            database_url=request.getfixturevalue("postgres_url"),
-            mqtt_url=broker.url,
-        )
-    else:
-        settings = Settings(
-            environment="test",
-            data_dir=tmp_path / "fleet",
-            database_url=f"sqlite:///{tmp_path / 'fleet.sqlite3'}",
-            embedded_broker_port=0,
-        )
-    ctx: FleetContext = build_context(settings)
-    try:
-        with running_fleet(ctx) as running:
-            yield running
-    finally:
-        ctx.close()
+    with fleet_on_backend(request, tmp_path) as running:
+        yield running
 
 
 def test_subscriber_receives_observations_from_virtual_devices(

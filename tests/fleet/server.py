@@ -6,12 +6,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 import uvicorn
 
 from fleet.api.app import create_app
 from fleet.broker.url import BrokerAddress
-from fleet.core.context import FleetContext
+from fleet.core.context import FleetContext, build_context
+from fleet.core.settings import Settings
 from fleet.runtime import FleetRuntime
 from tests.conftest import free_port, wait_for_port
 
@@ -46,3 +49,36 @@ def running_fleet(ctx: FleetContext) -> Iterator[RunningFleet]:
         server.should_exit = True
         thread.join(10)
         runtime.stop()
+
+
+BACKENDS = [
+    pytest.param("postgres+mosquitto", marks=[pytest.mark.postgres, pytest.mark.mosquitto]),
+    "sqlite+embedded",
+]
+
+
+@contextmanager
+def fleet_on_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningFleet]:
+    """A running fleet on Mosquitto + PostgreSQL (production shape) or the embedded defaults,
+    chosen by the fixture parameter (use `BACKENDS` as the params)."""
+    if request.param == "postgres+mosquitto":
+        broker: BrokerAddress = request.getfixturevalue("mosquitto")
+        settings = Settings(
+            environment="test",
+            data_dir=tmp_path / "fleet",
+            database_url=request.getfixturevalue("postgres_url"),
+            mqtt_url=broker.url,
+        )
+    else:
+        settings = Settings(
+            environment="test",
+            data_dir=tmp_path / "fleet",
+            database_url=f"sqlite:///{tmp_path / 'fleet.sqlite3'}",
+            embedded_broker_port=0,
+        )
+    ctx = build_context(settings)
+    try:
+        with running_fleet(ctx) as running:
+            yield running
+    finally:
+        ctx.close()

@@ -17,15 +17,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import select
 
-from fleet.broker.url import BrokerAddress
-from fleet.core.context import FleetContext, build_context
-from fleet.core.settings import Settings
+from fleet.core.context import FleetContext
 from fleet.models import Device, Reading, RejectedMessage
 from fleet.registry.devices import register_device
 from fleet.simulator import VirtualFleet
 from tests.contracts.schemas import schema_for_topic_leaf
 from tests.firmware.conftest import wait_until
-from tests.fleet.server import RunningFleet, running_fleet
+from tests.fleet.server import BACKENDS, RunningFleet, fleet_on_backend
 
 pytestmark = [pytest.mark.vm]
 
@@ -48,34 +46,10 @@ class Wiretap:
             self.messages.append((msg.topic, bytes(msg.payload)))
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("postgres+mosquitto", marks=[pytest.mark.postgres, pytest.mark.mosquitto]),
-        "sqlite+embedded",
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningFleet]:
-    if request.param == "postgres+mosquitto":
-        broker: BrokerAddress = request.getfixturevalue("mosquitto")
-        settings = Settings(
-            environment="test",
-            data_dir=tmp_path / "fleet",
-            database_url=request.getfixturevalue("postgres_url"),
-            mqtt_url=broker.url,
-        )
-    else:
-        settings = Settings(
-            environment="test",
-            data_dir=tmp_path / "fleet",
-            database_url=f"sqlite:///{tmp_path / 'fleet.sqlite3'}",
-            embedded_broker_port=0,
-        )
-    ctx: FleetContext = build_context(settings)
-    try:
-        with running_fleet(ctx) as running:
-            yield running
-    finally:
-        ctx.close()
+    with fleet_on_backend(request, tmp_path) as running:
+        yield running
 
 
 def test_virtual_devices_readings_arrive_exactly(fleet: RunningFleet, tmp_path: Path) -> None:
