@@ -16,6 +16,7 @@ from fleet.health.sweep import HealthSweeper
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.publisher import CommandPublisher
 from fleet.ingest.worker import IngestWorker
+from fleet.ota.engine import OtaSettings, RolloutEngine
 from fleet.risk.service.settings import get_risk_settings
 from fleet.risk.service.sweep import RiskWorker
 
@@ -32,6 +33,7 @@ class FleetRuntime:
     sweeper: HealthSweeper | None = None
     risk: RiskWorker | None = None
     feed: FeedPublisher | None = None
+    ota: RolloutEngine | None = None
     _started: list[str] = field(default_factory=list)
 
     def start(self, *, ingest_timeout: float = 20.0) -> BrokerAddress:
@@ -65,6 +67,14 @@ class FleetRuntime:
             purge=purge_committed,
         )
         self.feed.start()
+        ota = OtaSettings()
+        self.ota = RolloutEngine(
+            self.ctx.sessions,
+            lambda: self.commands,
+            ota.public_url or f"http://{settings.http_host}:{settings.http_port}",
+            interval_s=ota.tick_s,
+        )
+        self.ota.start()
         return self.broker
 
     @property
@@ -93,6 +103,9 @@ class FleetRuntime:
             )
 
     def stop(self) -> None:
+        if self.ota is not None:
+            self.ota.stop()
+            self.ota = None
         if self.feed is not None:
             self.feed.stop()
             self.feed = None

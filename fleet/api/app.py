@@ -20,6 +20,7 @@ from fleet.api.routes import (
     devices,
     enrolment,
     feed,
+    ota,
     registry,
     rejects,
     risk,
@@ -58,6 +59,7 @@ def create_app(ctx: FleetContext, *, commands: Publisher | None = None) -> FastA
         standards,
         risk,
         cases,
+        ota,
     ):
         app.include_router(module.router)
     app.include_router(dashboard_router)

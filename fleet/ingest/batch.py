@@ -49,6 +49,7 @@ class Decoded:
     samples: list[Sample] | None = None
     health: dict[str, Any] | None = None
     status: str | None = None
+    ota: dict[str, Any] | None = None
     rejected: Rejected | None = None
 
 
@@ -90,8 +91,8 @@ def decode(topic: str, payload: bytes, *, now: float, max_payload_bytes: int) ->
         elif parsed.kind is Upstream.OTA_PROGRESS:
             from fleet.ota.progress import decode_progress
 
-            # A malformed report is rejected; a valid one marks the device seen.
-            decode_progress(payload)
+            # A malformed report is rejected; a valid one marks the device seen and is kept.
+            msg.ota = decode_progress(payload)
     except Rejected as exc:
         msg.rejected = exc
     return msg
@@ -140,6 +141,10 @@ def write_batch(
             if change is None:
                 change = changes[m.device_id] = _DeviceChange(devices[m.device_id])
             _apply(change, m, seq, received_at, readings, health_rows)
+            if m.ota is not None:
+                from fleet.ota.service import record_progress
+
+                record_progress(session, change.row.pk, m.ota, received_at)
         added = store.insert_readings(session, list(readings.values()), received_at)
         store.insert_health(session, health_rows)
         store.insert_rejects(session, rejects)

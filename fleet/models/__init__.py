@@ -13,6 +13,15 @@ from fleet.models.feed import (
 )
 from fleet.models.health import Alert, HealthSnapshot, StateChange
 from fleet.models.identity import DeviceCertificate, WifiProfile
+from fleet.models.ota import (
+    Release,
+    ReleaseBlob,
+    Rollout,
+    RolloutDevice,
+    TrustedKey,
+    UpdateEvent,
+    VersionPin,
+)
 from fleet.models.reading import Reading
 from fleet.models.registry import Borough, Estate, HardwareModel, Placement, Property, Tag
 from fleet.models.rejected import RejectedMessage
@@ -52,12 +61,19 @@ __all__ = [
     "PropertyRisk",
     "Reading",
     "RejectedMessage",
+    "Release",
+    "ReleaseBlob",
     "RiskHour",
     "RiskLevelChange",
     "RiskProfile",
+    "Rollout",
+    "RolloutDevice",
     "StateChange",
     "Tag",
+    "TrustedKey",
+    "UpdateEvent",
     "User",
+    "VersionPin",
     "WifiProfile",
     "user_boroughs",
 ]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fleet.access.principal import SYSTEM
 from fleet.api.app import create_app
@@ -17,6 +18,7 @@ from fleet.health.alert_rules import Finding
 from fleet.health.alerts import apply_findings
 from fleet.models import Borough, Device, Property
 from fleet.models.base import utcnow
+from fleet.models.ota import Release, Rollout
 from tests.fleet.conftest import World
 
 
@@ -53,13 +55,46 @@ def _hackney_ids(ctx: FleetContext) -> dict[str, int]:
         estate = places.create_estate(s, borough=s.get(Borough, prop.borough_id), name="Estate H")
         case, _ = open_case(s, prop=prop, principal=SYSTEM, now=utcnow())
         s.flush()
+        rollout = _hackney_rollout(s, prop.borough_id)
         return {
+            "rollout": rollout,
             "property": prop.id,
             "alert": alert.id,
             "placement": device.placement_id or 0,
             "estate": estate.id,
             "case": case.id,
         }
+
+
+def _hackney_rollout(s: Session, borough_id: int) -> int:
+    release = Release(
+        version="9.9.9",
+        kind="app",
+        manifest="{}",
+        sigs=[],
+        signer_kid="k",
+        blob_path="b" * 40,
+        size=0,
+        sha256="0" * 64,
+        created_by="test",
+    )
+    s.add(release)
+    s.flush()
+    rollout = Rollout(
+        release_id=release.id,
+        borough_id=borough_id,
+        target={"borough_id": borough_id},
+        waves=["100%"],
+        created_by="test",
+    )
+    s.add(rollout)
+    s.flush()
+    return rollout.id
+
+
+# Only admins hold releases:write (and they see every borough): borough staff are refused
+# these outright, so the own-borough call is made as an admin.
+RELEASE_WRITES = re.compile(r"/ota/pin$|/rollouts/\d+/(pause|resume|abort)$")
 
 
 # Every endpoint that names a resource; the meta-test below keeps this list complete.
@@ -102,6 +137,13 @@ def cross_borough_requests(ids: dict[str, int]) -> list[tuple[str, str, dict | N
         ("GET", f"/api/v1/cases/{ids['case']}/evidence", None),
         ("POST", f"/api/v1/cases/{ids['case']}/steps", {"step": "investigation"}),
         ("POST", f"/api/v1/cases/{ids['case']}/close", None),
+        ("GET", f"{dev}/ota/history", None),
+        ("PUT", f"{dev}/ota/pin", {"reason": "tenant asked"}),
+        ("DELETE", f"{dev}/ota/pin", None),
+        ("GET", f"/api/v1/rollouts/{ids['rollout']}", None),
+        ("POST", f"/api/v1/rollouts/{ids['rollout']}/pause", {"reason": "checking"}),
+        ("POST", f"/api/v1/rollouts/{ids['rollout']}/resume", None),
+        ("POST", f"/api/v1/rollouts/{ids['rollout']}/abort", None),
         # Deletes last: the own-borough call really removes (or refuses while in use).
         ("DELETE", f"/api/v1/placements/{ids['placement']}", None),
         ("DELETE", f"/api/v1/properties/{ids['property']}", None),
@@ -117,7 +159,8 @@ def test_every_resource_endpoint_refuses_other_boroughs(
     for method, path, body in cross_borough_requests(ids):
         r = client.request(method, path, json=body, headers=world.headers("staff_camden"))
         assert r.status_code in (403, 404), f"{method} {path} gave {r.status_code}: {r.text}"
-        ok = client.request(method, path, json=body, headers=world.headers("staff_hackney"))
+        own = "admin" if RELEASE_WRITES.search(path) else "staff_hackney"
+        ok = client.request(method, path, json=body, headers=world.headers(own))
         # 409: a delete refused because the resource is still in use (the device is installed).
         allowed = (409,) if method == "DELETE" else ()
         assert ok.status_code < 400 or ok.status_code in allowed, (
@@ -149,7 +192,7 @@ def test_listings_only_show_own_borough(
 
 def test_scoping_table_covers_every_path_parameter_route(fleet_ctx: FleetContext) -> None:
     app = create_app(fleet_ctx)
-    ids = {"property": 1, "alert": 1, "placement": 1, "estate": 1, "case": 1}
+    ids = {"property": 1, "alert": 1, "placement": 1, "estate": 1, "case": 1, "rollout": 1}
     requested = [(m, p.split("?")[0]) for m, p, _ in cross_borough_requests(ids)]
     # The OpenAPI document lists every API route, however routers are nested.
     checked = 0

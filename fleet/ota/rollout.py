@@ -1,0 +1,359 @@
+"""Rollouts in waves: who is targeted, offers on `cs/v1/d/{id}/ota`, automatic pause.
+
+A tick (`advance`) is idempotent and runs from the engine thread: it offers the current wave,
+pauses the rollout when the wave's failure rate passes the threshold or its health regresses,
+waits the soak once the wave has finished, then moves to the next wave. After the last wave
+the rollout stays open to devices that join the target later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.access import audit
+from fleet.access.principal import SYSTEM, Principal
+from fleet.access.roles import Scope
+from fleet.models import Alert, Device, Placement, Property, Tag
+from fleet.models.base import utcnow
+from fleet.models.ota import Release, Rollout, RolloutDevice, VersionPin
+from fleet.ota.errors import NotFound, OtaError
+from fleet.ota.progress import TERMINAL
+
+PCT = re.compile(r"^(\d{1,3}(?:\.\d+)?)%$")
+OPEN = ("running", "paused")
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool: ...
+
+
+def offer_topic(device_id: str) -> str:
+    return f"cs/v1/d/{device_id}/ota"
+
+
+def check_waves(waves: Sequence[Any]) -> list[Any]:
+    if not waves:
+        raise OtaError('give at least one wave, e.g. [2, "10%", "50%", "100%"]')
+    out: list[Any] = []
+    for w in waves:
+        count = isinstance(w, int) and not isinstance(w, bool) and w >= 1
+        share = isinstance(w, str) and PCT.match(w) is not None and 0 < float(w[:-1]) <= 100
+        if count or share:
+            out.append(w)
+        else:
+            raise OtaError(f"wave {w!r} is neither a device count (>= 1) nor a share like '10%'")
+    return out
+
+
+def cumulative_sizes(waves: Sequence[Any], total: int) -> list[int]:
+    """How many devices have been offered once each wave is out (the last wave: everyone)."""
+    sizes, reached = [], 0
+    for w in waves:
+        n = w if isinstance(w, int) else math.ceil(total * float(w[:-1]) / 100)
+        reached = min(total, max(reached, n))
+        sizes.append(reached)
+    sizes[-1] = total
+    return sizes
+
+
+def target_devices(session: Session, rollout: Rollout) -> list[Device]:
+    t = rollout.target
+    stmt = select(Device)
+    if rollout.borough_id is not None:
+        stmt = stmt.where(Device.borough_id == rollout.borough_id)
+    if t.get("borough_id") is not None:
+        stmt = stmt.where(Device.borough_id == t["borough_id"])
+    if t.get("estate_id") is not None:
+        stmt = (
+            stmt.join(Placement, Placement.id == Device.placement_id)
+            .join(Property, Property.id == Placement.property_id)
+            .where(Property.estate_id == t["estate_id"])
+        )
+    if t.get("tag"):
+        stmt = stmt.where(Device.tags.any(Tag.name == t["tag"]))
+    if t.get("board"):
+        stmt = stmt.where(Device.board == t["board"])
+    if t.get("device_ids"):
+        stmt = stmt.where(Device.device_id.in_(t["device_ids"]))
+    return list(session.scalars(stmt.order_by(Device.id)))
+
+
+def create_rollout(
+    session: Session,
+    principal: Principal,
+    *,
+    release_id: int,
+    target: dict[str, Any],
+    waves: Sequence[Any],
+    soak_s: int,
+    failure_threshold: float,
+) -> Rollout:
+    principal.require(Scope.RELEASES_WRITE)
+    release = session.get(Release, release_id)
+    if release is None:
+        raise NotFound(f"release {release_id} not found")
+    if not 0 <= failure_threshold <= 1:
+        raise OtaError("failure_threshold is a share of the wave: 0 to 1")
+    borough = target.get("borough_id")
+    if not principal.all_boroughs and (borough is None or not principal.can_see(borough)):
+        raise OtaError("name one of your boroughs in the target (target.borough_id)")
+    rollout = Rollout(
+        release_id=release.id,
+        borough_id=borough,
+        target={k: v for k, v in target.items() if v not in (None, "", [])},
+        waves=check_waves(waves),
+        soak_s=soak_s,
+        failure_threshold=failure_threshold,
+        state="running",
+        created_by=principal.actor,
+    )
+    session.add(rollout)
+    session.flush()
+    _audit(session, principal, rollout, "ota.rollout.create", release=release.version)
+    return rollout
+
+
+def _audit(
+    session: Session, principal: Principal, rollout: Rollout, action: str, **detail: Any
+) -> None:
+    audit.record(
+        session,
+        principal,
+        action,
+        target_type="ota_rollout",
+        target_id=rollout.id,
+        borough_id=rollout.borough_id,
+        detail=detail or None,
+    )
+
+
+def visible_rollout(session: Session, principal: Principal, rollout_id: int) -> Rollout:
+    rollout = session.get(Rollout, rollout_id)
+    if rollout is None or not (principal.all_boroughs or principal.can_see(rollout.borough_id)):
+        raise NotFound(f"rollout {rollout_id} not found")
+    return rollout
+
+
+def pause(
+    session: Session, principal: Principal, rollout: Rollout, reason: str, publisher: Publisher
+) -> None:
+    if rollout.state != "running":
+        raise OtaError(f"rollout {rollout.id} is {rollout.state}; only a running one can pause")
+    rollout.state = "paused"
+    rollout.pause_reason = reason
+    rollout.updated_at = utcnow()
+    _withdraw(session, rollout, publisher, ("offered",))
+    _audit(session, principal, rollout, "ota.rollout.pause", reason=reason)
+
+
+def resume(session: Session, principal: Principal, rollout: Rollout) -> None:
+    """Carry on; devices that failed or whose offer was withdrawn are offered again."""
+    principal.require(Scope.RELEASES_WRITE)
+    if rollout.state != "paused":
+        raise OtaError(f"rollout {rollout.id} is {rollout.state}; only a paused one can resume")
+    rollout.state = "running"
+    rollout.pause_reason = None
+    rollout.wave_started_at = None
+    rollout.updated_at = utcnow()
+    retry = session.scalars(
+        select(RolloutDevice).where(
+            RolloutDevice.rollout_id == rollout.id,
+            RolloutDevice.state.in_(("failed", "withdrawn")),
+        )
+    ).all()
+    for member in retry:
+        member.state = "pending"  # offered again, under a new job id, on the next tick
+        member.reason = None
+    _audit(session, principal, rollout, "ota.rollout.resume", retried=len(retry))
+
+
+def abort(session: Session, principal: Principal, rollout: Rollout, publisher: Publisher) -> None:
+    principal.require(Scope.RELEASES_WRITE)
+    if rollout.state not in OPEN:
+        raise OtaError(f"rollout {rollout.id} is {rollout.state} already")
+    rollout.state = "aborted"
+    rollout.updated_at = utcnow()
+    _withdraw(session, rollout, publisher, ("offered", "pending"))
+    _audit(session, principal, rollout, "ota.rollout.abort")
+
+
+def _withdraw(
+    session: Session, rollout: Rollout, publisher: Publisher, states: tuple[str, ...]
+) -> None:
+    """Clear retained offers not yet taken up, so no further device starts this update."""
+    rows = session.execute(
+        select(RolloutDevice, Device.device_id)
+        .join(Device, Device.id == RolloutDevice.device_pk)
+        .where(RolloutDevice.rollout_id == rollout.id, RolloutDevice.state.in_(states))
+    ).all()
+    for member, device_id in rows:
+        publisher.publish(offer_topic(device_id), b"", qos=1, retain=True)
+        member.state = "withdrawn"
+
+
+def offer_payload(release: Release, job_id: str, url: str) -> bytes:
+    body = {
+        "sv": 1,
+        "id": job_id,
+        "kind": release.kind,
+        "version": release.version,
+        "manifest": release.manifest,
+        "sigs": release.sigs,
+        "url": url,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def advance(
+    session: Session,
+    rollout: Rollout,
+    publisher: Publisher,
+    blob_url: Callable[[Release], str],
+    now: datetime | None = None,
+) -> None:
+    """One step of a running (or completed, for late joiners) rollout."""
+    now = now or utcnow()
+    release = session.get(Release, rollout.release_id)
+    if release is None or rollout.state not in ("running", "completed"):
+        return
+    members = {
+        m.device_pk: m
+        for m in session.scalars(
+            select(RolloutDevice).where(RolloutDevice.rollout_id == rollout.id)
+        )
+    }
+    pinned = set(session.scalars(select(VersionPin.device_pk)))
+    devices = target_devices(session, rollout)
+    by_pk = {d.id: d for d in devices}
+    eligible = [
+        d
+        for d in devices
+        if d.id not in members and d.id not in pinned and d.fw_version != release.version
+    ]
+    total = len(members) + len(eligible)
+    url = blob_url(release)
+
+    def offer(device: Device, member: RolloutDevice | None) -> None:
+        job = f"r{rollout.id}-{secrets.token_hex(4)}"
+        if member is None:
+            member = RolloutDevice(
+                rollout_id=rollout.id, device_pk=device.id, wave=rollout.wave, job_id=job
+            )
+            session.add(member)
+            members[device.id] = member
+        member.job_id, member.state, member.reason = job, "offered", None
+        member.from_version = device.fw_version
+        member.offered_at = member.updated_at = now
+        publisher.publish(
+            offer_topic(device.device_id), offer_payload(release, job, url), qos=1, retain=True
+        )
+
+    for member in [m for m in members.values() if m.state == "pending"]:
+        device = by_pk.get(member.device_pk)
+        if device is not None and member.device_pk not in pinned:
+            offer(device, member)
+    if rollout.state == "completed":
+        for device in eligible:  # joined the target after the last wave
+            offer(device, None)
+        return
+    sizes = cumulative_sizes(rollout.waves, total)
+    # Online devices first, so a wave is not held up by devices that are not there.
+    eligible.sort(key=lambda d: (d.state != "online", d.id))
+    for device in eligible[: max(0, sizes[rollout.wave] - len(members))]:
+        offer(device, None)
+    wave = [m for m in members.values() if m.wave == rollout.wave]
+    reason = wave_problem(session, rollout, wave, by_pk)
+    if reason is not None:
+        pause(session, SYSTEM, rollout, reason, publisher)
+        return
+    # An offer an offline device has not taken up does not hold the wave (it stays retained
+    # for when the device is back); a device in the middle of its update does.
+    done = all(
+        m.state in TERMINAL
+        or m.state == "withdrawn"
+        or (m.state == "offered" and _away(by_pk.get(m.device_pk)))
+        for m in wave
+    )
+    if not done:
+        return
+    if rollout.wave_started_at is None:  # the wave has finished: the soak starts now
+        rollout.wave_started_at = now
+        return
+    if now < rollout.wave_started_at + timedelta(seconds=rollout.soak_s):
+        return
+    rollout.updated_at = now
+    if rollout.wave + 1 >= len(rollout.waves):
+        rollout.state = "completed"
+        _audit(session, SYSTEM, rollout, "ota.rollout.complete")
+        return
+    rollout.wave += 1
+    rollout.wave_started_at = None
+    _audit(session, SYSTEM, rollout, "ota.rollout.wave", wave=rollout.wave)
+
+
+def _away(device: Device | None) -> bool:
+    return device is None or device.state == "offline"
+
+
+def wave_problem(
+    session: Session,
+    rollout: Rollout,
+    wave: Sequence[RolloutDevice],
+    by_pk: dict[int, Device],
+) -> str | None:
+    """Why the wave must stop: too many failed updates, or the updated devices look worse."""
+    if not wave:
+        return None
+    failed = [m for m in wave if m.state == "failed"]
+    if failed and len(failed) / len(wave) > rollout.failure_threshold:
+        reasons = sorted({m.reason or "?" for m in failed})
+        return (
+            f"wave {rollout.wave + 1}: {len(failed)} of {len(wave)} updates failed "
+            f"(threshold {rollout.failure_threshold:.0%}): {'; '.join(reasons)[:400]}"
+        )
+    updated = [by_pk[m.device_pk] for m in wave if m.state == "succeeded" and m.device_pk in by_pk]
+    if not updated:
+        return None
+    members = {m.device_pk for m in wave}
+    baseline = [d for d in by_pk.values() if d.id not in members]
+    looping = set(
+        session.scalars(
+            select(Alert.device_pk).where(Alert.rule == "reboot_loop", Alert.state != "resolved")
+        )
+    )
+
+    def rebooting(device: Device) -> bool:
+        return device.id in looping
+
+    checks: tuple[tuple[str, Callable[[Device], bool]], ...] = (
+        ("offline", _offline),
+        ("in a reboot loop", rebooting),
+        ("reporting sensor faults", _sensor_fault),
+    )
+    for label, bad in checks:
+        rate = sum(map(bad, updated)) / len(updated)
+        base = sum(map(bad, baseline)) / len(baseline) if baseline else 0.0
+        if rate - base > rollout.failure_threshold:
+            return (
+                f"wave {rollout.wave + 1}: {rate:.0%} of updated devices {label} "
+                f"against {base:.0%} on the previous version"
+            )
+    return None
+
+
+def _offline(device: Device) -> bool:
+    return device.state == "offline"
+
+
+def _sensor_fault(device: Device) -> bool:
+    health = device.health or {}
+    return bool(health.get("sensor_faults") or health.get("sensor_errors"))

@@ -1,0 +1,207 @@
+"""The rollout engine without VMs: waves, automatic pause, pins, resume, late joiners, and the
+release checks (unsigned or untrusted releases are refused)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from fleet.access.principal import SYSTEM
+from fleet.core.context import FleetContext
+from fleet.models import AuditEntry, Device
+from fleet.models.ota import Rollout, RolloutDevice
+from fleet.ota import bundle, rollout, service, signing
+from fleet.ota.engine import tick
+from fleet.ota.errors import OtaError
+from fleet.ota.package import ReleaseFile
+
+FILES = {"cs/app.mpy": b"M\x06app", "cs/__init__.mpy": b"M\x06init"}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
+        if not retain or qos != 1:
+            raise AssertionError("offers must be retained QoS 1 messages")
+        self.sent.append((topic, payload))
+        return True
+
+    def offers(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for topic, payload in self.sent:
+            device = topic.split("/")[3]
+            if payload:
+                out[device] = json.loads(payload)
+            else:
+                out.pop(device, None)
+        return out
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> signing.SigningKey:
+    return signing.generate(tmp_path / "keys")
+
+
+def _release(key: signing.SigningKey | None, version: str = "0.2.0") -> ReleaseFile:
+    rel = ReleaseFile.from_built(bundle.build_app(version, files=FILES))
+    if key is not None:
+        rel.sign(key)
+    return rel
+
+
+def _devices(ctx: FleetContext, n: int) -> None:
+    with ctx.sessions.begin() as s:
+        for i in range(n):
+            s.add(Device(device_id=f"cs-r-{i:03d}", fw_version="0.1.0", state="online"))
+
+
+def _report(ctx: FleetContext, device_id: str, job: str, state: str, **extra: str) -> None:
+    with ctx.sessions.begin() as s:
+        pk = s.scalars(select(Device.id).where(Device.device_id == device_id)).one()
+        doc = {"sv": 1, "id": job, "state": state, "app": extra.pop("app", "0.1.0"), **extra}
+        service.record_progress(s, pk, doc)
+
+
+def _state(ctx: FleetContext, rollout_id: int) -> tuple[str, int, str | None]:
+    with ctx.sessions() as s:
+        r = s.get(Rollout, rollout_id)
+        assert r is not None
+        return r.state, r.wave, r.pause_reason
+
+
+def test_unsigned_and_untrusted_releases_are_refused(
+    fleet_ctx: FleetContext, key: signing.SigningKey, tmp_path: Path
+) -> None:
+    with fleet_ctx.sessions.begin() as s:
+        service.trust_key(s, SYSTEM, key.public_hex)
+        with pytest.raises(OtaError, match="unsigned"):
+            service.publish_release(s, SYSTEM, _release(None))
+        with pytest.raises(OtaError, match="no valid signature by a trusted key"):
+            service.publish_release(s, SYSTEM, _release(signing.generate(tmp_path / "other")))
+        tampered = _release(key)
+        tampered.blob = tampered.blob[:-1] + b"X"
+        with pytest.raises(OtaError, match="does not match"):
+            service.publish_release(s, SYSTEM, tampered)
+        row = service.publish_release(s, SYSTEM, _release(key))
+        assert row.signer_kid == key.kid and len(row.blob_path) >= 40
+        assert service.blob_by_path(s, row.blob_path) == _release(key).blob
+
+
+def test_waves_pause_on_failures_skip_pins_and_finish_after_resume(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    _devices(fleet_ctx, 20)
+    pub = Recorder()
+    with fleet_ctx.sessions.begin() as s:
+        service.trust_key(s, SYSTEM, key.public_hex)
+        release = service.publish_release(s, SYSTEM, _release(key))
+        service.pin(s, SYSTEM, "cs-r-019", None, "landlord asked")
+        r = rollout.create_rollout(
+            s,
+            SYSTEM,
+            release_id=release.id,
+            target={},
+            waves=[2, "50%", "100%"],
+            soak_s=0,
+            failure_threshold=0.2,
+        )
+        rid = r.id
+
+    def run() -> None:
+        tick(fleet_ctx.sessions, pub, "http://fleet.test:8000")
+
+    run()
+    offers = pub.offers()
+    assert len(offers) == 2  # the canary wave only
+    for device, body in offers.items():
+        assert body["url"].startswith("http://fleet.test:8000/ota/blobs/")
+        assert body["version"] == "0.2.0" and body["sigs"][0][0] == key.kid
+        _report(fleet_ctx, device, body["id"], "succeeded", app="0.2.0")
+    run()  # wave done: the soak (0 s) starts
+    run()  # soak over: wave 2
+    run()
+    offers = pub.offers()
+    assert len(offers) == 10  # 50 % of the 19 unpinned devices, rounded up
+    canary = list(offers)[:2]
+    bad = [d for d in offers if d not in canary][:3]  # 3 of 8 new devices fail: 37 % > 20 %
+    for device in bad:
+        _report(fleet_ctx, device, offers[device]["id"], "failed", reason="self-test: no sensor")
+    run()
+    state, wave, reason = _state(fleet_ctx, rid)
+    assert state == "paused" and wave == 1
+    assert reason is not None and "3 of 8 updates failed" in reason and "no sensor" in reason
+    # Offers not taken up yet are withdrawn (the failed jobs stay: devices never retry them).
+    assert set(pub.offers()) == set(canary) | set(bad)
+    run()
+    assert set(pub.offers()) == set(canary) | set(bad)
+    with fleet_ctx.sessions.begin() as s:
+        rollout.resume(s, SYSTEM, s.get(Rollout, rid))
+    for _ in range(12):
+        run()
+        for device, body in pub.offers().items():
+            with fleet_ctx.sessions() as s:
+                member = s.scalars(
+                    select(RolloutDevice).where(RolloutDevice.job_id == body["id"])
+                ).one()
+                done = member.state == "succeeded"
+            if not done:
+                _report(fleet_ctx, device, body["id"], "succeeded", app="0.2.0")
+    assert _state(fleet_ctx, rid)[0] == "completed"
+    with fleet_ctx.sessions() as s:
+        versions = {d: v for d, v in s.execute(select(Device.device_id, Device.fw_version))}
+        actions = set(s.scalars(select(AuditEntry.action)))
+    assert versions.pop("cs-r-019") == "0.1.0"  # pinned: left alone
+    assert set(versions.values()) == {"0.2.0"}
+    assert not any(t.startswith("cs/v1/d/cs-r-019/") for t, _ in pub.sent)
+    assert {"ota.rollout.pause", "ota.rollout.resume", "ota.rollout.complete"} <= actions
+    # A device that joins the target later is offered the release.
+    _devices_late(fleet_ctx)
+    run()
+    assert "cs-late-001" in pub.offers()
+
+
+def _devices_late(ctx: FleetContext) -> None:
+    with ctx.sessions.begin() as s:
+        s.add(Device(device_id="cs-late-001", fw_version="0.1.0", state="online"))
+
+
+def test_a_failing_canary_pauses_the_rollout_by_itself(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    _devices(fleet_ctx, 10)
+    pub = Recorder()
+    with fleet_ctx.sessions.begin() as s:
+        service.trust_key(s, SYSTEM, key.public_hex)
+        release = service.publish_release(s, SYSTEM, _release(key))
+        rid = rollout.create_rollout(
+            s,
+            SYSTEM,
+            release_id=release.id,
+            target={},
+            waves=[2, "100%"],
+            soak_s=0,
+            failure_threshold=0.0,
+        ).id
+    tick(fleet_ctx.sessions, pub, "http://x")
+    device, body = next(iter(pub.offers().items()))
+    _report(fleet_ctx, device, body["id"], "failed", reason="the new app crashed at boot")
+    tick(fleet_ctx.sessions, pub, "http://x")
+    state, wave, reason = _state(fleet_ctx, rid)
+    assert (state, wave) == ("paused", 0)
+    assert reason is not None and "crashed" in reason
+
+
+@pytest.mark.parametrize("waves", [[], [0], ["0%"], ["150%"], ["ten"], [True]])
+def test_bad_waves_are_refused(waves: list) -> None:
+    with pytest.raises(OtaError, match="wave"):
+        rollout.check_waves(waves)
+
+
+def test_wave_sizes_grow_to_the_whole_target() -> None:
+    assert rollout.cumulative_sizes([2, "10%", "50%", "100%"], 50) == [2, 5, 25, 50]
+    assert rollout.cumulative_sizes([5, "10%"], 3) == [3, 3]
