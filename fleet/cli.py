@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleet.core.settings import Settings, get_settings
+from fleet.ota.cli import release_app
 
 app = typer.Typer(
     help="City sensor fleet: provision, monitor and publish damp and mould sensors.",
@@ -23,6 +24,7 @@ device_app = typer.Typer(help="Manage the device registry.", no_args_is_help=Tru
 app.add_typer(device_app, name="device")
 user_app = typer.Typer(help="Manage users and boroughs.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+app.add_typer(release_app, name="release")
 console = Console(stderr=True)
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]

@@ -1,0 +1,103 @@
+"""`fleet release keygen|build|sign|trust|upload`: release files and the fleet API."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from fleet.ota import bundle, signing
+from fleet.ota.errors import OtaError
+from fleet.ota.package import ReleaseFile
+
+release_app = typer.Typer(help="Build, sign and publish OTA releases.", no_args_is_help=True)
+KeyDir = Annotated[Path, typer.Option(help="Folder for private signing keys (mode 0600).")]
+Api = Annotated[str, typer.Option(help="Fleet base URL.")]
+Token = Annotated[str, typer.Option(envvar="FLEET_ADMIN_TOKEN", help="API token, releases:write")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@release_app.command()
+def keygen(keys: KeyDir = Path("release-keys")) -> None:
+    """Make a signing key; prints its id and public key (give that to `fleet release trust`)."""
+    key = signing.generate(keys)
+    typer.echo(f"{key.kid} {key.public_hex}")
+
+
+@release_app.command()
+def build(
+    version: str,
+    out: Annotated[Path, typer.Option(help="Release file to write.")],
+    floor: Annotated[str | None, typer.Option(help="Anti-rollback floor once confirmed.")] = None,
+    notes: str = "",
+) -> None:
+    """Build an app release from firmware/ (unsigned)."""
+    try:
+        built = bundle.build_app(version, floor=floor, notes=notes)
+    except OtaError as exc:
+        raise _fail(str(exc)) from exc
+    ReleaseFile.from_built(built).save(out)
+    typer.echo(f"{out}: app {version}, {len(built.blob)} bytes ({built.raw_size} uncompressed)")
+
+
+@release_app.command()
+def sign(
+    release: Path, key: Annotated[Path, typer.Option(help="Private key file (<kid>.pem).")]
+) -> None:
+    """Add (or replace) this key's signature on a release file."""
+    try:
+        rel = ReleaseFile.load(release)
+        signer = signing.load(key)
+    except OtaError as exc:
+        raise _fail(str(exc)) from exc
+    rel.sign(signer)
+    rel.save(release)
+    typer.echo(f"{release}: signed by {signer.kid}")
+
+
+@release_app.command()
+def trust(public_hex: str, api: Api = "http://127.0.0.1:8000", token: Token = "") -> None:
+    """Make the fleet accept releases signed by this public key."""
+    r = httpx.post(
+        f"{api}/api/v1/release-keys",
+        json={"public_hex": public_hex},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    if r.status_code != 201:
+        raise _fail(f"the fleet refused the key ({r.status_code}): {r.text[:300]}")
+    typer.echo(f"trusted {r.json()['kid']}")
+
+
+@release_app.command()
+def upload(release: Path, api: Api = "http://127.0.0.1:8000", token: Token = "") -> None:
+    """Publish a signed release; the fleet refuses unsigned or untrusted ones."""
+    try:
+        rel = ReleaseFile.load(release)
+    except OtaError as exc:
+        raise _fail(str(exc)) from exc
+    if not rel.sigs:
+        raise _fail("the release is unsigned; run `fleet release sign` first")
+    body = {
+        "manifest": rel.manifest.decode(),
+        "sigs": rel.sigs,
+        "blob_b64": base64.b64encode(rel.blob).decode(),
+        "raw_size": rel.raw_size,
+    }
+    r = httpx.post(
+        f"{api}/api/v1/releases",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+    )
+    if r.status_code != 201:
+        raise _fail(f"the fleet refused the release ({r.status_code}): {r.text[:300]}")
+    out = r.json()
+    typer.echo(f"release {out['id']}: {out['kind']} {out['version']} signed by {out['signer_kid']}")
