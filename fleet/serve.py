@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
@@ -14,6 +15,12 @@ from fleet.runtime import FleetRuntime
 log = logging.getLogger(__name__)
 
 
+def _terminate_gracefully(signum: int, frame: object) -> None:
+    # uvicorn re-raises SIGTERM after its own shutdown; the default action would kill this
+    # process before the virtual devices, ingest and broker below are stopped.
+    raise KeyboardInterrupt
+
+
 def run_service(
     settings: Settings,
     *,
@@ -23,6 +30,7 @@ def run_service(
 ) -> None:
     ctx = build_context(settings)
     runtime = FleetRuntime(ctx)
+    signal.signal(signal.SIGTERM, _terminate_gracefully)
     devices = None
     try:
         broker = runtime.start()
@@ -51,11 +59,11 @@ def run_service(
             settings.http_port,
             "FLEET_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin-token",
         )
-        try:
-            uvicorn.Server(config).run()
-        except KeyboardInterrupt:
-            # uvicorn re-raises Ctrl-C after its graceful shutdown; ours follows below.
-            log.info("stopping")
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM, during start-up or re-raised by uvicorn after its own graceful
+        # shutdown: a requested stop, so everything is stopped below and the exit is clean.
+        log.info("stopping")
     finally:
         if devices is not None:
             devices.stop()

@@ -40,9 +40,23 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     )
 
 
-def _interrupt(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGINT)
+def _interrupt(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGINT) -> int:
+    proc.send_signal(sig)
     return proc.wait(timeout=30)
+
+
+def test_demo_stopped_by_sigterm_leaves_no_devices_running(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"FLEET_DATA_DIR": str(data), "FLEET_EMBEDDED_BROKER_PORT": "0"}
+    log = tmp_path / "demo.log"
+    port = str(free_port())
+    proc = _start(["demo", "--devices", "2", "--interval", "3", "--port", port], env, log)
+    try:
+        wait_until(lambda: len(_micropython_pids(data)) == 2, 60, "two virtual devices running")
+    finally:
+        code = _interrupt(proc, signal.SIGTERM)
+    assert code == 0, log.read_text()[-3000:]
+    assert _micropython_pids(data) == []
 
 
 def test_demo_shows_devices_online_with_changing_readings(tmp_path: Path) -> None:
