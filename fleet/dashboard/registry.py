@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Form, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -16,8 +16,8 @@ from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.api.schemas import MAX_ID, PlacementCreate, PropertyCreate
 from fleet.dashboard.templating import TEMPLATES
-from fleet.models import Device, Estate, Placement, Property
-from fleet.registry import places
+from fleet.models import Device, Estate, Placement
+from fleet.registry import changes, places
 
 router = APIRouter(include_in_schema=False)
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -115,21 +115,12 @@ def create_estate(
 ) -> Response:
     check_csrf(user, csrf)
     user.require(Scope.REGISTRY_WRITE)
+    borough = places.borough_by_code(session, code=code, principal=user)
     try:
-        borough = places.borough_by_code(session, code=code, principal=user)
         estate = places.create_estate(session, borough=borough, name=name.strip(), kind=kind)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except places.Conflict as exc:
         return _back("/registry", f"not saved: {exc}")
-    audit.record(
-        session,
-        user,
-        "estate.create",
-        target_type="estate",
-        target_id=estate.id,
-        borough_id=borough.id,
-    )
+    changes.created(session, user, estate)
     session.commit()
     return _back("/registry", f"estate {estate.name} created")
 
@@ -202,21 +193,10 @@ def delete_property(
 ) -> Response:
     check_csrf(user, csrf)
     user.require(Scope.REGISTRY_WRITE)
+    prop = places.get_property(session, property_id=property_id, principal=user)
     try:
-        prop: Property = places.get_property(session, property_id=property_id, principal=user)
-        places.delete_property(session, prop)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        changes.delete(session, user, prop)
     except places.Conflict as exc:
         return _back(f"/registry/properties/{property_id}", f"not deleted: {exc}")
-    audit.record(
-        session,
-        user,
-        "property.delete",
-        target_type="property",
-        target_id=property_id,
-        borough_id=prop.borough_id,
-        detail={"reference": prop.reference},
-    )
     session.commit()
     return _back("/registry", f"property {prop.reference} deleted")

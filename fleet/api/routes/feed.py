@@ -62,10 +62,8 @@ class LocationIn(BaseModel):
 
 
 def _borough(session: Session, code: str, principal: Principal) -> Borough:
-    try:
-        return places.borough_by_code(session, code=code, principal=principal)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    # places.NotFound becomes a 404 through the app's exception handler.
+    return places.borough_by_code(session, code=code, principal=principal)
 
 
 def _policy_out(borough: Borough, policy: Policy) -> PolicyOut:
@@ -123,12 +121,9 @@ def put_consent(
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> ConsentOut:
     """Record a tenant's publication consent; withdrawal stops publication at once."""
-    try:
-        result = stewardship.set_consent(
-            session, property_id=property_id, state=body.state, principal=principal, note=body.note
-        )
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    result = stewardship.set_consent(
+        session, property_id=property_id, state=body.state, principal=principal, note=body.note
+    )
     session.commit()
     return ConsentOut(**result.__dict__)
 
@@ -141,12 +136,9 @@ def put_location(
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> None:
     """Store a property's exact coordinates; the feed only ever publishes them coarsened."""
-    try:
-        stewardship.set_location(
-            session, property_id=property_id, lat=body.lat, lon=body.lon, principal=principal
-        )
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    stewardship.set_location(
+        session, property_id=property_id, lat=body.lat, lon=body.lon, principal=principal
+    )
     session.commit()
 
 

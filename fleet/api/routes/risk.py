@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -42,17 +42,12 @@ class ProfileIn(BaseModel):
 
 
 def _borough(session: Session, code: str, principal: Principal) -> Borough:
-    try:
-        return places.borough_by_code(session, code=code, principal=principal)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    # places.NotFound becomes a 404 through the app's exception handler.
+    return places.borough_by_code(session, code=code, principal=principal)
 
 
 def _property(session: Session, property_id: int, principal: Principal) -> Property:
-    try:
-        return places.get_property(session, property_id=property_id, principal=principal)
-    except places.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return places.get_property(session, property_id=property_id, principal=principal)
 
 
 def _risk_dict(risk: PropertyRisk | None) -> dict[str, Any] | None:
