@@ -156,6 +156,15 @@ def get_estate(session: Session, *, estate_id: int, principal: Principal) -> Est
     return estate
 
 
+def ensure_estate_name_free(session: Session, estate: Estate, name: str) -> None:
+    """Renaming must not collide with another estate of the same borough (unique per borough)."""
+    clash = select(Estate.id).where(
+        Estate.borough_id == estate.borough_id, Estate.name == name, Estate.id != estate.id
+    )
+    if session.scalars(clash).first() is not None:
+        raise Conflict(f"estate {name!r} already exists in this borough")
+
+
 def get_placement(session: Session, *, placement_id: int, principal: Principal) -> Placement:
     placement = session.get(Placement, placement_id)
     prop = session.get(Property, placement.property_id) if placement else None

@@ -167,6 +167,9 @@ def test_registry_update_and_delete_rules(client: TestClient, world: World) -> N
         headers=h,
     ).json()
     assert client.delete(f"/api/v1/estates/{estate_id}", headers=h).status_code == 409
+    other = client.post("/api/v1/boroughs/hackney/estates", json={"name": "Queens"}, headers=h)
+    clash = client.patch(f"/api/v1/estates/{other.json()['id']}", json={"name": "Kings"}, headers=h)
+    assert clash.status_code == 409 and "already exists" in clash.json()["detail"]
     r = client.patch(
         f"/api/v1/properties/{prop['id']}", json={"address": "8 Private Road"}, headers=h
     )

@@ -116,6 +116,8 @@ def update_estate(
     principal: Principal = Writer,
 ) -> EstateOut:
     estate = places.get_estate(session, estate_id=estate_id, principal=principal)
+    if body.name is not None:
+        places.ensure_estate_name_free(session, estate, body.name)
     changes.update(session, principal, estate, body.model_dump(exclude_unset=True))
     session.commit()
     return EstateOut.model_validate(estate)
