@@ -207,17 +207,21 @@ def _apply(
 
 
 def _update_latest(change: _DeviceChange, samples: list[Sample]) -> None:
-    # A per-device cache of the newest value per metric keeps the overview off the readings table.
+    # A per-device cache of the newest value per metric keeps the overview off the readings
+    # table. The dict is the row's own (loaded, or new for this batch), updated in place.
     row = change.row
-    latest = dict(row.latest or {})
+    latest = row.latest
+    if latest is None:
+        latest = row.latest = {}
+    newest = samples[0].ts
     for s in samples:
         t = s.ts.timestamp()
         current = latest.get(s.metric)
         if current is None or t >= current["t"]:
             latest[s.metric] = {"v": s.value, "u": s.unit, "t": t}
-    row.latest = latest
+        if s.ts > newest:
+            newest = s.ts
     change.values["latest"] = latest
-    newest = max(s.ts for s in samples)
     if row.latest_at is None or newest > row.latest_at:
         row.latest_at = newest
         change.values["latest_at"] = newest

@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.profile import (
@@ -21,6 +21,8 @@ from fleet.ingest.profile import (
 )
 
 _VALUE_KEYS = ("v", "vs", "vb", "vd")
+_OTHER_VALUES = frozenset(_VALUE_KEYS[1:])
+_VALUE_OR_SUM = frozenset((*_VALUE_KEYS, "s"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,29 +89,39 @@ def resolve(pack: list[dict[str, Any]], device_id: str, *, now: float) -> list[R
             bu = rec["bu"] if isinstance(rec["bu"], str) else None
         if bn is None:
             raise Rejected(RejectReason.BASE_NAME_MISMATCH, "the first record must carry bn")
-        if not any(k in rec for k in _VALUE_KEYS) and "s" not in rec:
+        if rec.keys().isdisjoint(_VALUE_OR_SUM):
             continue  # a base-only record
         name = rec.get("n", "")
-        if not isinstance(name, str):
+        if type(name) is not str:
             raise Rejected(RejectReason.NOT_SENML, f"record {i}: n must be a string")
-        t = _number(rec.get("t", 0), i, "t", RejectReason.BAD_TIME)
-        when = bt + t
-        if when < 2**28:
-            raise Rejected(
-                RejectReason.BAD_TIME,
-                f"record {i}: time {when} is relative to 'now'; devices must send UTC times "
-                "(set the clock by NTP before sending)",
-            )
-        if when < EARLIEST_VALID_TIME:
-            raise Rejected(
-                RejectReason.BAD_TIME,
-                f"record {i}: time {_iso(when)} is before 2020: the device clock was not set",
-            )
-        if when > now + MAX_FUTURE_SKEW_S:
-            raise Rejected(RejectReason.BAD_TIME, f"record {i}: time {_iso(when)} is in the future")
-        unit = rec.get("u", bu)
-        records.append(Record(name=name, time=when, unit=unit, value=_value(rec, i)))
+        t = rec.get("t")
+        if t is None:
+            when = bt
+        else:
+            when = bt + (t if type(t) is float else _number(t, i, "t", RejectReason.BAD_TIME))
+        if when < EARLIEST_VALID_TIME or when > now + MAX_FUTURE_SKEW_S or when != when:
+            _bad_time(when, i, now)
+        records.append(Record(name, when, rec.get("u", bu), _value(rec, i)))
     return records
+
+
+def _bad_time(when: float, index: int, now: float) -> NoReturn:
+    if not math.isfinite(when):
+        raise Rejected(RejectReason.BAD_TIME, f"record {index}: t must be finite")
+    if when < 2**28:
+        raise Rejected(
+            RejectReason.BAD_TIME,
+            f"record {index}: time {when} is relative to 'now'; devices must send UTC times "
+            "(set the clock by NTP before sending)",
+        )
+    if when < EARLIEST_VALID_TIME:
+        raise Rejected(
+            RejectReason.BAD_TIME,
+            f"record {index}: time {_iso(when)} is before 2020: the device clock was not set",
+        )
+    if when > now + MAX_FUTURE_SKEW_S:
+        raise Rejected(RejectReason.BAD_TIME, f"record {index}: time {_iso(when)} is in the future")
+    raise AssertionError("a valid time was reported as bad")
 
 
 def telemetry_samples(records: list[Record]) -> list[Sample]:
@@ -127,16 +139,17 @@ def telemetry_samples(records: list[Record]) -> list[Sample]:
                 RejectReason.UNIT_MISMATCH,
                 f"record {i}: {rec.name} must be in {expected_unit!r}, got {rec.unit!r}",
             )
-        if isinstance(rec.value, bool) or not isinstance(rec.value, float):
+        value = rec.value
+        if type(value) is not float:  # _value made every number a float; bool is not one
             raise Rejected(RejectReason.BAD_VALUE, f"record {i}: {rec.name} needs a numeric v")
         low, high = METRIC_RANGES[rec.name]
-        if not low <= rec.value <= high:
+        if not low <= value <= high:
             raise Rejected(
                 RejectReason.BAD_VALUE,
                 f"record {i}: {rec.name}={rec.value} is outside the possible range {low}..{high}",
             )
         samples.append(
-            Sample(rec.name, datetime.fromtimestamp(rec.time, UTC), rec.value, expected_unit)
+            Sample(rec.name, datetime.fromtimestamp(rec.time, UTC), value, expected_unit)
         )
     return samples
 
@@ -162,6 +175,12 @@ def _number(value: Any, index: int, label: str, reason: RejectReason) -> float:
 
 
 def _value(rec: dict[str, Any], index: int) -> float | str | bool:
+    if "v" in rec and rec.keys().isdisjoint(_OTHER_VALUES):
+        value = rec["v"]
+        # A float from JSON is finite unless the pack said NaN or Infinity.
+        if type(value) is float and value - value == 0.0:
+            return value
+        return _number(value, index, "v", RejectReason.BAD_VALUE)
     present = [k for k in _VALUE_KEYS if k in rec]
     if len(present) != 1:
         raise Rejected(
@@ -170,8 +189,6 @@ def _value(rec: dict[str, Any], index: int) -> float | str | bool:
         )
     key = present[0]
     value = rec[key]
-    if key == "v":
-        return _number(value, index, "v", RejectReason.BAD_VALUE)
     if key == "vb":
         if not isinstance(value, bool):
             raise Rejected(RejectReason.BAD_VALUE, f"record {index}: vb must be true or false")

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
@@ -86,11 +86,13 @@ def load_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
     """The batch's devices in one query, row-locked on PostgreSQL.
 
     Locking in primary-key order serialises concurrent workers that touch the same device
-    (read-modify-write of `latest`) without deadlocks between them.
+    (read-modify-write of the device row) without deadlocks between them.
     """
     ids = sorted(set(device_ids))
     if not ids:
         return {}
+    if session.get_bind().dialect.name == "postgresql":
+        return _load_devices_pg(session.connection(), ids)
     stmt = (
         select(
             Device.id,
@@ -107,9 +109,30 @@ def load_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
         .where(Device.device_id.in_(ids))
         .order_by(Device.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
     return {row.device_id: DeviceRow(*row) for row in session.execute(stmt)}
+
+
+def _load_devices_pg(conn: Connection, ids: list[str]) -> dict[str, DeviceRow]:
+    # One array parameter instead of an IN list keeps the statement text (and psycopg's
+    # parsing of it) the same for every batch. `latest` is not read: PostgreSQL merges the
+    # batch's newest values into it (see _LATEST_MERGE), which saves decoding it per device.
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(_PG_LOAD, [ids])
+        return {
+            r[1]: DeviceRow(r[0], r[1], r[2], r[3], r[4], r[5], _utc(r[6]), None, _utc(r[7]), r[8])
+            for r in cur.fetchall()
+        }
+
+
+_PG_LOAD = (
+    "SELECT id, device_id, power_mode, report_interval_s, status, state, last_seen_at, "
+    "latest_at, placement_id FROM devices WHERE device_id = ANY(%s) ORDER BY id FOR UPDATE"
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
 
 
 def insert_readings(
@@ -129,13 +152,19 @@ def _copy_readings(
     # COPY is the cheapest way to move many rows through psycopg (no per-row statement or
     # parameter binding in Python); ON CONFLICT on the real table keeps redeliveries idempotent.
     raw: Any = conn.connection.driver_connection  # psycopg.Connection for postgresql+psycopg
+    # Rows formatted here in one pass are cheaper than psycopg adapting each value; metric and
+    # unit come from the profile's fixed names, so nothing needs COPY escaping.
+    at = received_at.isoformat()
+    data = "".join(
+        f"{r.device_pk}\t{r.metric}\t{r.ts.isoformat()}\t{r.value!r}\t{r.unit}\t{at}\t{r.seq}\n"
+        for r in rows
+    ).encode()
     with raw.cursor() as cur:
         cur.execute(_STAGE_DDL)
         with cur.copy(
             f"COPY {_STAGE} (device_pk, metric, ts, value, unit, received_at, seq) FROM STDIN"
         ) as copy:
-            for r in rows:
-                copy.write_row((r.device_pk, r.metric, r.ts, r.value, r.unit, received_at, r.seq))
+            copy.write(data)
         cur.execute(_STAGE_INSERT)
         return Counter({int(seq): int(n) for seq, n in cur.fetchall()})
 
@@ -174,7 +203,7 @@ def update_devices(session: Session, changes: Sequence[dict[str, Any]]) -> None:
         groups.setdefault(tuple(sorted(k for k in change if k != "pk")), []).append(change)
     postgres = session.get_bind().dialect.name == "postgresql"
     for columns, params in groups.items():
-        if postgres and len(params) > 1:
+        if postgres:
             _update_devices_unnest(session.connection(), columns, params)
             continue
         stmt = (
@@ -191,7 +220,7 @@ def _update_devices_unnest(
     # One statement of fixed shape whatever the number of devices, its rows passed as one
     # JSON document: no per-row statements, and one C-speed json.dumps instead of escaping
     # every element of one PostgreSQL array per column.
-    sets = ", ".join(f"{c} = u.{c}" for c in columns)
+    sets = ", ".join(_LATEST_MERGE if c == "latest" else f"{c} = u.{c}" for c in columns)
     fields = ", ".join(f"{c} {_PG_COLUMN_TYPES[c]}" for c in columns)
     sql = (
         f"UPDATE devices SET {sets} FROM json_to_recordset(%s::json) "
@@ -201,6 +230,16 @@ def _update_devices_unnest(
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cur:
         cur.execute(sql, [rows])
+
+
+# The batch's newest value per metric merged into the stored ones, newest `t` winning and the
+# batch winning ties, the same rule as the Python merge used where rows are read first.
+_LATEST_MERGE = (
+    "latest = (SELECT json_object_agg(k, v) FROM (SELECT DISTINCT ON (k) k, v FROM ("
+    "SELECT key AS k, value AS v, 0 AS src FROM json_each(u.latest) UNION ALL "
+    "SELECT key, value, 1 FROM json_each(devices.latest)) e "
+    "ORDER BY k, (v->>'t')::float8 DESC NULLS LAST, src) m)"
+)
 
 
 def _iso(value: Any) -> str:

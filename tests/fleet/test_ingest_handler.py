@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from fleet.core.context import FleetContext
 from fleet.ingest.handler import IngestHandler
+from fleet.ingest.profile import base_name
 from fleet.models import Device, Reading, RejectedMessage
 from fleet.registry.devices import register_device
 from tests.fleet.packs import telemetry
@@ -48,6 +49,39 @@ def test_redelivered_pack_stores_nothing_twice(fleet_ctx: FleetContext) -> None:
         assert device.latest is not None
         assert device.latest["temperature"]["v"] == 21.5
         assert device.last_seen_at is not None
+
+
+def test_latest_keeps_the_newest_value_of_each_metric_across_batches(
+    fleet_ctx: FleetContext,
+) -> None:
+    handler = _setup(fleet_ctx)
+    topic = f"cs/v1/d/{DEV}/up"
+    surface = json.dumps(
+        [
+            {
+                "bn": base_name(DEV),
+                "bt": NOW - 100,
+                "sv": 1,
+                "n": "surface_temperature",
+                "u": "Cel",
+                "v": 14.5,
+            }
+        ]
+    ).encode()
+    handler.handle_batch([(topic, telemetry(DEV, NOW - 600, [(0, 20.0, 60.0)]))])
+    # A late pack (store-and-forward) must not replace newer values; a new metric joins.
+    handler.handle_batch([(topic, telemetry(DEV, NOW - 3600, [(0, 18.0, 80.0)])), (topic, surface)])
+    # Same time as the stored value: the newer message wins.
+    handler.handle_batch([(topic, telemetry(DEV, NOW - 600, [(0, 20.5, 61.0)]))])
+    with fleet_ctx.sessions() as session:
+        device = session.scalars(select(Device)).one()
+        latest = {m: (v["v"], v["t"]) for m, v in (device.latest or {}).items()}
+        assert latest == {
+            "temperature": (20.5, NOW - 600),
+            "humidity": (61.0, NOW - 600),
+            "surface_temperature": (14.5, NOW - 100),
+        }
+        assert device.latest_at is not None and device.latest_at.timestamp() == NOW - 100
 
 
 def test_rejects_are_recorded_and_valid_traffic_keeps_flowing(fleet_ctx: FleetContext) -> None:

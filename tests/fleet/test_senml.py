@@ -78,13 +78,25 @@ def test_refuses_with_a_reason(payload: bytes, reason: RejectReason) -> None:
     assert info.value.detail  # always tells the sender what to fix
 
 
-def test_non_finite_numbers_refused() -> None:
-    payload = json.dumps(
-        [{"bn": BN, "bt": NOW, "sv": 1, "n": "temperature", "u": "Cel", "v": math.nan}]
-    ).encode()
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("v", math.nan, RejectReason.BAD_VALUE),
+        ("v", math.inf, RejectReason.BAD_VALUE),
+        ("v", -math.inf, RejectReason.BAD_VALUE),
+        ("t", math.nan, RejectReason.BAD_TIME),
+        ("t", math.inf, RejectReason.BAD_TIME),
+        ("t", -math.inf, RejectReason.BAD_TIME),
+        ("bt", math.nan, RejectReason.BAD_TIME),
+    ],
+)
+def test_non_finite_numbers_refused(field: str, value: float, reason: RejectReason) -> None:
+    rec = {"bn": BN, "bt": NOW, "sv": 1, "n": "temperature", "u": "Cel", "v": 20.0}
+    payload = json.dumps([{**rec, field: value}]).encode()  # json writes NaN and Infinity
     with pytest.raises(Rejected) as info:
         decode_telemetry(payload, DEV, now=NOW)
-    assert info.value.reason == RejectReason.BAD_VALUE
+    assert info.value.reason == reason
+    assert "finite" in info.value.detail
 
 
 def test_health_pack_flattens_to_newest_values() -> None:
