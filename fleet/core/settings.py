@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     ingest_enabled: bool = Field(
         default=True, description="Run the ingest worker in `fleet serve` (false: API only)"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text, or one JSON object a line for collectors"
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     admin_token: str | None = Field(
