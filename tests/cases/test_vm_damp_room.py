@@ -225,7 +225,7 @@ def test_vm_damp_room_opens_case_and_ventilation_fix_shows_improvement(
     case_id: int | None = None
     works_at: datetime | None = None
     swept = start
-    deadline = time.monotonic() + 300  # a guard against a hang; a run takes about a minute
+    deadline = time.monotonic() + 300  # a guard against a hang; a run takes about half a minute
     try:
         dev.start()
         while (now := dev.room_time()) < end:
