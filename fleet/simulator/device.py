@@ -174,6 +174,12 @@ class VirtualDevice:
         """Replace sim.json "faults" (e.g. {"sht4x": "crc"}); the running sim picks it up."""
         self.update_sim(faults=faults)
 
+    def set_room(self, room: dict[str, Any]) -> None:
+        """Replace sim.json "room" (see hardware/sim/simdev/room.py), e.g. a lower rh_base and
+        smaller moisture events once ventilation is improved; readings from then on follow it."""
+        self.room = room
+        self.update_sim(room=room)
+
     def update_sim(self, **fields: Any) -> None:
         """Change top-level sim.json fields (e.g. wifi={"fail": True}) while running."""
         sim = json.loads(self.sim_path.read_text())

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from fleet.api.app import create_app
 from fleet.core.context import FleetContext
+from tests.firmware.conftest import micropython_bin  # noqa: F401  (re-exported fixture)
 from tests.fleet.conftest import fleet_ctx, world  # noqa: F401  (re-exported fixtures)
 
 

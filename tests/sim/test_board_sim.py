@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from tests.firmware.conftest import VM
@@ -79,6 +82,29 @@ print("RESULT", json.dumps([w.status("rssi"), w.config("mac").hex(), machine.uni
 """
     (res,) = vm.results(vm.run(code))
     assert res == [-61, "02cc000000aa", "02cc000000aa", 1, 1100000, "10.0.0.170"]
+
+
+def test_a_room_change_reaches_the_running_sim(vm: VM) -> None:
+    # sim.json from a moment ago: the rewrite below gets a later mtime (whole seconds in the VM).
+    sim = vm.device_dir / "sim.json"
+    os.utime(sim, (time.time() - 5, time.time() - 5))
+    code = """
+import json
+from simdev import state
+t = 1763850000
+before = state.room().air(t)
+with open("sim.json") as f:
+    sim = json.load(f)
+sim["room"] = {"rh_base": 30.0, "rh_amp": 0.0, "noise": 0.0, "events": []}
+with open("sim.json", "w") as f:
+    json.dump(sim, f)
+after = state.room().air(t)
+print("RESULT", json.dumps([before, after, state.room() is state.room()]))
+"""
+    (res,) = vm.results(vm.run(code))
+    before, after, cached = res
+    assert before[1] != 30.0 and after[1] == 30.0  # the new humidity, from the next reading on
+    assert cached  # and the model is rebuilt only when the file changes
 
 
 def test_room_model_is_deterministic_per_seed(vm: VM) -> None:

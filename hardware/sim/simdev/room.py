@@ -7,7 +7,9 @@ morning shower, evening cooking) whose start times are drawn per device and per
 day from the seed, rising sharply then decaying. CO2 rises with evening and night
 occupancy. The wall surface sits between the air and a cold outdoors by a
 temperature factor f_Rsi. sim.json "room" may override t_mean, t_amp, rh_base,
-rh_amp, noise, events, f_rsi, t_out.
+rh_amp, noise, events (a list of [start hour, spread hours, RH rise %, decay minutes,
+temperature rise degC]), f_rsi, t_out; a change takes effect while the device runs
+(simdev.state.room), as when a fix such as better ventilation is made.
 """
 
 import math

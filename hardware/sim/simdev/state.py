@@ -49,14 +49,19 @@ def mac_bytes():
 
 
 _room = None
+_room_of = None  # the sim.json contents the room was built from
 
 
 def room():
-    global _room
-    if _room is None:
+    """The room model, rebuilt when sim.json changes (a fix such as better ventilation
+    changes "room" while the device runs)."""
+    global _room, _room_of
+    current = sim()
+    if _room is None or current is not _room_of:
         from simdev.room import Room
 
-        _room = Room(sim()["seed"], sim()["room"])
+        _room = Room(current["seed"], current["room"])
+        _room_of = current
     return _room
 
 
