@@ -8,6 +8,9 @@ ota/dl.json, ota/image.json), each slot block written, set_boot(), the reset int
 image, the trial boot's writes before and after mark_app_valid_cancel_rollback(), and that
 call itself. The default run cuts at every write outside the download and at evenly spaced
 download writes; FLEET_OTA_CUT_STRIDE=1 cuts at every single write.
+
+A cut during the new image's trial makes the bootloader roll it back, as ESP-IDF does; the
+loader then takes the retained offer again instead of refusing the job, a few times at most.
 """
 
 from __future__ import annotations
@@ -155,3 +158,48 @@ def test_power_cut_at_any_step_of_an_image_update(
         with ThreadPoolExecutor(PARALLEL) as pool:
             failures = [(n, why) for n, why in pool.map(one, plan) if why]
     assert not failures, failures
+
+
+ROLLBACK_SCRIPT = """
+import json, os
+from cs.ota import files, loader
+
+class Board:  # the old slot runs again: the bootloader rolled the image back
+    def running_slot(self):
+        return "ota_0"
+
+def rolled_back(cause, job):
+    files.makedirs("fs/ota")
+    files.remove("fs/ota/report.json")
+    trial = {"id": job, "ver": "1.30.0", "slot": "ota_1", "state": "booted"}
+    files.write_json("fs/ota/image.json", trial)
+    loader._image_boot(Board(), "fs/", cause)
+    print("RESULT", json.dumps({
+        "trial": files.exists("fs/ota/image.json"),
+        "refused": files.refused("fs/", job),
+        "cuts": files.read_json("fs/ota/cuts.json"),
+        "report": files.read_json("fs/ota/report.json"),
+    }))
+
+for cause, job in CAUSES:
+    rolled_back(cause, job)
+"""
+
+
+def test_rollbacks_after_power_cuts_retry_a_few_times_then_refuse(vm: Any) -> None:
+    # Four power cuts in job-1's trial, then a reset that is not a power cut in job-2's.
+    causes = [("power_on", "job-1")] * 4 + [("hard", "job-2")]
+    out = vm.run(ROLLBACK_SCRIPT.replace("CAUSES", repr(causes)))
+    results = vm.results(out)
+    for n, r in enumerate(results[:3], start=1):
+        assert r == {
+            "trial": False,
+            "refused": False,
+            "cuts": {"id": "job-1", "n": n},
+            "report": None,
+        }
+    for r in results[3:]:
+        assert r["refused"] and not r["trial"] and r["cuts"] is None
+        assert r["report"]["state"] == "failed"
+        assert "rolled back by the bootloader" in r["report"]["reason"]
+    assert "rolled back after a power cut; taking the offer again" in out
