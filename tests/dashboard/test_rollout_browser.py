@@ -39,6 +39,16 @@ def test_admin_pauses_and_resumes_a_rollout(fleet: RunningFleet, page, tmp_path:
     expect(state).to_have_text("running")
     expect(page.get_by_role("button", name="Pause")).to_be_visible()
 
+    page.get_by_role("link", name="Updates").click()
+    page.get_by_role("link", name="Releases").click()
+    release_row = page.locator(f'#releases tr[data-release="{release}"]')
+    expect(release_row.locator("[data-field=kind]")).to_have_text("app bundle")
+    expect(release_row.locator("[data-field=rollouts]")).to_have_text(f"#{rollout_id} (running)")
+    save_screenshot(page, "releases")
+    page.get_by_role("link", name="Rollouts").click()
+    expect(page.locator(f'#rollouts tr[data-rollout="{rollout_id}"]')).to_contain_text("Hackney")
+    save_screenshot(page, "rollouts")
+
     page.get_by_role("link", name="Audit log").click()
     actions = page.locator("#audit [data-field=action]")
     expect(actions.nth(0)).to_have_text("ota.rollout.resume")
