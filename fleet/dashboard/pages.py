@@ -21,6 +21,8 @@ from fleet.dashboard.templating import TEMPLATES
 from fleet.health import alerts as lifecycle
 from fleet.models import AuditEntry, HealthSnapshot, StateChange
 from fleet.models.base import utcnow
+from fleet.models.ota import VersionPin
+from fleet.ota import service as ota_service
 from fleet.registry import devices as registry
 from fleet.registry import places
 from fleet.registry.series import reading_series
@@ -154,6 +156,8 @@ def device_page(
             "range": range,
             "timeline": timeline,
             "alerts": alerts,
+            "updates": ota_service.history(session, device, limit=50),
+            "pin": session.get(VersionPin, device.id),
             "can_command": Scope.COMMANDS in user.scopes,
             "notice": request.query_params.get("notice"),
         },

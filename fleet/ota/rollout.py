@@ -12,7 +12,7 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -85,6 +85,17 @@ def target_devices(session: Session, rollout: Rollout) -> list[Device]:
     if t.get("device_ids"):
         stmt = stmt.where(Device.device_id.in_(t["device_ids"]))
     return list(session.scalars(stmt.order_by(Device.id)))
+
+
+def not_yet_offered(
+    devices: Sequence[Device], release: Release, members: Collection[int], pinned: Collection[int]
+) -> list[Device]:
+    """Targeted devices still to be offered: not members yet, not pinned, not on the release."""
+    return [
+        d
+        for d in devices
+        if d.id not in members and d.id not in pinned and d.fw_version != release.version
+    ]
 
 
 def create_rollout(
@@ -234,11 +245,7 @@ def advance(
     pinned = set(session.scalars(select(VersionPin.device_pk)))
     devices = target_devices(session, rollout)
     by_pk = {d.id: d for d in devices}
-    eligible = [
-        d
-        for d in devices
-        if d.id not in members and d.id not in pinned and d.fw_version != release.version
-    ]
+    eligible = not_yet_offered(devices, release, members.keys(), pinned)
     total = len(members) + len(eligible)
     url = blob_url(release)
 

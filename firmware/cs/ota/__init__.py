@@ -7,6 +7,7 @@ Files in the OTA area (the filesystem root on the device, `board.fs_root()`):
   ota/dl.bin       the app bundle being downloaded (its size is the resume position)
   ota/image.json   a firmware image on trial: which slot must be running, and the job
   ota/report.json  an outcome decided at boot (rollback), published once online
+  ota/cuts.json    power cuts that rolled the image of job "id" back during its trial
   apps/<version>/  installed app bundles; apps/<version>.new/ while being staged
 docs/ota.md describes the whole update path.
 """
@@ -14,6 +15,8 @@ docs/ota.md describes the whole update path.
 PROGRESS = "ota/progress"  # = cs.topics.OTA_PROGRESS
 
 MAX_TRIAL_BOOTS = 3  # a new app that has not passed its self-test after this many boots is undone
+MAX_IMAGE_CUTS = 3  # rollbacks after a power cut during an image's trial before giving up
+IMAGE_CUTS = "ota/cuts.json"
 RTC_BOOTS = "otb"  # trial boot counter, in the JSON the node keeps in RTC memory
 RTC_CRASH = "why"  # the node's own "deliberate reset" key; "crash" marks an app that died
 

@@ -32,7 +32,7 @@ def run() -> bool:
     root = _root = board.fs_root()
     cause = board.boot_info()[0]
     rtc = _rtc(board)
-    _image_boot(board, root)
+    _image_boot(board, root, cause)
     pointer = files.read_json(root + "ota/app")
     if pointer and pointer.get("trial"):
         boots = rtc.get(ota.RTC_BOOTS, 0) + 1
@@ -85,13 +85,15 @@ def _revert(root: str, pointer: dict):
     return None
 
 
-def _image_boot(board, root: str) -> None:
+def _image_boot(board, root: str, cause: str) -> None:
     """Did an installed firmware image start (it is then on trial), or was it refused?
 
     ota/image.json goes "staged" (before set_boot) -> "set" (after) -> "booted" (first
     boot of the new image). The bootloader undoes an image that resets before it is
     marked valid, so: running the old slot after "set" or "booted" means a rollback; after
     "staged" it means set_boot never happened (power cut), and the offer is simply retried.
+    A rollback that follows a power cut is not the image's fault: the retained offer is
+    taken again (up to ota.MAX_IMAGE_CUTS times, as a brownout also reads as power-on).
     """
     trial = files.read_json(root + "ota/image.json")
     if not trial:
@@ -106,6 +108,15 @@ def _image_boot(board, root: str) -> None:
     if step == "staged":
         files.remove(root + "ota/image.json")
         return
+    if cause == "power_on":
+        cuts = files.read_json(root + ota.IMAGE_CUTS) or {}
+        n = (cuts.get("n", 0) if cuts.get("id") == trial.get("id") else 0) + 1
+        if n <= ota.MAX_IMAGE_CUTS:
+            print("ota: image", trial.get("ver"), "rolled back after a power cut; taking the offer again")
+            files.write_json(root + ota.IMAGE_CUTS, {"id": trial.get("id"), "n": n})
+            files.remove(root + "ota/image.json")
+            return
+    files.remove(root + ota.IMAGE_CUTS)
     why = "rolled back by the bootloader: image did not %s" % (
         "start" if step == "set" else "pass its self-test before a reset"
     )

@@ -51,6 +51,7 @@ async def after_boot(node, client, root: str) -> None:
             # The outcome outlives a power cut here: it is reported from report.json.
             files.write_json(root + "ota/report.json", dict(job, state="succeeded"))
             files.remove(root + "ota/image.json")
+            files.remove(root + ota.IMAGE_CUTS)
         else:
             # One atomic rename confirms the app and notes that its success is unreported.
             keep = {"cur": app["cur"], "ver": app["ver"], "prev": app.get("prev"), "pver": app.get("pver"), "told": job}

@@ -10,16 +10,19 @@ from simdev import state
 from simdev.partition import _APP_SIZE, _other, _otadata, _save_otadata, _slot_path
 
 
+BOOT_LOG = "sim_boot.log"  # one line per slot decision: "<slot> <version> <project> <sha256>"
+
+
 def image_info(label):
-    """(version, project name) of a verified image in the slot; None if it does not verify.
-    ota_0 never written stands for the factory image: ("", "factory")."""
+    """(version, project name, appended SHA-256 hex) of a verified image in the slot; None if
+    it does not verify. ota_0 never written stands for the factory image: ("", "factory", "")."""
     import hashlib
     import struct
 
     try:
         f = open(_slot_path(label), "rb")
     except OSError:
-        return ("", "factory") if label == "ota_0" else None
+        return ("", "factory", "") if label == "ota_0" else None
     with f:
         head = f.read(24)
         if len(head) < 24 or head[0] != 0xE9:
@@ -51,13 +54,20 @@ def image_info(label):
         if len(pad) < 15 - pos % 16 + 1 or pad[-1] != check:
             return None
         h.update(pad)
-        if head[23] == 1 and f.read(32) != h.digest():
+        digest = h.digest()
+        if head[23] == 1 and f.read(32) != digest:
             return None
     if desc is None or len(desc) < 112 or struct.unpack("<I", desc[:4])[0] != 0xABCD5432:
         return None
     version = bytes(desc[16:48]).split(b"\0")[0].decode()
     project = bytes(desc[48:80]).split(b"\0")[0].decode()
-    return version, project
+    return version, project, "".join("%02x" % b for b in digest)
+
+
+def note_boot(slot, info):
+    """What this boot runs, for tests that check every boot ran a verified image."""
+    with open(BOOT_LOG, "a") as f:
+        f.write("%s %s %s %s\n" % ((slot,) + tuple(x or "-" for x in info)))
 
 
 def decide():
@@ -86,6 +96,7 @@ def decide():
     d["running"] = slot
     _save_otadata(d)
     info = image_info(slot)
+    note_boot(slot, info or ("?", "unverified", ""))
     if info is not None and info[1].endswith("+panic"):
         print("SIM: image %s (%s) panics at start" % (info[0], slot))
         state.write_bytes(state.RESET_FILE, b"%d 0 0" % machine.HARD_RESET)

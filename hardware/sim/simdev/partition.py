@@ -83,6 +83,8 @@ def running_label():
     if _running is None:
         if state.read_bytes(_OTADATA) is None:
             _running = "ota_0"  # never updated: the factory slot, no decision to make
+            with open("sim_boot.log", "a") as f:  # simdev.bootloader.BOOT_LOG
+                f.write("ota_0 - factory -\n")
         else:
             from simdev.bootloader import decide
 

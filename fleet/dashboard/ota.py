@@ -1,0 +1,200 @@
+"""Update pages: releases, rollouts with per-wave progress, pause/resume/abort and new rollouts."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from fleet.access.principal import Principal
+from fleet.access.roles import Scope
+from fleet.api.deps import check_csrf, get_session, page_user
+from fleet.api.schemas import MAX_ID
+from fleet.dashboard.templating import TEMPLATES
+from fleet.models.base import utcnow
+from fleet.models.ota import Rollout
+from fleet.ota import report
+from fleet.ota import rollout as rollouts
+from fleet.ota.errors import NotFound, OtaError
+from fleet.registry import places
+
+router = APIRouter(include_in_schema=False)
+RolloutId = Annotated[int, Path(ge=1, le=MAX_ID)]
+DEFAULT_WAVES = "1, 10%, 50%, 100%"
+MAX_SOAK_MIN = 30 * 24 * 60
+
+
+def _back(url: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"{url}?notice={quote(notice)}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _wake(request: Request) -> None:
+    engine = getattr(request.app.state, "ota_engine", None)
+    if engine is not None:
+        engine.wake()
+
+
+def parse_waves(text: str) -> list[int | str]:
+    """ "1, 10%, 100%" → [1, "10%", "100%"]; rollouts.check_waves judges the values."""
+    waves: list[int | str] = []
+    for part in filter(None, (p.strip() for p in re.split(r"[,\s]+", text))):
+        waves.append(int(part) if part.isdigit() else part)
+    return waves
+
+
+@router.get("/releases", response_class=HTMLResponse)
+def releases_page(
+    request: Request,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    user.require(Scope.DEVICES_READ)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "ota_releases.html",
+        {
+            "user": user,
+            "releases": report.releases_with_rollouts(session, user),
+            "kind_label": report.kind_label,
+        },
+    )
+
+
+@router.get("/rollouts", response_class=HTMLResponse)
+def rollouts_page(
+    request: Request,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    user.require(Scope.DEVICES_READ)
+    rows = report.visible_rollouts(session, user)
+    can_create = Scope.RELEASES_WRITE in user.scopes
+    return TEMPLATES.TemplateResponse(
+        request,
+        "ota_rollouts.html",
+        {
+            "user": user,
+            "rollouts": [(r, report.describe_target(session, r)) for r in rows],
+            "counts": report.member_counts(session, [r.id for r in rows]),
+            "releases": {rel.id: rel for rel in report.list_releases(session)},
+            "can_create": can_create,
+            "boroughs": places.visible_boroughs(session, principal=user),
+            "default_waves": DEFAULT_WAVES,
+            "notice": request.query_params.get("notice"),
+        },
+    )
+
+
+@router.post("/rollouts")
+def create_rollout(
+    request: Request,
+    release_id: int = Form(..., ge=1, le=MAX_ID),
+    borough: str = Form("", max_length=32),
+    tag: str = Form("", max_length=64),
+    board: str = Form("", max_length=64),
+    device_ids: str = Form("", max_length=200_000),
+    waves: str = Form(DEFAULT_WAVES, max_length=400),
+    soak_min: str = Form("60", max_length=10),
+    failure_pct: str = Form("10", max_length=10),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.RELEASES_WRITE)
+    target: dict[str, Any] = {
+        "tag": tag.strip() or None,
+        "board": board.strip() or None,
+        "device_ids": [d for d in re.split(r"[,\s]+", device_ids) if d] or None,
+    }
+    if borough:
+        target["borough_id"] = places.borough_by_code(session, code=borough, principal=user).id
+    try:
+        soak = int(soak_min)
+        threshold = float(failure_pct)
+    except ValueError:
+        return _back("/rollouts", "not started: soak and failure threshold must be numbers")
+    if not 0 <= soak <= MAX_SOAK_MIN:
+        return _back("/rollouts", f"not started: soak is 0 to {MAX_SOAK_MIN} minutes")
+    try:
+        rollout = rollouts.create_rollout(
+            session,
+            user,
+            release_id=release_id,
+            target=target,
+            waves=parse_waves(waves),
+            soak_s=soak * 60,
+            failure_threshold=threshold / 100,
+        )
+    except OtaError as exc:
+        return _back("/rollouts", f"not started: {exc}")
+    session.commit()
+    _wake(request)
+    return _back(f"/rollouts/{rollout.id}", "rollout started")
+
+
+def _visible(session: Session, user: Principal, rollout_id: int) -> Rollout:
+    try:
+        return rollouts.visible_rollout(session, user, rollout_id)
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.get("/rollouts/{rollout_id}", response_class=HTMLResponse)
+def rollout_page(
+    request: Request,
+    rollout_id: RolloutId,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    user.require(Scope.DEVICES_READ)
+    rollout = _visible(session, user, rollout_id)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "ota_rollout.html",
+        {
+            "user": user,
+            "view": report.rollout_view(session, rollout, user, utcnow()),
+            "kind_label": report.kind_label,
+            "can_act": Scope.RELEASES_WRITE in user.scopes,
+            "notice": request.query_params.get("notice"),
+        },
+    )
+
+
+@router.post("/rollouts/{rollout_id}/{action}")
+def rollout_action(
+    request: Request,
+    rollout_id: RolloutId,
+    action: Annotated[str, Path(pattern="^(pause|resume|abort)$")],
+    reason: str = Form("", max_length=400),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    user.require(Scope.RELEASES_WRITE)
+    rollout = _visible(session, user, rollout_id)
+    here = f"/rollouts/{rollout_id}"
+    publisher = request.app.state.commands
+    if action != "resume" and publisher is None:
+        return _back(here, f"not done: no broker connection to withdraw offers; try {action} again")
+    try:
+        if action == "pause":
+            rollouts.pause(
+                session, user, rollout, reason.strip() or "paused by an operator", publisher
+            )
+        elif action == "resume":
+            rollouts.resume(session, user, rollout)
+        else:
+            rollouts.abort(session, user, rollout, publisher)
+    except OtaError as exc:
+        return _back(here, f"not done: {exc}")
+    session.commit()
+    _wake(request)
+    done = {"pause": "paused", "resume": "resumed", "abort": "aborted"}[action]
+    return _back(here, f"rollout {rollout_id} {done}")
