@@ -44,7 +44,7 @@ def run_service(
                 sample_interval_s=sample_interval_s,
                 heapsize=heapsize,
             )
-        app = create_app(ctx, commands=runtime.commands)
+        app = create_app(ctx, commands=runtime.commands, rollouts=runtime.ota)
         config = uvicorn.Config(
             app,
             host=settings.http_host,

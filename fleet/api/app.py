@@ -32,13 +32,16 @@ from fleet.core.context import FleetContext
 from fleet.dashboard import router as dashboard_router
 from fleet.ingest.worker import IngestWorker
 from fleet.observability.metrics import build_registry
+from fleet.ota.engine import RolloutEngine
 from fleet.registry import places
 from fleet.registry.devices import DeviceExists, DeviceNotFound
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
 
-def create_app(ctx: FleetContext, *, commands: Publisher | None = None) -> FastAPI:
+def create_app(
+    ctx: FleetContext, *, commands: Publisher | None = None, rollouts: RolloutEngine | None = None
+) -> FastAPI:
     app = FastAPI(
         title="City sensor fleet",
         version=__version__,
@@ -47,6 +50,8 @@ def create_app(ctx: FleetContext, *, commands: Publisher | None = None) -> FastA
     )
     app.state.fleet = ctx
     app.state.commands = commands
+    # Rollout changes made through the API or dashboard are acted on at once, not next tick.
+    app.state.ota_engine = rollouts
     for module in (
         devices,
         registry,

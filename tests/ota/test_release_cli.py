@@ -8,12 +8,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from fleet.access.principal import SYSTEM
 from fleet.core.context import FleetContext
-from fleet.ota import bundle
+from fleet.models import Device
+from fleet.models.ota import RolloutDevice
+from fleet.ota import bundle, service, signing
 from fleet.ota.cli import release_app
 from fleet.ota.package import ReleaseFile
+from tests.firmware.conftest import wait_until
 from tests.fleet.server import RunningFleet, running_fleet
 
 
@@ -44,8 +49,6 @@ def test_keygen_sign_trust_upload(fleet: RunningFleet, tmp_path: Path) -> None:
     ok = runner.invoke(release_app, ["upload", str(path), *api])
     assert ok.exit_code == 0 and f"signed by {kid}" in ok.output
     with fleet.ctx.sessions() as s:
-        from sqlalchemy import select
-
         from fleet.models.ota import Release
 
         blob_path = s.scalars(select(Release.blob_path)).one()
@@ -57,3 +60,35 @@ def test_keygen_sign_trust_upload(fleet: RunningFleet, tmp_path: Path) -> None:
     assert tail.content == built.blob[-5:]
     assert httpx.get(url, headers={"Range": f"bytes={len(built.blob)}-"}).status_code == 416
     assert httpx.get(url[:-3] + "xyz").status_code == 404
+
+
+def test_a_rollout_made_through_the_api_is_offered_at_once(
+    fleet_ctx: FleetContext, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # An hour between ticks: only the API's wake-up can make the engine act within the test.
+    monkeypatch.setenv("FLEET_OTA_TICK_S", "3600")
+    key = signing.generate(tmp_path / "keys")
+    with fleet_ctx.sessions.begin() as s:
+        s.add(Device(device_id="cs-now-001", fw_version="0.1.0", state="online"))
+        service.trust_key(s, SYSTEM, key.public_hex)
+        rel = ReleaseFile.from_built(bundle.build_app("0.2.0", files={"cs/app.mpy": b"M\x06a"}))
+        rel.sign(key)
+        release_id = service.publish_release(s, SYSTEM, rel).id
+    with running_fleet(fleet_ctx) as fleet:
+        made = httpx.post(
+            f"{fleet.base_url}/api/v1/rollouts",
+            headers={"Authorization": f"Bearer {fleet.ctx.admin_token}"},
+            json={
+                "release_id": release_id,
+                "target": {"device_ids": ["cs-now-001"]},
+                "waves": ["100%"],
+                "soak_s": 0,
+            },
+        )
+        assert made.status_code == 201, made.text
+
+        def offered() -> bool:
+            with fleet_ctx.sessions() as s:
+                return s.scalar(select(RolloutDevice.state)) == "offered"
+
+        wait_until(offered, 30, "the new rollout's device to be offered the release")
