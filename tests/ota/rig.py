@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from fleet.ota.bundle import Built
 from fleet.ota.signing import SigningKey
+from fleet.ota.sim import write_trust
+from fleet.simulator.device import VirtualDevice
 
 
 @dataclass
@@ -95,3 +98,32 @@ def publish_retained(host: str, port: int, topic: str, payload: bytes) -> None:
 
 def progress(messages: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(m.payload) for m in messages]
+
+
+def trusting_device(
+    tmp: Path,
+    host: str,
+    port: int,
+    key: SigningKey,
+    name: str,
+    *,
+    heapsize: str,
+    build: Path | None = None,
+    cut: int | None = None,
+) -> VirtualDevice:
+    """A prepared VM device that trusts `key` (floor 0.1.0); `cut` powers it off before that
+    flash write."""
+    dev = VirtualDevice(
+        device_id=name,
+        data_dir=tmp,
+        broker_host=host,
+        broker_port=port,
+        sample_interval_s=5,
+        health_interval_s=2,
+        heapsize=heapsize,
+        build_dir=build,
+        faults={"power_cut_at_write": cut} if cut else {},
+    )
+    dev.prepare()
+    write_trust(dev.device_dir, {key.kid: key.public_hex}, floor="0.1.0")
+    return dev

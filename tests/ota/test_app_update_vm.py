@@ -10,11 +10,17 @@ from typing import Any
 import pytest
 
 from fleet.ota import bundle, signing
-from fleet.ota.sim import read_files, write_trust
-from fleet.simulator.device import VirtualDevice
+from fleet.ota.sim import read_files
 from tests.contracts.schemas import schema_for_topic_leaf
 from tests.firmware.conftest import Broker, Subscriber, wait_until
-from tests.ota.rig import BlobServer, blob_server, offer, progress, publish_retained
+from tests.ota.rig import (
+    BlobServer,
+    blob_server,
+    offer,
+    progress,
+    publish_retained,
+    trusting_device,
+)
 
 pytestmark = pytest.mark.vm
 
@@ -56,17 +62,9 @@ class Rig:
         self.broker = broker
         self.key = key
         self.blobs = blobs
-        self.dev = VirtualDevice(
-            device_id="cs-ota-test-01",
-            data_dir=tmp,
-            broker_host=broker.host,
-            broker_port=broker.port,
-            sample_interval_s=5,
-            health_interval_s=2,
-            heapsize=HEAP,
+        self.dev = trusting_device(
+            tmp, broker.host, broker.port, key, "cs-ota-test-01", heapsize=HEAP
         )
-        self.dev.prepare()
-        write_trust(self.dev.device_dir, {key.kid: key.public_hex}, floor="0.1.0")
         base = f"cs/v1/d/{self.dev.device_id}/"
         self.sub = sub(base + "ota/progress", base + "health")
         self.topic = base + "ota"

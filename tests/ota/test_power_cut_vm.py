@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 
 from fleet.ota import bundle, signing
-from fleet.ota.sim import write_trust
 from fleet.simulator.build import build_firmware
 from fleet.simulator.device import VirtualDevice
 from tests.firmware.conftest import Broker, Subscriber, wait_until
-from tests.ota.rig import BlobServer, blob_server, offer, publish_retained
+from tests.ota.rig import BlobServer, blob_server, offer, publish_retained, trusting_device
 
 pytestmark = pytest.mark.vm
 
@@ -38,20 +37,9 @@ PARALLEL = 4
 def _device(
     tmp: Path, broker: Broker, key: signing.SigningKey, name: str, build: Path, cut: int | None
 ) -> VirtualDevice:
-    dev = VirtualDevice(
-        device_id=name,
-        data_dir=tmp,
-        broker_host=broker.host,
-        broker_port=broker.port,
-        sample_interval_s=5,
-        health_interval_s=2,
-        heapsize=HEAP,
-        build_dir=build,
-        faults={"power_cut_at_write": cut} if cut else {},
+    return trusting_device(
+        tmp, broker.host, broker.port, key, name, heapsize=HEAP, build=build, cut=cut
     )
-    dev.prepare()
-    write_trust(dev.device_dir, {key.kid: key.public_hex}, floor="0.1.0")
-    return dev
 
 
 def _update(
