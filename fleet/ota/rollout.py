@@ -320,7 +320,15 @@ def wave_problem(
             f"wave {rollout.wave + 1}: {len(failed)} of {len(wave)} updates failed "
             f"(threshold {rollout.failure_threshold:.0%}): {'; '.join(reasons)[:400]}"
         )
-    updated = [by_pk[m.device_pk] for m in wave if m.state == "succeeded" and m.device_pk in by_pk]
+    # Judged on health sent after the update succeeded: what a trial boot reported before
+    # its self-test (e.g. a sensor flag carried over a reset) says nothing of the release.
+    updated = [
+        by_pk[m.device_pk]
+        for m in wave
+        if m.state == "succeeded"
+        and m.device_pk in by_pk
+        and _reported_since(by_pk[m.device_pk], m.updated_at)
+    ]
     if not updated:
         return None
     members = {m.device_pk for m in wave}
@@ -348,6 +356,10 @@ def wave_problem(
                 f"against {base:.0%} on the previous version"
             )
     return None
+
+
+def _reported_since(device: Device, at: datetime | None) -> bool:
+    return device.health_at is not None and (at is None or device.health_at > at)
 
 
 def _offline(device: Device) -> bool:
