@@ -283,3 +283,22 @@ def test_an_offer_taken_before_a_pause_counts_after_the_resume(
     with fleet_ctx.sessions() as s:
         states = set(s.scalars(select(RolloutDevice.state).where(RolloutDevice.rollout_id == rid)))
     assert _state(fleet_ctx, rid)[1] == 1 and "failed" not in states
+
+
+def test_updated_devices_going_offline_pause_the_wave_without_new_health(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    _devices(fleet_ctx, 10)
+    pub = Recorder()
+    rid = _canary_rollout(fleet_ctx, key, soak_s=3600)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    for device, body in pub.offers().items():
+        _health(fleet_ctx, device, "", seconds_ago=1)
+        _report(fleet_ctx, device, body["id"], "succeeded", app="0.2.0")
+        with fleet_ctx.sessions.begin() as s:
+            row = s.scalars(select(Device).where(Device.device_id == device)).one()
+            row.state = "offline"  # self-tested, reported, then never heard of again
+    tick(fleet_ctx.sessions, pub, "http://x")
+    state, wave, reason = _state(fleet_ctx, rid)
+    assert (state, wave) == ("paused", 0)
+    assert reason is not None and "offline" in reason
