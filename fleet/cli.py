@@ -326,6 +326,12 @@ def loadgen(
 def bench(
     name: Annotated[str, typer.Argument(help="Benchmark name; `fleet bench list` lists them.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    devices: Annotated[
+        int | None,
+        typer.Option(
+            "--devices", min=1, help="Virtual devices, for benchmarks that run them (ota)."
+        ),
+    ] = None,
 ) -> None:
     """Run a benchmark and print its figures (JSON with --json)."""
     from fleet import bench as benchmarks
@@ -339,7 +345,13 @@ def bench(
     except KeyError as exc:
         console.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from None
-    figures = run()
+    if devices is None:
+        figures = run()
+    elif benchmarks.takes_devices(run):
+        figures = run(devices=devices)
+    else:
+        console.print(f"[red]benchmark {name!r} does not take --devices[/red]")
+        raise typer.Exit(2)
     if as_json:
         typer.echo(json.dumps({"benchmark": name, **figures}, indent=2))
         return

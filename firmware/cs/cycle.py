@@ -99,10 +99,12 @@ def main(cfg: dict, profile: dict) -> None:
             log("uplink failed:", repr(e))
     wdt.feed()
     node.save_rtc()
+    if files.exists(root + "ota/image.json") or (files.read_json(root + "ota/app") or {}).get("trial"):
+        # A release on trial never deep-sleeps: it would run unvalidated for a whole sleep,
+        # and an image would escape the bootloader's rollback. A reset tries the self-test
+        # again at once and counts as a trial boot, so one that never passes is undone.
+        log("trial not settled: reset instead of sleep")
+        board.reset()
     ms = sleep_ms(node, time.ticks_diff(time.ticks_ms(), t0))
     log("sleep %d ms (awake %d ms)" % (ms, time.ticks_diff(time.ticks_ms(), t0)))
-    if files.exists(root + "ota/image.json"):
-        # An image on trial must never deep-sleep (it would escape the bootloader's
-        # rollback): a reset lets the bootloader undo it instead.
-        board.reset()
     board.deepsleep(ms)

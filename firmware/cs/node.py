@@ -109,6 +109,10 @@ class Node:
         up = topics.device_topic(self.device_id, topics.UP)
         sent = 0
         while True:
+            # Collect before each pack is built: it needs one contiguous block, and what
+            # connecting left behind can be held by stale stack references when an
+            # allocation failure collects by itself (seen at a 160 KB heap).
+            gc.collect()
             payload, n, end = self._batch()
             if end is None:
                 return sent
@@ -117,7 +121,6 @@ class Node:
             del payload
             self.store.ack(end, n)
             sent += n
-            gc.collect()
 
     def health_pack(self, rssi, reconnects: int) -> bytes:
         gc.collect()  # hourly at most: makes heap_free the live figure, not garbage

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-Benchmark = Callable[[], dict[str, Any]]
+Benchmark = Callable[..., dict[str, Any]]
 
 _REGISTRY: dict[str, tuple[str, str]] = {
     # name -> (module, description); imported lazily so one benchmark's deps never slow another
@@ -20,6 +20,10 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "firmware": (
         "fleet.bench.firmware",
         "Firmware in the VM: heap, awake time, bytes, battery life",
+    ),
+    "ota": (
+        "fleet.bench.ota",
+        "OTA rollout to 50 VM devices: wall time, bytes per device, Ed25519 check on device",
     ),
     "feed": (
         "fleet.bench.feed",
@@ -44,3 +48,10 @@ def load(name: str) -> Benchmark:
     module = importlib.import_module(module_name)
     run: Benchmark = module.run
     return run
+
+
+def takes_devices(run: Benchmark) -> bool:
+    """Does the benchmark size itself by a device count (`fleet bench NAME --devices N`)?"""
+    import inspect
+
+    return "devices" in inspect.signature(run).parameters

@@ -327,7 +327,8 @@ def wave_problem(
             f"wave {rollout.wave + 1}: {len(failed)} of {len(wave)} updates failed "
             f"(threshold {rollout.failure_threshold:.0%}): {'; '.join(reasons)[:400]}"
         )
-    updated = [by_pk[m.device_pk] for m in wave if m.state == "succeeded" and m.device_pk in by_pk]
+    succeeded_at = {m.device_pk: m.updated_at for m in wave if m.state == "succeeded"}
+    updated = [by_pk[pk] for pk in succeeded_at if pk in by_pk]
     if not updated:
         return None
     members = {m.device_pk for m in wave}
@@ -341,20 +342,30 @@ def wave_problem(
     def rebooting(device: Device) -> bool:
         return device.id in looping
 
-    checks: tuple[tuple[str, Callable[[Device], bool]], ...] = (
-        ("offline", _offline),
-        ("in a reboot loop", rebooting),
-        ("reporting sensor faults", _sensor_fault),
+    def faulty_since_update(device: Device) -> bool:
+        # Only health sent after the update succeeded speaks for the release: a trial boot's
+        # first health still carries what the old version saw (a sensor flag kept in RTC
+        # memory across the resets, say).
+        return _reported_since(device, succeeded_at[device.id]) and _sensor_fault(device)
+
+    checks: tuple[tuple[str, Callable[[Device], bool], Callable[[Device], bool]], ...] = (
+        ("offline", _offline, _offline),
+        ("in a reboot loop", rebooting, rebooting),
+        ("reporting sensor faults", faulty_since_update, _sensor_fault),
     )
-    for label, bad in checks:
+    for label, bad, bad_before in checks:
         rate = sum(map(bad, updated)) / len(updated)
-        base = sum(map(bad, baseline)) / len(baseline) if baseline else 0.0
+        base = sum(map(bad_before, baseline)) / len(baseline) if baseline else 0.0
         if rate - base > rollout.failure_threshold:
             return (
                 f"wave {rollout.wave + 1}: {rate:.0%} of updated devices {label} "
                 f"against {base:.0%} on the previous version"
             )
     return None
+
+
+def _reported_since(device: Device, at: datetime | None) -> bool:
+    return device.health_at is not None and (at is None or device.health_at > at)
 
 
 def _offline(device: Device) -> bool:

@@ -211,6 +211,8 @@ def record_progress(
             RolloutDevice.device_pk == device_pk, RolloutDevice.job_id == job
         )
     ).one_or_none()
+    if member is None and doc["state"] != "failed":
+        member = _member_by_earlier_job(session, device_pk, job)
     if member is None or member.state in TERMINAL:
         return  # a late report after the outcome (QoS 1 redelivery) changes nothing
     member.state = str(doc["state"])
@@ -221,3 +223,18 @@ def record_progress(
         device = session.get(Device, device_pk)
         if device is not None:
             device.fw_version = _text(doc, "app", 32)
+
+
+def _member_by_earlier_job(session: Session, device_pk: int, job: str) -> RolloutDevice | None:
+    """The device's membership in the rollout that issued `job` (ids are "r<rollout>-..."),
+    when the device goes on with an offer it took up before a pause withdrew it and a resume
+    offered it again under a new id: every job of a rollout installs the same release.
+    A failure under the old id is not carried over; the new offer is tried."""
+    head, sep, _ = job.partition("-")
+    if not sep or not head.startswith("r") or not head[1:].isdigit():
+        return None
+    return session.scalars(
+        select(RolloutDevice).where(
+            RolloutDevice.rollout_id == int(head[1:]), RolloutDevice.device_pk == device_pk
+        )
+    ).one_or_none()

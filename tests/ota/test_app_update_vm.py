@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 
 from fleet.ota import bundle, signing
-from fleet.ota.sim import read_files
+from fleet.ota.sim import read_files, write_trust
+from fleet.simulator.device import VirtualDevice
 from tests.contracts.schemas import schema_for_topic_leaf
 from tests.firmware.conftest import Broker, Subscriber, wait_until
 from tests.ota.rig import (
@@ -21,9 +23,11 @@ from tests.ota.rig import (
     publish_retained,
     trusting_device,
 )
+from tests.sim.fleetsink import RestartableBroker
 
 pytestmark = pytest.mark.vm
 
+MAX_TRIAL_BOOTS = 3  # firmware/cs/ota/__init__.py
 HEAP = "160K"  # see docs/ota.md: the stock node peaks within 3 KB of a 128K heap
 CRASH = 'raise RuntimeError("this release crashes at import")\n'
 
@@ -214,3 +218,55 @@ def test_a_release_that_crashes_at_boot_is_undone(
     assert rig.running_version() == "0.1.0"
     # The retained offer is still there; the device must not loop installing it again.
     assert [p["state"] for p in rig.reports("job-crash")].count("installing") == 1
+
+
+def test_a_battery_trial_without_the_broker_resets_instead_of_sleeping(
+    tmp_path: Path,
+    micropython_bin: Path,
+    key: signing.SigningKey,
+    releases: dict[str, bundle.Built],
+    blobs: BlobServer,
+) -> None:
+    """The broker goes away once the offer is taken: the update itself comes over HTTP, but
+    the trial cannot pass its self-test. It must never deep-sleep on the unvalidated app:
+    each trial wake resets, and after MAX_TRIAL_BOOTS the app is undone."""
+    broker = RestartableBroker(tmp_path / "broker")
+    broker.start()
+    dev = VirtualDevice(
+        data_dir=tmp_path,
+        seed=501,
+        board="firebeetle-sht41-ds18b20-2aa",
+        broker_port=broker.port,
+        heapsize=HEAP,
+        sample_interval_s=900,
+        health_interval_s=3600,
+        time_scale=300,
+        clock_start=time.time() - 86400,
+        config={"uplink_every": 4, "rh_uplink_above": 101},
+    )
+    dev.prepare()
+    write_trust(dev.device_dir, {key.kid: key.public_hex}, floor="0.1.0")
+    try:
+        dev.start()
+        wait_until(lambda: "] sleep " in dev.log_path.read_text(), 30, "the first sleep")
+        blobs.blobs["job-b1"] = releases["0.2.0"].blob
+        body = offer(releases["0.2.0"], key, blobs.url("job-b1"), "job-b1")
+        publish_retained(
+            broker.host, broker.port, f"cs/v1/d/{dev.device_id}/ota", json.dumps(body).encode()
+        )
+        wait_until(lambda: "accepted; restarting" in dev.log_path.read_text(), 60, "the offer")
+        broker.stop()
+
+        def asleep_after_undo() -> bool:
+            log = dev.log_path.read_text()
+            return "undoing app 0.2.0" in log and "] sleep " in log.split("undoing app 0.2.0")[1]
+
+        wait_until(asleep_after_undo, 90, "the trial undone and the node asleep again")
+    finally:
+        dev.stop()
+        broker.stop()
+    log = dev.log_path.read_text()
+    trial = log[log.index("uplink: fw 0.2.0 reset ota") : log.index("undoing app 0.2.0")]
+    assert "] sleep " not in trial
+    assert trial.count("trial not settled: reset instead of sleep") == MAX_TRIAL_BOOTS
+    assert read_files(dev.device_dir, ("ota/refused",))["ota/refused"] == ["job-b1"]

@@ -4,6 +4,7 @@ release checks (unsigned or untrusted releases are refused)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from fleet.access.principal import SYSTEM
 from fleet.core.context import FleetContext
 from fleet.models import AuditEntry, Device
+from fleet.models.base import utcnow
 from fleet.models.ota import Rollout, RolloutDevice
 from fleet.ota import bundle, rollout, service, signing
 from fleet.ota.engine import tick
@@ -205,3 +207,98 @@ def test_bad_waves_are_refused(waves: list) -> None:
 def test_wave_sizes_grow_to_the_whole_target() -> None:
     assert rollout.cumulative_sizes([2, "10%", "50%", "100%"], 50) == [2, 5, 25, 50]
     assert rollout.cumulative_sizes([5, "10%"], 3) == [3, 3]
+
+
+def _health(ctx: FleetContext, device_id: str, faults: str, seconds_ago: float) -> None:
+    with ctx.sessions.begin() as s:
+        device = s.scalars(select(Device).where(Device.device_id == device_id)).one()
+        device.health = {"sensor_faults": faults, "fw_version": "0.2.0"}
+        device.health_at = utcnow() - timedelta(seconds=seconds_ago)
+
+
+def _canary_rollout(ctx: FleetContext, key: signing.SigningKey, soak_s: int) -> int:
+    with ctx.sessions.begin() as s:
+        service.trust_key(s, SYSTEM, key.public_hex)
+        release = service.publish_release(s, SYSTEM, _release(key))
+        return rollout.create_rollout(
+            s,
+            SYSTEM,
+            release_id=release.id,
+            target={},
+            waves=[2, "100%"],
+            soak_s=soak_s,
+            failure_threshold=0.1,
+        ).id
+
+
+def test_only_health_sent_after_the_update_judges_the_release(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    _devices(fleet_ctx, 10)
+    pub = Recorder()
+    rid = _canary_rollout(fleet_ctx, key, soak_s=3600)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    canary = pub.offers()
+    for device, body in canary.items():
+        # The trial boot's first health still carries a sensor flag from before the update.
+        _health(fleet_ctx, device, "sht4x:nack", seconds_ago=1)
+        _report(fleet_ctx, device, body["id"], "succeeded", app="0.2.0")
+    tick(fleet_ctx.sessions, pub, "http://x")
+    assert _state(fleet_ctx, rid)[0] == "running"
+    # Health sent by the new release itself that shows the fault does stop the rollout.
+    _health(fleet_ctx, next(iter(canary)), "sht4x:nack", seconds_ago=-1)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    state, wave, reason = _state(fleet_ctx, rid)
+    assert (state, wave) == ("paused", 0)
+    assert reason is not None and "sensor faults" in reason
+
+
+def test_an_offer_taken_before_a_pause_counts_after_the_resume(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    _devices(fleet_ctx, 10)
+    pub = Recorder()
+    rid = _canary_rollout(fleet_ctx, key, soak_s=0)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    (bad, bad_offer), (busy, first) = pub.offers().items()
+    _report(fleet_ctx, bad, bad_offer["id"], "failed", reason="no sensor reading")
+    tick(fleet_ctx.sessions, pub, "http://x")
+    assert _state(fleet_ctx, rid)[0] == "paused"  # `busy` had not reported yet: withdrawn
+    with fleet_ctx.sessions.begin() as s:
+        rollout.resume(s, SYSTEM, s.get(Rollout, rid))
+    tick(fleet_ctx.sessions, pub, "http://x")
+    again = pub.offers()[busy]
+    assert again["id"] != first["id"]
+    # The device had saved the first offer and goes on with it: its reports still count,
+    # except a failure, which the newer offer gets to retry.
+    _report(fleet_ctx, busy, first["id"], "failed", reason="network")
+    _report(fleet_ctx, busy, first["id"], "downloading")
+    with fleet_ctx.sessions() as s:
+        member = s.scalars(select(RolloutDevice).where(RolloutDevice.job_id == again["id"])).one()
+        assert member.state == "downloading"
+    _report(fleet_ctx, busy, first["id"], "succeeded", app="0.2.0")
+    _report(fleet_ctx, bad, pub.offers()[bad]["id"], "succeeded", app="0.2.0")
+    for _ in range(4):
+        tick(fleet_ctx.sessions, pub, "http://x")
+    with fleet_ctx.sessions() as s:
+        states = set(s.scalars(select(RolloutDevice.state).where(RolloutDevice.rollout_id == rid)))
+    assert _state(fleet_ctx, rid)[1] == 1 and "failed" not in states
+
+
+def test_updated_devices_going_offline_pause_the_wave_without_new_health(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    _devices(fleet_ctx, 10)
+    pub = Recorder()
+    rid = _canary_rollout(fleet_ctx, key, soak_s=3600)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    for device, body in pub.offers().items():
+        _health(fleet_ctx, device, "", seconds_ago=1)
+        _report(fleet_ctx, device, body["id"], "succeeded", app="0.2.0")
+        with fleet_ctx.sessions.begin() as s:
+            row = s.scalars(select(Device).where(Device.device_id == device)).one()
+            row.state = "offline"  # self-tested, reported, then never heard of again
+    tick(fleet_ctx.sessions, pub, "http://x")
+    state, wave, reason = _state(fleet_ctx, rid)
+    assert (state, wave) == ("paused", 0)
+    assert reason is not None and "offline" in reason

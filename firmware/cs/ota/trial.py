@@ -41,7 +41,7 @@ async def after_boot(node, client, root: str) -> None:
         job = {"id": t.get("id"), "kind": "image" if image else "app", "version": t.get("ver")}
         hw = board if image else None
         await client.publish(topic, _payload("verifying", job, {"step": "self-test"}, hw), False, 1)
-        if not node.sensors.sample():
+        if not node.sensors.sample(True):
             # Not good: reset; the boot counter (app) or the bootloader (image) undoes it.
             await client.publish(topic, _payload("verifying", job, {"reason": "no sensor reading"}, hw), False, 1)
             node.restart("ota-selftest")
