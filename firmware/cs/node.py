@@ -33,7 +33,7 @@ class Node:
         self.reset_cause = why if why and cause in ("hard", "soft") else cause
         self.wake_reason = board.wake_reason()
         self.fix = clock.Fix(cause == "power_on")
-        self.store = Store()
+        self.store = Store(max_segs=cfg["queue_segments"])
         self.sensors = Sensors(build(board, profile, self.battery), self.rtc.setdefault("s", {}))
         self.uptime = clock.Uptime()
         self.heap_min_free = board.free_heap()

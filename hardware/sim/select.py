@@ -1,0 +1,47 @@
+"""Stand-in for `select` when the room runs faster than the host (sim.json "speed"):
+poll timeouts are simulated milliseconds, so asyncio's sleeps and timeouts pass at the
+room's speed, in step with the `time` stand-in's ticks."""
+
+import sys
+
+_p = sys.path
+sys.path = []  # import the built-in module, not this file
+import select as _s  # noqa: E402
+
+sys.path = _p
+del _p
+
+from time import SPEED  # noqa: E402
+
+POLLIN = _s.POLLIN
+POLLOUT = _s.POLLOUT
+POLLERR = _s.POLLERR
+POLLHUP = _s.POLLHUP
+
+
+def _real(ms):
+    # At least 1 ms of host time for a positive timeout: never a busy loop.
+    return ms if ms <= 0 else max(1, int(ms / SPEED))
+
+
+class _Poll:
+    def __init__(self):
+        self._p = _s.poll()
+
+    def register(self, obj, mask=POLLIN | POLLOUT):
+        self._p.register(obj, mask)
+
+    def unregister(self, obj):
+        self._p.unregister(obj)
+
+    def modify(self, obj, mask):
+        self._p.modify(obj, mask)
+
+    def poll(self, timeout=-1):
+        return self._p.poll(_real(timeout))
+
+    def ipoll(self, timeout=-1, flags=0):
+        return self._p.ipoll(_real(timeout), flags)
+
+
+poll = _s.poll if SPEED == 1 else _Poll
