@@ -9,7 +9,7 @@ skew means power-on.
 
 With "speed" > 1 the whole room runs that much faster than the host, awake or asleep:
 `ticks_ms()`/`ticks_us()` count simulated time and `sleep*()` take simulated durations,
-so the firmware's own timing (and asyncio's, through the `select` stand-in) follows.
+so the firmware's own timing (and asyncio's, through `simdev/fastpoll.py`) follows.
 """
 
 import sys
@@ -102,6 +102,10 @@ if SPEED != 1:
 
     def sleep_us(us):
         _t.sleep(us / 1000000 / SPEED)
+
+    from simdev import fastpoll
+
+    sys.modules["select"] = fastpoll  # before asyncio imports it
 
 
 def __getattr__(name):

@@ -1,17 +1,11 @@
-"""Stand-in for `select` when the room runs faster than the host (sim.json "speed"):
-poll timeouts are simulated milliseconds, so asyncio's sleeps and timeouts pass at the
-room's speed, in step with the `time` stand-in's ticks."""
+"""`select` for a room that runs faster than the host (sim.json "speed"): the `time`
+stand-in installs it as `select` before asyncio loads, so poll timeouts are simulated
+milliseconds and asyncio's sleeps and timeouts pass at the room's speed, in step with
+its ticks. At speed 1 it is never loaded: the device uses the built-in `select`."""
 
-import sys
+import select as _s  # the built-in: this module is not on the path as `select`
 
-_p = sys.path
-sys.path = []  # import the built-in module, not this file
-import select as _s  # noqa: E402
-
-sys.path = _p
-del _p
-
-from time import SPEED  # noqa: E402
+from time import SPEED
 
 POLLIN = _s.POLLIN
 POLLOUT = _s.POLLOUT
@@ -44,4 +38,4 @@ class _Poll:
         return self._p.ipoll(_real(timeout), flags)
 
 
-poll = _s.poll if SPEED == 1 else _Poll
+poll = _Poll
