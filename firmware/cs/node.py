@@ -10,7 +10,6 @@ import json
 
 from cs import FW_VERSION, clock, topics
 from cs.log import log
-from cs.mqtt import MQTTError
 from cs.senml import METRICS, Pack
 from cs.sensors import Sensors, build, encode
 from cs.store import Store
@@ -150,6 +149,8 @@ class Node:
 
     async def handle_inbox(self, client) -> None:
         """Commands and config updates that arrived; the handler loads only when needed."""
+        from cs.mqtt import MQTTError  # loaded already: there is a client
+
         while client.inbox:
             topic, payload, _ = client.inbox.pop(0)
             if topic.endswith("/" + topics.OTA):

@@ -77,6 +77,24 @@ def time():
     return int(_host() + c[0] + c[1])  # whole seconds, as on the ESP32
 
 
+_skip_ms = 0  # room time the host did not wait for (accelerated light sleep)
+
+
+def passed_ms(ms):
+    """The board was away `ms` more than the host waited: its clocks jump ahead by it."""
+    global _skip_ms
+    if ms <= 0:
+        return
+    c = _clock()
+    c[0] += ms / 1000
+    _save()
+    _skip_ms += ms
+    if SPEED == 1 and "ticks_ms" not in globals():
+        # Ticks that include the jumps, installed on first use (deep sleep needs none).
+        globals()["ticks_ms"] = lambda: _t.ticks_add(_t.ticks_ms(), int(_skip_ms))
+        globals()["ticks_us"] = lambda: _t.ticks_add(_t.ticks_us(), int(_skip_ms * 1000))
+
+
 def gmtime(secs=None):
     return _t.gmtime(time() if secs is None else secs)
 
@@ -89,10 +107,10 @@ if SPEED != 1:
 
     def ticks_ms():
         # From the microsecond counter: the host's milliseconds would be too coarse.
-        return int(_t.ticks_us() * SPEED / 1000) & _MASK
+        return int(_t.ticks_us() * SPEED / 1000 + _skip_ms) & _MASK
 
     def ticks_us():
-        return int(_t.ticks_us() * SPEED) & _MASK
+        return int(_t.ticks_us() * SPEED + _skip_ms * 1000) & _MASK
 
     def sleep(s):
         _t.sleep(s / SPEED)
