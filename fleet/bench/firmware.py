@@ -162,7 +162,7 @@ def _battery(folder: Path, port: int, board: str, profile: dict[str, Any]) -> di
         )
     sample_ms: list[int] = []  # VM time with the CPU running (light sleep taken out)
     uplink_ms: list[int] = []
-    light_ms: list[int] = []  # light sleep per wake, as the firmware chose it
+    light_ms: list[float] = []  # light sleep per wake, as the firmware chose it
     uplink = False
     for line in dev.log_path.read_text().splitlines():
         if "uplink: fw" in line:
@@ -179,7 +179,7 @@ def _battery(folder: Path, port: int, board: str, profile: dict[str, Any]) -> di
     conv = sum(CONVERSION_MS.get(k, 0) for k in kinds)
     # The chips' own conversion energy (mA*ms), whatever the CPU does meanwhile.
     conv_mams = sum(CONVERSION_MA.get(k, 0.0) * CONVERSION_MS.get(k, 0) for k in kinds)
-    light = statistics.median(light_ms)
+    light = float(statistics.median(light_ms))
     vm_sample = statistics.median(sample_ms)
     vm_uplink = statistics.median(uplink_ms)
     # Conversions the CPU did not sleep through keep it awake.
