@@ -162,16 +162,16 @@ def _battery(folder: Path, port: int, board: str, profile: dict[str, Any]) -> di
         )
     sample_ms: list[int] = []  # VM time with the CPU running (light sleep taken out)
     uplink_ms: list[int] = []
-    light_ms: list[float] = []  # light sleep per wake, as the firmware chose it
+    light_ms: list[int] = []  # light sleep per wake, as the firmware chose it
     uplink = False
     for line in dev.log_path.read_text().splitlines():
         if "uplink: fw" in line:
             uplink = True
         m = _AWAKE.search(line)
         if m:
-            light = int(m.group(2))
-            (uplink_ms if uplink else sample_ms).append(int(m.group(1)) - light)
-            light_ms.append(light)
+            slept = int(m.group(2))
+            (uplink_ms if uplink else sample_ms).append(int(m.group(1)) - slept)
+            light_ms.append(slept)
             uplink = False
     uplink_ms = uplink_ms[1:]  # the first boot also syncs the clock and subscribes
     power = profile["power"]
