@@ -21,6 +21,34 @@ def _flag() -> bool:
         return False
 
 
+def _unload(package: str) -> None:
+    """Forget a package whose work is done (the boot-time OTA loader), so the app gets
+    its heap back."""
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+    parent, _, leaf = package.rpartition(".")
+    if parent in sys.modules and hasattr(sys.modules[parent], leaf):
+        delattr(sys.modules[parent], leaf)
+
+
+def _crashed(err) -> None:
+    """The app died: note it in RTC memory for the next boot's loader (which undoes a
+    release on trial) and reset. Kept here, not in the unloaded loader."""
+    import json
+
+    from cs import board
+
+    try:
+        rtc = json.loads(board.boot_info()[1] or "{}")
+    except ValueError:
+        rtc = {}
+    rtc["why"] = "crash"  # cs.ota.RTC_CRASH
+    rtc["err"] = repr(err)[:80]
+    board.set_rtc(json.dumps(rtc).encode())
+    print("app crashed:", repr(err))
+    board.hard_reset()
+
+
 if _flag():
     print("maintenance mode: app not started (delete 'maintenance' and reset to resume)")
 else:
@@ -48,6 +76,9 @@ else:
             from cs.ota import update
 
             update.main(cfg, profile)  # ends in a reset
+        del loader
+        _unload("cs.ota")  # OTA code loads again only when there is OTA work
+        gc.collect()
         if maintenance_pin_held(profile):
             print("maintenance mode: button held at boot, app not started")
         elif profile["power"] == "battery":
@@ -62,7 +93,7 @@ else:
         # Status 2: config refused (see config.load_or_exit). From a new app on trial that
         # is a failed release, not a reason to stop.
         if trial and e.args and e.args[0] == 2:
-            loader.crashed("the new app refused the configuration")
+            _crashed("the new app refused the configuration")
         raise
     except Exception as e:
-        loader.crashed(e)
+        _crashed(e)

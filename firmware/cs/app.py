@@ -18,6 +18,18 @@ from cs.mqtt import MQTTClient, MQTTError
 from cs.node import Node
 
 WDT_MS = 30000
+OTA_RETRY_MS = 600000  # OTA work left by a boot, or an update held after network failures
+
+
+def unload(*names: str) -> None:
+    """Forget modules whose work is done, so their code leaves the heap."""
+    import sys
+
+    for name in names:
+        if sys.modules.pop(name, None) is not None:
+            parent, _, leaf = name.rpartition(".")
+            if parent in sys.modules and hasattr(sys.modules[parent], leaf):
+                delattr(sys.modules[parent], leaf)
 
 
 class App:
@@ -154,10 +166,26 @@ class App:
             client.close()
             await asyncio.sleep_ms(backoff.next_ms())
 
-    async def run(self) -> None:
-        from cs.ota.watch import task as ota_task
+    async def ota(self) -> None:
+        """Checks for OTA work now and then; the OTA code is in the heap only meanwhile
+        (and while an offer is being handled, see Node.handle_inbox)."""
+        first = True
+        while True:
+            from cs.ota import watch
 
-        for coro in (self.sampler(), self.sender(), self.health(), self.inbox(), self.supervisor(), ota_task(self)):
+            await watch.check(self, first)
+            del watch
+            unload("cs.ota.watch")
+            import sys
+
+            if not [n for n in sys.modules if n.startswith("cs.ota.") and n != "cs.ota.files"]:
+                unload("cs.ota.files", "cs.ota")  # no offer in hand either
+            gc.collect()
+            first = False
+            await asyncio.sleep_ms(OTA_RETRY_MS)
+
+    async def run(self) -> None:
+        for coro in (self.sampler(), self.sender(), self.health(), self.inbox(), self.supervisor(), self.ota()):
             asyncio.create_task(coro)
         await self.connection()
 

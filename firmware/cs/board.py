@@ -94,6 +94,13 @@ class Board:
         rtc.memory(data)
         return None
 
+    light_ms = 0  # time spent in light sleep this boot
+
+    def light_sleep(self, ms: int) -> None:
+        """CPU paused, RAM and pins kept (~0.8 mA instead of ~40): for waits with the radio off."""
+        self.light_ms += ms
+        machine.lightsleep(ms)
+
     def deepsleep(self, ms: int) -> None:
         self.wifi_off()
         machine.deepsleep(max(1, ms))

@@ -105,6 +105,8 @@ def validate(raw) -> dict:
         "rh_uplink_above": _range(
             _get(raw, "rh_uplink_above", int, "config", 85, False), 50, 101, "rh_uplink_above"
         ),
+        # Flash queue bound (2 KB segments): the oldest segment is evicted, and counted, when full.
+        "queue_segments": _range(_get(raw, "queue_segments", int, "config", 32, False), 2, 256, "queue_segments"),
     }
 
 

@@ -14,7 +14,6 @@ import gc
 import time
 
 from cs import FW_VERSION, clock, topics
-from cs.link import connect
 from cs.log import log
 from cs.node import Node
 
@@ -36,6 +35,8 @@ def due(node: Node, values: dict) -> bool:
 
 
 async def uplink(node: Node) -> None:
+    from cs.link import connect  # MQTT and Wi-Fi code load on uplink wakes only
+
     client = await connect(node)
     try:
         await node.drain(client)
@@ -106,5 +107,5 @@ def main(cfg: dict, profile: dict) -> None:
         log("trial not settled: reset instead of sleep")
         board.reset()
     ms = sleep_ms(node, time.ticks_diff(time.ticks_ms(), t0))
-    log("sleep %d ms (awake %d ms)" % (ms, time.ticks_diff(time.ticks_ms(), t0)))
+    log("sleep %d ms (awake %d ms, light %d ms)" % (ms, time.ticks_diff(time.ticks_ms(), t0), board.light_ms))
     board.deepsleep(ms)

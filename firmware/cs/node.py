@@ -10,7 +10,6 @@ import json
 
 from cs import FW_VERSION, clock, topics
 from cs.log import log
-from cs.mqtt import MQTTError
 from cs.senml import METRICS, Pack
 from cs.sensors import Sensors, build, encode
 from cs.store import Store
@@ -33,7 +32,7 @@ class Node:
         self.reset_cause = why if why and cause in ("hard", "soft") else cause
         self.wake_reason = board.wake_reason()
         self.fix = clock.Fix(cause == "power_on")
-        self.store = Store()
+        self.store = Store(max_segs=cfg["queue_segments"])
         self.sensors = Sensors(build(board, profile, self.battery), self.rtc.setdefault("s", {}))
         self.uptime = clock.Uptime()
         self.heap_min_free = board.free_heap()
@@ -153,6 +152,8 @@ class Node:
 
     async def handle_inbox(self, client) -> None:
         """Commands and config updates that arrived; the handler loads only when needed."""
+        from cs.mqtt import MQTTError  # loaded already: there is a client
+
         while client.inbox:
             topic, payload, _ = client.inbox.pop(0)
             if topic.endswith("/" + topics.OTA):

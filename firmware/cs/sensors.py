@@ -25,12 +25,15 @@ _FAULT, _FAILS, _SKIP, _RAW, _REP, _HEAT = range(6)
 def build(board, profile: dict, battery: bool) -> list:
     """(name, driver) per sensor in the profile; drivers load only when the board has one."""
     out: list = []
+    # A battery board light-sleeps while a chip converts (the radio is off then); a mains
+    # board keeps its connection serviced instead.
+    nap = board.light_sleep if battery else None
     for s in profile["sensors"]:
         kind = s["type"]
         if kind == "sht4x":
             from cs.drivers.sht4x import SHT4x
 
-            out.append((kind, SHT4x(board.i2c(), s["addr"])))
+            out.append((kind, SHT4x(board.i2c(), s["addr"], nap)))
         elif kind == "scd4x":
             from cs.drivers.scd4x import SCD4x
 
@@ -39,7 +42,7 @@ def build(board, profile: dict, battery: bool) -> list:
         elif kind == "ds18b20":
             from cs.drivers.ds18b20 import DS18B20
 
-            out.append((kind, DS18B20(board.onewire(s["pin"]))))
+            out.append((kind, DS18B20(board.onewire(s["pin"]), None, nap)))
         elif kind == "bme280":
             from cs.drivers.bme280 import BME280
 

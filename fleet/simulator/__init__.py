@@ -18,13 +18,16 @@ API::
                         broker_port=1883, heapsize="128K", sample_interval_s=900,
                         health_interval_s=3600, seed=None, board="devkitc-sht41",
                         room=None, faults=None, time_scale=1.0, clock_start=None,
-                        config=None)
+                        config=None, speed=1.0)
     dev.start(); dev.is_running; dev.pid; dev.stop(timeout=5.0); dev.kill()
     dev.set_faults({"sht4x": "crc"}); dev.update_sim(wifi={"fail": True})
     dev.readings(); dev.radio_uses(); dev.room_time(); dev.log_path; dev.device_dir
 
 ``time_scale`` shortens deep sleeps (and simulated sensor conversions) in real time
-while the device's clock and the room advance in full; ``clock_start`` sets the
+while the device's clock and the room advance in full; ``speed`` makes the room's clock
+run that much faster than the host's all the time, awake too (the firmware's ticks,
+sleeps and asyncio timeouts follow it: an hour of a mains device in 3600/speed s);
+``clock_start`` sets the
 room's UTC time at first power-on; ``config`` is merged into config.json (e.g.
 ``{"uplink_every": 4}``). The board profile decides the simulated chips.
 

@@ -22,7 +22,7 @@ EXIT_RESET = 100
 EXIT_DEEPSLEEP = 101
 RESET_FILE = ".sim_reset"
 RTC_FILE = "rtc_memory.bin"
-CLOCK_FILE = ".sim_clock"  # "offset skew": room time = host + offset; RTC = room + skew
+CLOCK_FILE = ".sim_clock"  # "offset skew": room time = host * speed + offset; RTC = room + skew
 WDT_FILE = ".sim_wdt"  # the watchdog timeout (ms), rewritten on every feed
 RADIO_FILE = "sim_radio.log"
 POWER_CUT_FILE = ".sim_power_cut"  # left by hardware/sim/simdev/flash.py when it cuts the power
@@ -57,9 +57,13 @@ class VirtualDevice:
         time_scale: float = 1.0,
         clock_start: float | None = None,
         config: dict[str, Any] | None = None,
+        speed: float = 1.0,
     ) -> None:
         """`time_scale` > 1 makes deep sleeps (and simulated chip conversions) that much
         shorter in real time while the device's clock and the room advance in full.
+        `speed` > 1 makes the room's clock run that much faster than the host's all the
+        time, awake too: the firmware's ticks, sleeps and timeouts follow it, so an hour
+        of a mains device takes 3600 / speed seconds. It is fixed at the first start.
         `clock_start` puts the room's UTC time there at first power-on (e.g. a day ago,
         so an accelerated day ends near now). `config` is merged into config.json."""
         if seed is None:
@@ -80,6 +84,9 @@ class VirtualDevice:
         if time_scale < 1:
             raise ValueError("time_scale must be >= 1")
         self.time_scale = time_scale
+        if speed < 1:
+            raise ValueError("speed must be >= 1")
+        self.speed = speed
         self.clock_start = clock_start
         self.config_overrides = config or {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -124,14 +131,17 @@ class VirtualDevice:
                 "wifi": {"rssi": -55 - self.seed % 30},
                 "sensors": _sim_sensors(json.loads(profile.read_text()), self.seed),
                 "time_scale": self.time_scale,
+                "speed": self.speed,
             }
             _write_json(self.sim_path, sim)
         else:
             self.update_sim(time_scale=self.time_scale)
+            self.speed = float(json.loads(self.sim_path.read_text()).get("speed", 1))
             if self.faults is not None:
                 self.set_faults(self.faults)
         if self.clock_start is not None and not (self.device_dir / CLOCK_FILE).exists():
-            (self.device_dir / CLOCK_FILE).write_text(repr(self.clock_start - time.time()))
+            offset = self.clock_start - time.time() * self.speed
+            (self.device_dir / CLOCK_FILE).write_text(repr(offset))
 
     def _write_config(self) -> None:
         wanted: dict[str, Any] = {
@@ -192,10 +202,10 @@ class VirtualDevice:
         return len(path.read_text().splitlines()) if path.exists() else 0
 
     def room_time(self) -> float:
-        """The simulated UTC time (equals the host clock unless time_scale or clock_start)."""
+        """The simulated UTC time (the host clock unless speed, time_scale or clock_start)."""
         path = self.device_dir / CLOCK_FILE
         offset = float(path.read_text().split()[0]) if path.exists() else 0.0
-        return time.time() + offset
+        return time.time() * self.speed + offset
 
     def readings(self) -> list[dict[str, Any]]:
         """Every measurement the simulated sensor served (see hardware/sim/simdev/sht4x.py)."""
@@ -274,7 +284,7 @@ class VirtualDevice:
             except subprocess.TimeoutExpired:
                 pass
             try:
-                timeout_s = int(wdt.read_text() or 0) / 1000.0
+                timeout_s = int(wdt.read_text() or 0) / 1000.0 / self.speed
                 stale = time.time() - wdt.stat().st_mtime
             except (OSError, ValueError):
                 continue
@@ -300,11 +310,11 @@ class VirtualDevice:
             (self.device_dir / WDT_FILE).unlink(missing_ok=True)  # a reset stops the watchdog
             if code == EXIT_DEEPSLEEP:
                 sleep_s = self._sleep_seconds()
-                real = sleep_s / self.time_scale
+                real = sleep_s / self.time_scale / self.speed
                 if self._stop.wait(real):
                     return
-                if sleep_s > real:
-                    self._advance_clock(sleep_s - real)
+                if sleep_s > real * self.speed:
+                    self._advance_clock(sleep_s - real * self.speed)
             elif code != EXIT_RESET and not self._power_cut():
                 self.returncode = code
                 return

@@ -156,10 +156,17 @@ def test_a_release_crashing_at_boot_pauses_the_rollout_at_its_canary(
         assert failed and all("crashed" in (m.reason or "") for m in failed)
         # Undone on the canary: every device still reports the old version.
         wait_until(_all_on(fleet, devices.device_ids, "0.1.0"), 30, "0.1.0 everywhere")
-        with fleet.ctx.sessions() as s:
-            canary = s.scalars(select(Device).where(Device.device_id == next(iter(members)))).one()
-            states = [e.state for e in service.history(s, canary)]
-        assert "failed" in states and "rebooting" in states  # its update history is kept
+
+        def canary_states() -> list[str] | None:
+            # Each canary reports its outcome a couple of seconds after coming back online.
+            with fleet.ctx.sessions() as s:
+                dev = next(iter(members))
+                canary = s.scalars(select(Device).where(Device.device_id == dev)).one()
+                states = [e.state for e in service.history(s, canary)]
+            return states if "failed" in states else None
+
+        states = wait_until(canary_states, 30, "the canary's failure in its update history")
+        assert "rebooting" in states  # its update history is kept
 
 
 def test_a_rollout_pauses_on_failures_and_finishes_after_resume(

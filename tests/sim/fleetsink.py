@@ -98,7 +98,9 @@ class FleetSink:
         with self._lock:
             if msg.topic.endswith("/health"):
                 pack = json.loads(msg.payload)
-                self.health.append({r["n"]: r.get("v", r.get("vs", r.get("vb"))) for r in pack})
+                rec = {r["n"]: r.get("v", r.get("vs", r.get("vb"))) for r in pack}
+                rec["bt"] = pack[0].get("bt")  # the device's UTC time when it reported
+                self.health.append(rec)
             if outcome.action == "rejected":
                 self.rejects.append(f"{msg.topic}: {outcome.reason} {outcome.detail}")
 
@@ -130,9 +132,12 @@ def match_served(
     served: list[dict[str, Any]],
     stored: list[tuple[str, datetime, float]],
     metrics: tuple[str, ...],
+    slack_s: float = 2.0,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, datetime, float]]]:
     """Pair each served sensor reading with the one stored row per metric that has its value
-    and a time within 2 s (a reading taken before NTP is re-dated to within a second).
+    and a time within `slack_s` (a reading taken before NTP is re-dated to within a second;
+    a room clock running faster than the host's stretches host scheduling delays between
+    taking a reading and stamping it).
     Returns (served readings with no stored row, stored rows matching no served reading)."""
     unused = sorted(stored, key=lambda r: r[1])
     missing = []
@@ -145,7 +150,7 @@ def match_served(
                     row
                     for row in unused
                     if row[0] == metric
-                    and abs(row[1].timestamp() - rec["ts"]) <= 2
+                    and abs(row[1].timestamp() - rec["ts"]) <= slack_s
                     and abs(row[2] - rec[metric]) <= TOLERANCE[metric]
                 ),
                 None,

@@ -17,11 +17,14 @@ _CONVERT = const(0x44)
 _READ = const(0xBE)
 _WRITE = const(0x4E)
 _CFG_11BIT = const(0x5F)
+_CONVERT_MS = const(375)  # 11-bit conversion, datasheet maximum
 
 
 class DS18B20:
-    def __init__(self, ow, rom=None) -> None:
+    def __init__(self, ow, rom=None, nap=None) -> None:
+        """`nap(ms)` waits out the conversion (a battery board light-sleeps through it)."""
         self._ow = ow
+        self._nap = nap
         self.rom = rom
         self._configured = False
         self.raw = 0
@@ -42,10 +45,12 @@ class DS18B20:
             self._configured = True
         self._select()
         self._ow.writebyte(_CONVERT)
+        if self._nap is not None:
+            self._nap(_CONVERT_MS)  # the CPU sleeps instead of polling the bus
         for _ in range(100):  # the probe holds read slots low until the conversion ends
-            time.sleep_ms(10)
             if self._ow.readbit():
                 break
+            time.sleep_ms(10)
         self._select()
         self._ow.writebyte(_READ)
         pad = bytearray(9)

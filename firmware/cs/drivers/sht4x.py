@@ -43,8 +43,10 @@ def to_rh(word: int) -> float:
 
 
 class SHT4x:
-    def __init__(self, i2c, addr: int = ADDR_A) -> None:
+    def __init__(self, i2c, addr: int = ADDR_A, nap=None) -> None:
+        """`nap(ms)` waits out a measurement (a battery board light-sleeps through it)."""
         self._i2c = i2c
+        self._nap = nap or time.sleep_ms
         self.addr = addr
         self._buf = bytearray(6)
         self.raw = 0  # last (T, RH) words as one int: lets the caller spot a stuck chip
@@ -52,7 +54,7 @@ class SHT4x:
     def _command(self, cmd: int, wait_ms: int) -> bytearray:
         try:
             self._i2c.writeto(self.addr, bytes((cmd,)))
-            time.sleep_ms(wait_ms)
+            self._nap(wait_ms)
             self._i2c.readfrom_into(self.addr, self._buf)
         except OSError as e:
             # MicroPython has no exception chaining; keep the cause in the message.

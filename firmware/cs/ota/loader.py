@@ -129,21 +129,6 @@ def _image_boot(board, root: str, cause: str) -> None:
     files.remove(root + "ota/image.json")
 
 
-def crashed(err) -> None:
-    """The app died at start or while running: note it for the next boot and reset."""
-    from cs import board
-
-    try:
-        rtc = json.loads(board.boot_info()[1] or "{}")
-    except ValueError:
-        rtc = {}
-    rtc[ota.RTC_CRASH] = "crash"
-    rtc["err"] = repr(err)[:80]
-    board.set_rtc(json.dumps(rtc).encode())
-    print("app crashed:", repr(err))
-    board.hard_reset()
-
-
 _root = ""
 
 

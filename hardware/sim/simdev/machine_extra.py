@@ -11,7 +11,12 @@ from simdev import state
 
 
 def lightsleep(time_ms=0):
-    time.sleep_ms(int(time_ms))
+    """Sleeps like deep sleep does in the sim: sim.json "time_scale" shortens it in host
+    time while the board's clocks (ticks, RTC, room) advance by all of it."""
+    ms = int(time_ms)
+    real = ms / state.sim().get("time_scale", 1)
+    time.sleep(real / 1000)
+    time.passed_ms(ms - real)
 
 
 def idle():
