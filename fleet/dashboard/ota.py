@@ -1,4 +1,5 @@
-"""Update pages: releases, rollouts with per-wave progress, pause/resume/abort and new rollouts."""
+"""Update pages: releases, rollouts with per-wave progress, pause/resume/abort, new rollouts
+and pinning a device to its version."""
 
 from __future__ import annotations
 
@@ -16,16 +17,21 @@ from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.api.schemas import MAX_ID
 from fleet.dashboard.templating import TEMPLATES
 from fleet.models.base import utcnow
+from fleet.models import Device
 from fleet.models.ota import Rollout
 from fleet.ota import report
 from fleet.ota import rollout as rollouts
+from fleet.ota import service
 from fleet.ota.errors import NotFound, OtaError
 from fleet.registry import places
 
 router = APIRouter(include_in_schema=False)
 RolloutId = Annotated[int, Path(ge=1, le=MAX_ID)]
+DeviceId = Annotated[str, Path(min_length=1, max_length=64)]
 DEFAULT_WAVES = "1, 10%, 50%, 100%"
 MAX_SOAK_MIN = 30 * 24 * 60
+MAX_PIN_REASON = 400
+MAX_VERSION = 32  # the width of ota_pins.version
 
 
 def _back(url: str, notice: str) -> RedirectResponse:
@@ -198,3 +204,57 @@ def rollout_action(
     _wake(request)
     done = {"pause": "paused", "resume": "resumed", "abort": "aborted"}[action]
     return _back(here, f"rollout {rollout_id} {done}")
+
+
+def _visible_device(session: Session, user: Principal, device_id: str) -> Device:
+    """Looked up before the permission check: a device of another borough is 404 for anyone."""
+    try:
+        return service.visible_device(session, user, device_id)
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.post("/devices/{device_id}/pin")
+def pin_device(
+    device_id: DeviceId,
+    reason: str = Form("", max_length=4000),
+    version: str = Form("", max_length=400),
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    device = _visible_device(session, user, device_id)
+    user.require(Scope.RELEASES_WRITE)
+    here = f"/devices/{quote(device.device_id, safe='')}"
+    reason, version = reason.strip(), version.strip()
+    if not reason:
+        return _back(here, "not pinned: give a reason (who asked, or why it must stay)")
+    if len(reason) > MAX_PIN_REASON:
+        return _back(here, f"not pinned: the reason is at most {MAX_PIN_REASON} characters")
+    if len(version) > MAX_VERSION:
+        return _back(here, f"not pinned: a version is at most {MAX_VERSION} characters")
+    if not version and not device.fw_version:
+        return _back(here, "not pinned: the device has not reported its version; give one")
+    pin = service.pin(session, user, device.device_id, version or None, reason)
+    session.commit()
+    return _back(here, f"pinned to {pin.version}")
+
+
+@router.post("/devices/{device_id}/unpin")
+def unpin_device(
+    device_id: DeviceId,
+    csrf: str = Form(""),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    check_csrf(user, csrf)
+    device = _visible_device(session, user, device_id)
+    user.require(Scope.RELEASES_WRITE)
+    here = f"/devices/{quote(device.device_id, safe='')}"
+    try:
+        service.unpin(session, user, device.device_id)
+    except NotFound:
+        return _back(here, "not unpinned: the device is not pinned")
+    session.commit()
+    return _back(here, "unpinned: rollouts may update it again")

@@ -159,6 +159,7 @@ def device_page(
             "updates": ota_service.history(session, device, limit=50),
             "pin": session.get(VersionPin, device.id),
             "can_command": Scope.COMMANDS in user.scopes,
+            "can_pin": Scope.RELEASES_WRITE in user.scopes,
             "notice": request.query_params.get("notice"),
         },
     )
