@@ -16,12 +16,11 @@ from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.api.schemas import MAX_ID
 from fleet.dashboard.templating import TEMPLATES
-from fleet.models.base import utcnow
 from fleet.models import Device
+from fleet.models.base import utcnow
 from fleet.models.ota import Rollout
-from fleet.ota import report
+from fleet.ota import report, service
 from fleet.ota import rollout as rollouts
-from fleet.ota import service
 from fleet.ota.errors import NotFound, OtaError
 from fleet.registry import places
 

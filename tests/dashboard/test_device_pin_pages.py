@@ -123,12 +123,12 @@ def test_admin_pins_and_unpins_with_notices_and_audit(
     assert entries[2].detail == {"version": "0.0.9", "reason": "hold back"}
 
 
-def tick_until(ctx: FleetContext, recorder: Recorder, done: Callable[[], bool]) -> None:
+def tick_until(ctx: FleetContext, publisher: Recorder, done: Callable[[], bool]) -> None:
     """Drives the engine a bounded number of steps (a wave, its soak of 0 s, the next wave)."""
     for _ in range(6):
         if done():
             return
-        tick(ctx.sessions, recorder, BASE)
+        tick(ctx.sessions, publisher, BASE)
     assert done(), "the rollout did not get there within 6 engine steps"
 
 

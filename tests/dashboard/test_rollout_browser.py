@@ -1,4 +1,5 @@
-"""The rollout page in a real browser: an admin pauses and resumes a rollout, staff only watch."""
+"""The update pages in a real browser: an admin pauses and resumes a rollout, staff only watch;
+an admin pins and unpins a device from its page."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
+from fleet.models import Device
 from tests.dashboard.conftest import save_screenshot, sign_in
 from tests.dashboard.ota_data import hackney_rollout, publish_release
 from tests.fleet.server import RunningFleet
@@ -59,3 +62,34 @@ def test_admin_pauses_and_resumes_a_rollout(fleet: RunningFleet, page, tmp_path:
     page.goto(f"{fleet.base_url}/rollouts/{rollout_id}")
     expect(state).to_have_text("running")
     expect(page.get_by_role("button", name=re.compile("Pause|Resume|Abort"))).to_have_count(0)
+
+
+def test_admin_pins_and_unpins_a_device_from_its_page(fleet: RunningFleet, page) -> None:  # type: ignore[no-untyped-def]
+    with fleet.ctx.sessions.begin() as s:
+        s.scalars(
+            select(Device).where(Device.device_id == "cs-hackney-0001")
+        ).one().fw_version = "0.1.0"
+    sign_in(page, fleet.base_url, "admin")
+    page.goto(f"{fleet.base_url}/devices/cs-hackney-0001")
+    reason = page.get_by_label("Pin reason")
+    reason.fill("   ")  # passes the browser's check, not the server's
+    page.get_by_role("button", name="Pin", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("not pinned: give a reason")
+    expect(page.locator("#pin")).to_have_count(0)
+
+    reason.fill("tenant asked for no updates")
+    page.get_by_role("button", name="Pin", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("pinned to 0.1.0")
+    expect(page.locator("#pin")).to_contain_text("Pinned to 0.1.0 by user:")
+    expect(page.locator("#pin")).to_contain_text("tenant asked for no updates")
+    save_screenshot(page, "device-pinned")
+
+    page.get_by_role("button", name="Unpin").click()
+    expect(page.get_by_role("status")).to_have_text("unpinned: rollouts may update it again")
+    expect(page.locator("#pin")).to_have_count(0)
+    expect(page.get_by_label("Pin reason")).to_be_visible()
+
+    page.get_by_role("link", name="Audit log").click()
+    actions = page.locator("#audit [data-field=action]")
+    expect(actions.nth(0)).to_have_text("ota.unpin")
+    expect(actions.nth(1)).to_have_text("ota.pin")
