@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.api.schemas import MAX_ID
-from fleet.dashboard.templating import TEMPLATES
+from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.models import Device
 from fleet.models.base import utcnow
 from fleet.models.ota import Rollout
@@ -31,10 +31,6 @@ DEFAULT_WAVES = "1, 10%, 50%, 100%"
 MAX_SOAK_MIN = 30 * 24 * 60
 MAX_PIN_REASON = 400
 MAX_VERSION = 32  # the width of ota_pins.version
-
-
-def _back(url: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(f"{url}?notice={quote(notice)}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 def _wake(request: Request) -> None:
@@ -122,9 +118,11 @@ def create_rollout(
         soak = int(soak_min)
         threshold = float(failure_pct)
     except ValueError:
-        return _back("/rollouts", "not started: soak and failure threshold must be numbers")
+        return back_with_notice(
+            "/rollouts", "not started: soak and failure threshold must be numbers"
+        )
     if not 0 <= soak <= MAX_SOAK_MIN:
-        return _back("/rollouts", f"not started: soak is 0 to {MAX_SOAK_MIN} minutes")
+        return back_with_notice("/rollouts", f"not started: soak is 0 to {MAX_SOAK_MIN} minutes")
     try:
         rollout = rollouts.create_rollout(
             session,
@@ -136,10 +134,10 @@ def create_rollout(
             failure_threshold=threshold / 100,
         )
     except OtaError as exc:
-        return _back("/rollouts", f"not started: {exc}")
+        return back_with_notice("/rollouts", f"not started: {exc}")
     session.commit()
     _wake(request)
-    return _back(f"/rollouts/{rollout.id}", "rollout started")
+    return back_with_notice(f"/rollouts/{rollout.id}", "rollout started")
 
 
 def _visible(session: Session, user: Principal, rollout_id: int) -> Rollout:
@@ -187,7 +185,9 @@ def rollout_action(
     here = f"/rollouts/{rollout_id}"
     publisher = request.app.state.commands
     if action != "resume" and publisher is None:
-        return _back(here, f"not done: no broker connection to withdraw offers; try {action} again")
+        return back_with_notice(
+            here, f"not done: no broker connection to withdraw offers; try {action} again"
+        )
     try:
         if action == "pause":
             rollouts.pause(
@@ -198,11 +198,11 @@ def rollout_action(
         else:
             rollouts.abort(session, user, rollout, publisher)
     except OtaError as exc:
-        return _back(here, f"not done: {exc}")
+        return back_with_notice(here, f"not done: {exc}")
     session.commit()
     _wake(request)
     done = {"pause": "paused", "resume": "resumed", "abort": "aborted"}[action]
-    return _back(here, f"rollout {rollout_id} {done}")
+    return back_with_notice(here, f"rollout {rollout_id} {done}")
 
 
 def _visible_device(session: Session, user: Principal, device_id: str) -> Device:
@@ -228,16 +228,20 @@ def pin_device(
     here = f"/devices/{quote(device.device_id, safe='')}"
     reason, version = reason.strip(), version.strip()
     if not reason:
-        return _back(here, "not pinned: give a reason (who asked, or why it must stay)")
+        return back_with_notice(here, "not pinned: give a reason (who asked, or why it must stay)")
     if len(reason) > MAX_PIN_REASON:
-        return _back(here, f"not pinned: the reason is at most {MAX_PIN_REASON} characters")
+        return back_with_notice(
+            here, f"not pinned: the reason is at most {MAX_PIN_REASON} characters"
+        )
     if len(version) > MAX_VERSION:
-        return _back(here, f"not pinned: a version is at most {MAX_VERSION} characters")
+        return back_with_notice(here, f"not pinned: a version is at most {MAX_VERSION} characters")
     if not version and not device.fw_version:
-        return _back(here, "not pinned: the device has not reported its version; give one")
+        return back_with_notice(
+            here, "not pinned: the device has not reported its version; give one"
+        )
     pin = service.pin(session, user, device.device_id, version or None, reason)
     session.commit()
-    return _back(here, f"pinned to {pin.version}")
+    return back_with_notice(here, f"pinned to {pin.version}")
 
 
 @router.post("/devices/{device_id}/unpin")
@@ -254,6 +258,6 @@ def unpin_device(
     try:
         service.unpin(session, user, device.device_id)
     except NotFound:
-        return _back(here, "not unpinned: the device is not pinned")
+        return back_with_notice(here, "not unpinned: the device is not pinned")
     session.commit()
-    return _back(here, "unpinned: rollouts may update it again")
+    return back_with_notice(here, "unpinned: rollouts may update it again")

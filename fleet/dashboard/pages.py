@@ -17,7 +17,7 @@ from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.commands.send import CommandUnavailable, send_command
 from fleet.dashboard.charts import Series, line_chart
-from fleet.dashboard.templating import TEMPLATES
+from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.health import alerts as lifecycle
 from fleet.models import AuditEntry, HealthSnapshot, StateChange
 from fleet.models.base import utcnow
@@ -195,9 +195,7 @@ def device_command(
         session.commit()
     except CommandUnavailable as exc:
         notice = f"{op} not sent: {exc}"
-    return RedirectResponse(
-        f"/devices/{device_id}?notice={notice}", status_code=status.HTTP_303_SEE_OTHER
-    )
+    return back_with_notice(f"/devices/{device_id}", notice)
 
 
 @router.get("/alerts", response_class=HTMLResponse)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Path, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -15,16 +15,12 @@ from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.api.schemas import MAX_ID, PlacementCreate, PropertyCreate
-from fleet.dashboard.templating import TEMPLATES
+from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.models import Device, Estate, Placement
 from fleet.registry import changes, places
 
 router = APIRouter(include_in_schema=False)
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
-
-
-def _back(url: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(f"{url}?notice={notice}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 def _errors(exc: ValidationError) -> str:
@@ -87,11 +83,11 @@ def create_property(
         )
         prop = places.create_property(session, borough=borough, **body.model_dump())
     except ValidationError as exc:
-        return _back("/registry", f"not saved: {_errors(exc)}")
+        return back_with_notice("/registry", f"not saved: {_errors(exc)}")
     except ValueError:
-        return _back("/registry", "not saved: floor must be a whole number")
+        return back_with_notice("/registry", "not saved: floor must be a whole number")
     except places.Conflict as exc:
-        return _back("/registry", f"not saved: {exc}")
+        return back_with_notice("/registry", f"not saved: {exc}")
     audit.record(
         session,
         user,
@@ -101,7 +97,7 @@ def create_property(
         borough_id=borough.id,
     )
     session.commit()
-    return _back(f"/registry/properties/{prop.id}", "property created")
+    return back_with_notice(f"/registry/properties/{prop.id}", "property created")
 
 
 @router.post("/registry/{code}/estates")
@@ -119,10 +115,10 @@ def create_estate(
     try:
         estate = places.create_estate(session, borough=borough, name=name.strip(), kind=kind)
     except places.Conflict as exc:
-        return _back("/registry", f"not saved: {exc}")
+        return back_with_notice("/registry", f"not saved: {exc}")
     changes.created(session, user, estate)
     session.commit()
-    return _back("/registry", f"estate {estate.name} created")
+    return back_with_notice("/registry", f"estate {estate.name} created")
 
 
 @router.get("/registry/properties/{property_id}", response_class=HTMLResponse)
@@ -170,7 +166,7 @@ def create_placement(
     try:
         body = PlacementCreate(room=room.strip(), position=position.strip() or None)
     except ValidationError as exc:
-        return _back(here, f"not saved: {_errors(exc)}")
+        return back_with_notice(here, f"not saved: {_errors(exc)}")
     placement = places.create_placement(session, prop=prop, room=body.room, position=body.position)
     audit.record(
         session,
@@ -181,7 +177,7 @@ def create_placement(
         borough_id=prop.borough_id,
     )
     session.commit()
-    return _back(here, f"placement {placement.room} added")
+    return back_with_notice(here, f"placement {placement.room} added")
 
 
 @router.post("/registry/properties/{property_id}/delete")
@@ -197,6 +193,6 @@ def delete_property(
     try:
         changes.delete(session, user, prop)
     except places.Conflict as exc:
-        return _back(f"/registry/properties/{property_id}", f"not deleted: {exc}")
+        return back_with_notice(f"/registry/properties/{property_id}", f"not deleted: {exc}")
     session.commit()
-    return _back("/registry", f"property {prop.reference} deleted")
+    return back_with_notice("/registry", f"property {prop.reference} deleted")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,7 +19,7 @@ from fleet.cases.deadlines import STEP_LABELS, CaseStep
 from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
 from fleet.cases.views import case_view, daily_summary, level_history
 from fleet.dashboard.charts import Series, line_chart
-from fleet.dashboard.templating import TEMPLATES
+from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.models import Borough, Case, Property, PropertyRisk
 from fleet.models.base import utcnow
 from fleet.registry import places
@@ -127,10 +126,6 @@ def _uk_time(value: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UK)
 
 
-def _back(url: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(f"{url}?notice={quote(notice)}", status_code=status.HTTP_303_SEE_OTHER)
-
-
 @router.get("/risk", response_class=HTMLResponse)
 def risk_list(
     request: Request,
@@ -228,7 +223,7 @@ def risk_open_case(
             note=note or None,
         )
     except InvalidStep as exc:
-        return _back(f"/risk/properties/{property_id}", str(exc))
+        return back_with_notice(f"/risk/properties/{property_id}", str(exc))
     session.commit()
     return RedirectResponse(f"/cases/{case.id}", status_code=status.HTTP_303_SEE_OTHER)
 
@@ -310,9 +305,9 @@ def case_step(
             note=note or None,
         )
     except (CaseConflict, InvalidStep) as exc:
-        return _back(f"/cases/{case_id}", str(exc))
+        return back_with_notice(f"/cases/{case_id}", str(exc))
     session.commit()
-    return _back(f"/cases/{case_id}", f"{STEP_LABELS[chosen]} recorded")
+    return back_with_notice(f"/cases/{case_id}", f"{STEP_LABELS[chosen]} recorded")
 
 
 @router.post("/cases/{case_id}/close")
@@ -329,9 +324,9 @@ def case_close(
     try:
         cases.close_case(session, case=case, principal=user, now=utcnow(), note=note or None)
     except (CaseConflict, InvalidStep) as exc:
-        return _back(f"/cases/{case_id}", str(exc))
+        return back_with_notice(f"/cases/{case_id}", str(exc))
     session.commit()
-    return _back(f"/cases/{case_id}", "case closed")
+    return back_with_notice(f"/cases/{case_id}", "case closed")
 
 
 @router.get("/cases/{case_id}/evidence", response_class=HTMLResponse)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
+from fastapi import status
+from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -18,6 +21,11 @@ OVERVIEW_METRICS = {
 # SenML units are for machines; people read these.
 DISPLAY_UNITS = {"Cel": "°C", "%RH": "%", "%EL": "%", "ppm": " ppm", "Pa": " Pa", "V": " V"}
 STATES = ("online", "sleeping", "late", "offline", "unknown")
+
+
+def back_with_notice(url: str, notice: str) -> RedirectResponse:
+    """Post/redirect/get: the page shows `notice` (quoted, so any text survives the URL)."""
+    return RedirectResponse(f"{url}?notice={quote(notice)}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 def fmt_value(value: float, unit: str) -> str:
