@@ -66,7 +66,9 @@ def test_random_kills_lose_or_repeat_nothing(vm: VM) -> None:
         unconfirmed |= set(pending)
         start = max(appended, default=-1) + 2  # the value after a maybe-torn append
         # A torn write: half a record and no newline, as a power cut mid-write leaves.
-        segs = sorted(int(n) for n in os.listdir(vm.device_dir / "q") if n.isdigit())
+        # A kill before the VM made its queue folder (a slow start) leaves nothing to tear.
+        queue = vm.device_dir / "q"
+        segs = sorted(int(n) for n in os.listdir(queue) if n.isdigit()) if queue.exists() else []
         if segs and rng.random() < 0.5:
             with open(vm.device_dir / "q" / str(segs[-1]), "ab") as f:
                 f.write(b"1763859999 1 t99")
