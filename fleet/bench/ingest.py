@@ -157,6 +157,7 @@ def _live_and_connections(
         connect_rate=1000.0,
         prefix="cs-held",
         keepalive=60,
+        hold_s=1.0,  # stay connected after the last pack until the storm is measured
     )
     register_devices(ctx.sessions, live.device_ids() + held.device_ids())
     with PrivateMosquitto(work) as mq:

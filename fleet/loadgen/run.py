@@ -66,6 +66,7 @@ class _Fleet:
         self.finished = asyncio.Event()  # every device has sent (and had acked) its packs
         self.stop_sending = asyncio.Event()  # no new packs; retry what is pending
         self.give_up = asyncio.Event()  # stop retrying too
+        self.next_storm = asyncio.Event()  # set by the next reconnect storm
         self.done_devices = 0
         self._next_connect = 0.0
 
@@ -86,6 +87,8 @@ class _Fleet:
         for client in self.clients:
             if client.is_connected:
                 client.abort()
+        self.next_storm.set()  # wakes the held devices, which reconnect
+        self.next_storm = asyncio.Event()
 
 
 async def _device(fleet: _Fleet, device_id: str, index: int) -> None:
@@ -149,9 +152,8 @@ async def _device(fleet: _Fleet, device_id: str, index: int) -> None:
         fleet.done_devices += 1
         if fleet.done_devices == cfg.devices:
             fleet.finished.set()
-        if cfg.hold_s and client.is_connected:
-            # Stay connected (the keepalive pinger runs) until the run ends.
-            await fleet.give_up.wait()
+        if cfg.hold_s:
+            await _hold(fleet, client, device_id, dlog)
     finally:
         if pending is not None and pending[0] is Kind.TELEMETRY:
             dlog.unconfirmed.append(pending[2])
@@ -166,6 +168,31 @@ async def _device(fleet: _Fleet, device_id: str, index: int) -> None:
                     5,
                 )
                 await asyncio.wait_for(client.disconnect(), 5)
+
+
+async def _hold(fleet: _Fleet, client: MqttClient, device_id: str, dlog: DeviceLog) -> None:
+    """Stay connected (the keepalive pinger runs) until the hold ends; a reconnect storm
+    drops held devices too, and they come back like the others."""
+    online = payloads.status("online")
+    while not fleet.stop_sending.is_set():
+        storm = fleet.next_storm
+        if not client.is_connected:
+            try:
+                await client.connect()
+                dlog.connects += 1
+                await client.publish(payloads.topic(device_id, Kind.STATUS), online, retain=True)
+            except MqttError:
+                dlog.errors += 1
+                if client.is_connected:
+                    client.abort()
+                await asyncio.sleep(random.uniform(0.25, 1.0))
+                continue
+        waits = [asyncio.ensure_future(e.wait()) for e in (fleet.stop_sending, storm)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
 
 def _next_message(
@@ -201,12 +228,17 @@ async def run_load_async(
     fleet = _Fleet(cfg, manifest)
     tasks = [asyncio.create_task(_device(fleet, d, i)) for i, d in enumerate(cfg.device_ids())]
     extras = [asyncio.create_task(_storm(fleet, at)) for at in cfg.storm_at]
-    if on_running is not None:
-        extras.append(asyncio.create_task(on_running(fleet)))
+    measuring = asyncio.create_task(on_running(fleet)) if on_running is not None else None
+    if measuring is not None:
+        extras.append(measuring)
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(fleet.finished.wait(), cfg.max_run_s)
         manifest.finished_at = time.time()
+        if measuring is not None:
+            # A measurement runs to its end while the fleet is still up (with hold_s, still
+            # connected); a slow machine must not cut it short. Its errors propagate.
+            await asyncio.wait_for(asyncio.shield(measuring), cfg.max_run_s)
         if cfg.hold_s:
             await asyncio.sleep(cfg.hold_s)
         fleet.stop_sending.set()
