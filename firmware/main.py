@@ -22,8 +22,9 @@ def _flag() -> bool:
 
 
 def _unload(package: str) -> None:
-    """Forget a package whose work is done (the boot-time OTA loader), so the app gets
-    its heap back."""
+    """Forget a package whose work is done (as cs.unload does: this file must not rely on
+    what the active app bundle, maybe an older release, provides), so the app gets its heap
+    back."""
     for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
         del sys.modules[name]
     parent, _, leaf = package.rpartition(".")
@@ -67,8 +68,7 @@ else:
 
         cfg, profile = config.load_or_exit()
         del config
-        sys.modules.pop("cs.config", None)
-        delattr(sys.modules["cs"], "config")
+        _unload("cs.config")
         gc.collect()
         from cs.board import maintenance_pin_held
 

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import time
 
-from cs import FW_VERSION, clock, topics
+from cs import FW_VERSION, clock, topics, unload
 from cs.backoff import Backoff
 from cs.log import log
 from cs.link import connect
@@ -19,17 +19,6 @@ from cs.node import Node
 
 WDT_MS = 30000
 OTA_RETRY_MS = 600000  # OTA work left by a boot, or an update held after network failures
-
-
-def unload(*names: str) -> None:
-    """Forget modules whose work is done, so their code leaves the heap."""
-    import sys
-
-    for name in names:
-        if sys.modules.pop(name, None) is not None:
-            parent, _, leaf = name.rpartition(".")
-            if parent in sys.modules and hasattr(sys.modules[parent], leaf):
-                delattr(sys.modules[parent], leaf)
 
 
 class App:

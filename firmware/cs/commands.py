@@ -7,7 +7,7 @@ gets an error ack; nothing here may stop the node. Loaded only when a message ar
 
 import json
 
-from cs import topics
+from cs import topics, unload
 from cs.log import log
 
 OPS = ("reboot", "sample-now", "identify", "set-config", "enter-maintenance")
@@ -25,7 +25,6 @@ async def ack(node, client, cid, ok: bool, detail=None) -> None:
 def apply_config(node, desired) -> dict:
     """Validate `desired` over the running config and save it; raises ConfigError."""
     import os
-    import sys
 
     from cs import config
 
@@ -35,7 +34,7 @@ def apply_config(node, desired) -> dict:
             json.dump(new, f)
         os.rename("config.json.tmp", "config.json")  # atomic: the last good one until here
     finally:
-        sys.modules.pop("cs.config", None)  # validation code leaves the heap again
+        unload("cs.config")  # validation code leaves the heap again
     return new
 
 

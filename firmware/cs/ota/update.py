@@ -11,9 +11,8 @@ image on trial, or back into the running one with the outcome in ota/report.json
 import asyncio
 import gc
 import json
-import sys
 
-from cs import FW_VERSION, ota, topics
+from cs import FW_VERSION, ota, topics, unload
 from cs.log import log
 from cs.mqtt import MQTTClient, Transport
 from cs.ota import files
@@ -77,8 +76,7 @@ async def _update(cfg: dict, board, wdt, root: str, job: dict, report: Reporter)
         m = manifest.check(job, manifest.trust(root))
         job["ok"] = 1  # verified once: a resumed download does not check again
         files.write_json(root + "ota/job.json", job)
-        for name in ("cs.crypto.ed25519", "cs.crypto.sha512"):
-            sys.modules.pop(name, None)
+        unload("cs.crypto.ed25519", "cs.crypto.sha512")
         gc.collect()
     else:
         m = json.loads(job["manifest"])

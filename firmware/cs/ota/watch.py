@@ -8,9 +8,8 @@ that cannot get online resets, so its boot counter runs out.
 
 import asyncio
 import gc
-import sys
 
-from cs import ota
+from cs import ota, unload
 from cs.log import log
 
 TRIAL_MS = 300000  # a trial boot that cannot reach the broker this long resets (and counts)
@@ -41,5 +40,4 @@ async def check(app, first: bool) -> None:
             await trial.resume(app.node, client, root)
     except Exception as e:  # a lost connection, the heap: try again later
         log("ota:", repr(e))
-    for name in ("cs.ota.trial", "cs.ota.report"):  # give the heap back
-        sys.modules.pop(name, None)
+    unload("cs.ota.trial", "cs.ota.report")  # give the heap back
