@@ -27,6 +27,13 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+def wake_rollouts(request: Request) -> None:
+    """Act on a rollout change now rather than at the rollout engine's next tick."""
+    engine = getattr(request.app.state, "ota_engine", None)
+    if engine is not None:
+        engine.wake()
+
+
 def get_context(request: Request) -> FleetContext:
     ctx: FleetContext = request.app.state.fleet
     return ctx

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
-from fleet.api.deps import check_csrf, get_session, page_user
+from fleet.api.deps import check_csrf, get_session, page_user, wake_rollouts
 from fleet.api.schemas import MAX_ID
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.models import Device
@@ -31,12 +31,6 @@ DEFAULT_WAVES = "1, 10%, 50%, 100%"
 MAX_SOAK_MIN = 30 * 24 * 60
 MAX_PIN_REASON = 400
 MAX_VERSION = 32  # the width of ota_pins.version
-
-
-def _wake(request: Request) -> None:
-    engine = getattr(request.app.state, "ota_engine", None)
-    if engine is not None:
-        engine.wake()
 
 
 def parse_waves(text: str) -> list[int | str]:
@@ -72,7 +66,7 @@ def rollouts_page(
     user: Principal = Depends(page_user),
 ) -> HTMLResponse:
     user.require(Scope.DEVICES_READ)
-    rows = report.visible_rollouts(session, user)
+    rows = rollouts.visible_rollouts(session, user)
     can_create = Scope.RELEASES_WRITE in user.scopes
     return TEMPLATES.TemplateResponse(
         request,
@@ -81,7 +75,7 @@ def rollouts_page(
             "user": user,
             "rollouts": [(r, report.describe_target(session, r)) for r in rows],
             "counts": report.member_counts(session, [r.id for r in rows]),
-            "releases": {rel.id: rel for rel in report.list_releases(session)},
+            "releases": {rel.id: rel for rel in service.list_releases(session)},
             "can_create": can_create,
             "boroughs": places.visible_boroughs(session, principal=user),
             "default_waves": DEFAULT_WAVES,
@@ -136,7 +130,7 @@ def create_rollout(
     except OtaError as exc:
         return back_with_notice("/rollouts", f"not started: {exc}")
     session.commit()
-    _wake(request)
+    wake_rollouts(request)
     return back_with_notice(f"/rollouts/{rollout.id}", "rollout started")
 
 
@@ -184,25 +178,15 @@ def rollout_action(
     rollout = _visible(session, user, rollout_id)
     here = f"/rollouts/{rollout_id}"
     publisher = request.app.state.commands
-    if action != "resume" and publisher is None:
-        return back_with_notice(
-            here, f"not done: no broker connection to withdraw offers; try {action} again"
-        )
     try:
-        if action == "pause":
-            rollouts.pause(
-                session, user, rollout, reason.strip() or "paused by an operator", publisher
-            )
-        elif action == "resume":
-            rollouts.resume(session, user, rollout)
-        else:
-            rollouts.abort(session, user, rollout, publisher)
+        rollouts.act(
+            session, user, rollout, action, publisher, reason.strip() or "paused by an operator"
+        )
     except OtaError as exc:
         return back_with_notice(here, f"not done: {exc}")
     session.commit()
-    _wake(request)
-    done = {"pause": "paused", "resume": "resumed", "abort": "aborted"}[action]
-    return back_with_notice(here, f"rollout {rollout_id} {done}")
+    wake_rollouts(request)
+    return back_with_notice(here, f"rollout {rollout_id} {rollouts.ACTIONS[action]}")
 
 
 def _visible_device(session: Session, user: Principal, device_id: str) -> Device:

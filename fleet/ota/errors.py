@@ -9,3 +9,7 @@ class OtaError(Exception):
 
 class NotFound(OtaError):
     pass
+
+
+class NoBroker(OtaError):
+    """Offers cannot be withdrawn without a broker connection; trying again later may work."""

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 from fleet.access.principal import Principal
 from fleet.models import Borough, Device, Estate
 from fleet.models.ota import Release, Rollout, RolloutDevice, VersionPin
-from fleet.ota.rollout import OPEN, cumulative_sizes, not_yet_offered, target_devices
+from fleet.ota.rollout import (
+    OPEN,
+    cumulative_sizes,
+    not_yet_offered,
+    target_devices,
+    visible_rollouts,
+)
+from fleet.ota.service import list_releases
 
 IN_PROGRESS = frozenset({"downloading", "verifying", "installing", "rebooting"})
 KIND_LABELS = {"app": "app bundle", "image": "firmware image"}
@@ -156,13 +163,6 @@ def rollout_view(
     return RolloutView(rollout, release, describe_target(session, rollout), waves, members)
 
 
-def visible_rollouts(session: Session, principal: Principal, limit: int = 200) -> list[Rollout]:
-    stmt = select(Rollout).order_by(Rollout.id.desc()).limit(limit)
-    if not principal.all_boroughs:
-        stmt = stmt.where(Rollout.borough_id.in_(principal.borough_ids or ()))
-    return list(session.scalars(stmt))
-
-
 def member_counts(session: Session, rollout_ids: Sequence[int]) -> dict[int, Counter[str]]:
     """{rollout id: {state: devices}} for the rollout list."""
     out: dict[int, Counter[str]] = {}
@@ -173,10 +173,6 @@ def member_counts(session: Session, rollout_ids: Sequence[int]) -> dict[int, Cou
     ):
         out.setdefault(rid, Counter())[state] += 1
     return out
-
-
-def list_releases(session: Session, limit: int = 500) -> list[Release]:
-    return list(session.scalars(select(Release).order_by(Release.id.desc()).limit(limit)))
 
 
 def releases_with_rollouts(

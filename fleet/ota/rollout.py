@@ -25,7 +25,7 @@ from fleet.access.roles import Scope
 from fleet.models import Alert, Device, Placement, Property, Tag
 from fleet.models.base import utcnow
 from fleet.models.ota import Release, Rollout, RolloutDevice, VersionPin
-from fleet.ota.errors import NotFound, OtaError
+from fleet.ota.errors import NoBroker, NotFound, OtaError
 from fleet.ota.progress import TERMINAL
 
 PCT = re.compile(r"^(\d{1,3}(?:\.\d+)?)%$")
@@ -152,6 +152,41 @@ def visible_rollout(session: Session, principal: Principal, rollout_id: int) -> 
     if rollout is None or not (principal.all_boroughs or principal.can_see(rollout.borough_id)):
         raise NotFound(f"rollout {rollout_id} not found")
     return rollout
+
+
+def visible_rollouts(session: Session, principal: Principal, limit: int = 200) -> list[Rollout]:
+    """The newest rollouts of the user's boroughs (every rollout for all-borough users)."""
+    stmt = select(Rollout).order_by(Rollout.id.desc()).limit(limit)
+    if not principal.all_boroughs:
+        stmt = stmt.where(Rollout.borough_id.in_(principal.borough_ids or ()))
+    return list(session.scalars(stmt))
+
+
+# What an operator may do to a rollout, and how to say it was done.
+ACTIONS = {"pause": "paused", "resume": "resumed", "abort": "aborted"}
+
+
+def act(
+    session: Session,
+    principal: Principal,
+    rollout: Rollout,
+    action: str,
+    publisher: Publisher | None,
+    reason: str = "paused by an operator",
+) -> None:
+    """pause (offers not yet taken are withdrawn), resume (failed devices are offered again)
+    or abort; pausing and aborting need the broker to withdraw offers."""
+    if action == "resume":
+        resume(session, principal, rollout)
+        return
+    if action not in ACTIONS:
+        raise OtaError(f"{action!r} is not one of {', '.join(ACTIONS)}")
+    if publisher is None:
+        raise NoBroker(f"no broker connection to withdraw offers; try {action} again shortly")
+    if action == "pause":
+        pause(session, principal, rollout, reason, publisher)
+    else:
+        abort(session, principal, rollout, publisher)
 
 
 def pause(

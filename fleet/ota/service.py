@@ -107,6 +107,11 @@ def publish_release(
     return row
 
 
+def list_releases(session: Session, limit: int = 500) -> list[Release]:
+    """The newest releases; they are fleet-wide, so everyone who may read devices sees them."""
+    return list(session.scalars(select(Release).order_by(Release.id.desc()).limit(limit)))
+
+
 def get_release(session: Session, release_id: int) -> Release:
     row = session.get(Release, release_id)
     if row is None:

@@ -17,7 +17,7 @@ from fleet.models.base import utcnow
 from fleet.models.ota import Rollout, RolloutDevice
 from fleet.ota import bundle, rollout, service, signing
 from fleet.ota.engine import tick
-from fleet.ota.errors import OtaError
+from fleet.ota.errors import NoBroker, OtaError
 from fleet.ota.package import ReleaseFile
 
 FILES = {"cs/app.mpy": b"M\x06app", "cs/__init__.mpy": b"M\x06init"}
@@ -302,3 +302,31 @@ def test_updated_devices_going_offline_pause_the_wave_without_new_health(
     state, wave, reason = _state(fleet_ctx, rid)
     assert (state, wave) == ("paused", 0)
     assert reason is not None and "offline" in reason
+
+
+def test_pause_and_abort_without_a_broker_change_nothing(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    _devices(fleet_ctx, 2)
+    with fleet_ctx.sessions.begin() as s:
+        service.trust_key(s, SYSTEM, key.public_hex)
+        release = service.publish_release(s, SYSTEM, _release(key))
+        r = rollout.create_rollout(
+            s,
+            SYSTEM,
+            release_id=release.id,
+            target={},
+            waves=["100%"],
+            soak_s=0,
+            failure_threshold=0.1,
+        )
+        rid = r.id
+    with fleet_ctx.sessions.begin() as s:
+        r = s.get(Rollout, rid)
+        assert r is not None
+        for action in ("pause", "abort"):
+            with pytest.raises(NoBroker, match=f"try {action} again"):
+                rollout.act(s, SYSTEM, r, action, None)
+        with pytest.raises(OtaError, match="only a paused one can resume"):
+            rollout.act(s, SYSTEM, r, "resume", None)
+    assert _state(fleet_ctx, rid)[0] == "running"

@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
-from fleet.api.deps import get_session, require
+from fleet.api.deps import get_session, require, wake_rollouts
 from fleet.api.schemas import MAX_ID, DbId
 from fleet.models import Device
 from fleet.models.ota import Release, Rollout, RolloutDevice
 from fleet.ota import rollout as rollouts
 from fleet.ota import service
-from fleet.ota.errors import NotFound, OtaError
+from fleet.ota.errors import NoBroker, NotFound, OtaError
 from fleet.ota.package import ReleaseFile
 
 router = APIRouter(tags=["ota"])
@@ -120,8 +120,11 @@ class EventOut(BaseModel):
 
 
 def _fail(exc: OtaError) -> HTTPException:
-    code = status.HTTP_404_NOT_FOUND if isinstance(exc, NotFound) else status.HTTP_409_CONFLICT
-    return HTTPException(code, str(exc))
+    if isinstance(exc, NotFound):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, NoBroker):
+        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+    return HTTPException(status.HTTP_409_CONFLICT, str(exc))
 
 
 def rollout_out(session: Session, rollout: Rollout, members: bool = False) -> RolloutOut:
@@ -168,18 +171,12 @@ def rollout_out(session: Session, rollout: Rollout, members: bool = False) -> Ro
     )
 
 
-def _wake(request: Request) -> None:
-    engine = getattr(request.app.state, "ota_engine", None)
-    if engine is not None:
-        engine.wake()
-
-
 @router.get("/api/v1/releases", response_model=list[ReleaseOut])
 def list_releases(
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> list[Release]:
-    return list(session.scalars(select(Release).order_by(Release.id.desc()).limit(500)))
+    return service.list_releases(session)
 
 
 @router.post("/api/v1/releases", response_model=ReleaseOut, status_code=201)
@@ -221,10 +218,7 @@ def list_rollouts(
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> list[RolloutOut]:
-    stmt = select(Rollout).order_by(Rollout.id.desc()).limit(200)
-    if not principal.all_boroughs:
-        stmt = stmt.where(Rollout.borough_id.in_(principal.borough_ids or ()))
-    return [rollout_out(session, r) for r in session.scalars(stmt)]
+    return [rollout_out(session, r) for r in rollouts.visible_rollouts(session, principal)]
 
 
 @router.post("/api/v1/rollouts", response_model=RolloutOut, status_code=201)
@@ -247,7 +241,7 @@ def create_rollout(
     except OtaError as exc:
         raise _fail(exc) from exc
     session.commit()
-    _wake(request)
+    wake_rollouts(request)
     return rollout_out(session, rollout)
 
 
@@ -264,13 +258,6 @@ def get_rollout(
     return rollout_out(session, rollout, members=True)
 
 
-def _publisher(request: Request) -> rollouts.Publisher:
-    publisher = request.app.state.commands
-    if publisher is None:
-        raise HTTPException(503, "no broker connection to withdraw offers; try again shortly")
-    return publisher
-
-
 @router.post("/api/v1/rollouts/{rollout_id}/{action}", response_model=RolloutOut)
 def rollout_action(
     rollout_id: RolloutId,
@@ -284,17 +271,12 @@ def rollout_action(
     abort."""
     try:
         rollout = rollouts.visible_rollout(session, principal, rollout_id)
-        if action == "pause":
-            reason = body.reason if body else "paused by an operator"
-            rollouts.pause(session, principal, rollout, reason, _publisher(request))
-        elif action == "resume":
-            rollouts.resume(session, principal, rollout)
-        else:
-            rollouts.abort(session, principal, rollout, _publisher(request))
+        reason = body.reason if body else "paused by an operator"
+        rollouts.act(session, principal, rollout, action, request.app.state.commands, reason)
     except OtaError as exc:
         raise _fail(exc) from exc
     session.commit()
-    _wake(request)
+    wake_rollouts(request)
     return rollout_out(session, rollout, members=True)
 
 
