@@ -119,13 +119,7 @@ async def _device(fleet: _Fleet, device_id: str, index: int) -> None:
             try:
                 if not client.is_connected:
                     storms_seen = fleet.storms
-                    await client.connect()
-                    dlog.connects += 1
-                    await client.publish(
-                        payloads.topic(device_id, Kind.STATUS),
-                        payloads.status("online"),
-                        retain=True,
-                    )
+                    await _come_online(client, device_id, dlog)
                     backoff = 0.5
                 if pending is None:
                     if interval:
@@ -170,17 +164,23 @@ async def _device(fleet: _Fleet, device_id: str, index: int) -> None:
                 await asyncio.wait_for(client.disconnect(), 5)
 
 
+async def _come_online(client: MqttClient, device_id: str, dlog: DeviceLog) -> None:
+    """Connect and say so on the retained status topic, as the firmware does."""
+    await client.connect()
+    dlog.connects += 1
+    await client.publish(
+        payloads.topic(device_id, Kind.STATUS), payloads.status("online"), retain=True
+    )
+
+
 async def _hold(fleet: _Fleet, client: MqttClient, device_id: str, dlog: DeviceLog) -> None:
     """Stay connected (the keepalive pinger runs) until the hold ends; a reconnect storm
     drops held devices too, and they come back like the others."""
-    online = payloads.status("online")
     while not fleet.stop_sending.is_set():
         storm = fleet.next_storm
         if not client.is_connected:
             try:
-                await client.connect()
-                dlog.connects += 1
-                await client.publish(payloads.topic(device_id, Kind.STATUS), online, retain=True)
+                await _come_online(client, device_id, dlog)
             except MqttError:
                 dlog.errors += 1
                 if client.is_connected:
