@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +18,7 @@ from fleet.ota.bundle import Built
 from fleet.ota.signing import SigningKey
 from fleet.ota.sim import write_trust
 from fleet.simulator.device import VirtualDevice
+from tests.firmware.conftest import Subscriber, wait_until
 
 
 @dataclass
@@ -127,3 +128,33 @@ def trusting_device(
     dev.prepare()
     write_trust(dev.device_dir, {key.kid: key.public_hex}, floor="0.1.0")
     return dev
+
+
+def offer_until(
+    dev: VirtualDevice,
+    host: str,
+    port: int,
+    built: Built,
+    key: SigningKey,
+    blobs: BlobServer,
+    sub: Subscriber,
+    finished: Callable[[dict[str, Any]], bool],
+    what: str,
+) -> list[dict[str, Any]]:
+    """Offer `built` (retained, served by `blobs`) and run `dev` until one of its progress
+    reports is `finished`; returns every report. The device is stopped and the offer cleared."""
+    topic = f"cs/v1/d/{dev.device_id}/ota"
+    blobs.blobs[dev.device_id] = built.blob
+    body = offer(built, key, blobs.url(dev.device_id), f"job-{dev.device_id}")
+    dev.start()
+    try:
+        publish_retained(host, port, topic, json.dumps(body).encode())
+
+        def reports() -> list[dict[str, Any]] | None:
+            out = [json.loads(m.payload) for m in sub.on(topic + "/progress")]
+            return out if any(map(finished, out)) else None
+
+        return list(wait_until(reports, 120, f"{dev.device_id} to {what}"))
+    finally:
+        dev.stop()
+        publish_retained(host, port, topic, b"")

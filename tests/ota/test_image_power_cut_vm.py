@@ -15,7 +15,6 @@ loader then takes the retained offer again instead of refusing the job, a few ti
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +27,8 @@ from fleet.ota import bundle, signing
 from fleet.ota.image import build_image
 from fleet.simulator.build import build_firmware
 from fleet.simulator.device import VirtualDevice
-from tests.firmware.conftest import Broker, Subscriber, wait_until
-from tests.ota.rig import BlobServer, blob_server, offer, publish_retained, trusting_device
+from tests.firmware.conftest import Broker, Subscriber
+from tests.ota.rig import BlobServer, blob_server, offer_until, trusting_device
 
 pytestmark = pytest.mark.vm
 
@@ -55,22 +54,17 @@ def _update(
     sub: Subscriber,
 ) -> list[dict[str, Any]]:
     """Offer the image, wait for the device to report it succeeded; all its reports."""
-    topic = f"cs/v1/d/{dev.device_id}/ota"
-    blobs.blobs[dev.device_id] = release.blob
-    body = offer(release, key, blobs.url(dev.device_id), f"job-{dev.device_id}")
-    dev.start()
-    try:
-        publish_retained(broker.host, broker.port, topic, json.dumps(body).encode())
-
-        def reports() -> list[dict[str, Any]] | None:
-            out = [json.loads(m.payload) for m in sub.on(topic + "/progress")]
-            done = any(p["state"] == "succeeded" and p.get("image") == NEW for p in out)
-            return out if done else None
-
-        return list(wait_until(reports, 120, f"{dev.device_id} to run image {NEW}"))
-    finally:
-        dev.stop()
-        publish_retained(broker.host, broker.port, topic, b"")
+    return offer_until(
+        dev,
+        broker.host,
+        broker.port,
+        release,
+        key,
+        blobs,
+        sub,
+        lambda p: p["state"] == "succeeded" and p.get("image") == NEW,
+        f"run image {NEW}",
+    )
 
 
 def _boots(dev: VirtualDevice) -> list[list[str]]:

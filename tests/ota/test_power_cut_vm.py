@@ -17,15 +17,14 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from fleet.ota import bundle, signing
 from fleet.simulator.build import build_firmware
 from fleet.simulator.device import VirtualDevice
-from tests.firmware.conftest import Broker, Subscriber, wait_until
-from tests.ota.rig import BlobServer, blob_server, offer, publish_retained, trusting_device
+from tests.firmware.conftest import Broker, Subscriber
+from tests.ota.rig import BlobServer, blob_server, offer_until, trusting_device
 
 pytestmark = pytest.mark.vm
 
@@ -49,26 +48,18 @@ def _update(
     key: signing.SigningKey,
     blobs: BlobServer,
     sub: Subscriber,
-) -> dict[str, Any]:
-    topic = f"cs/v1/d/{dev.device_id}/ota"
-    blobs.blobs[dev.device_id] = built.blob
-    body = offer(built, key, blobs.url(dev.device_id), f"job-{dev.device_id}")
-    dev.start()
-    try:
-        publish_retained(broker.host, broker.port, topic, json.dumps(body).encode())
-
-        def done() -> dict[str, Any] | None:
-            for m in sub.on(topic + "/progress"):
-                p = json.loads(m.payload)
-                if p["state"] == "succeeded" and p.get("app") == "0.2.0":
-                    return dict(p)
-            return None
-
-        result = dict(wait_until(done, 120, f"{dev.device_id} to finish its update"))
-    finally:
-        dev.stop()
-        publish_retained(broker.host, broker.port, topic, b"")
-    return result
+) -> None:
+    offer_until(
+        dev,
+        broker.host,
+        broker.port,
+        built,
+        key,
+        blobs,
+        sub,
+        lambda p: p["state"] == "succeeded" and p.get("app") == "0.2.0",
+        "finish its update",
+    )
 
 
 def _boot_versions(dev: VirtualDevice) -> list[str]:
