@@ -92,6 +92,7 @@ class FleetRuntime:
             share_group=settings.ingest_share_group,
             queue_size=settings.ingest_queue_size,
             batch_size=settings.ingest_batch_size,
+            writers=settings.ingest_writers,
             inflight=settings.ingest_inflight,
         )
         self.ingest.start()

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(
         default=500, ge=1, description="Most messages committed in one ingest transaction"
     )
+    ingest_writers: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Ingest writer threads, each with its own database connection and devices "
+        "(one on SQLite)",
+    )
     ingest_inflight: int = Field(
         default=1000, ge=1, description="Unacknowledged QoS 1 messages the ingest may publish"
     )

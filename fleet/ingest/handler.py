@@ -26,6 +26,13 @@ class IngestHandler:
         self._max_payload = max_payload_bytes
         self._clock = clock
 
+    @property
+    def parallel_writes(self) -> bool:
+        """Whether batches may be stored from several threads at once (not on SQLite, which
+        takes one writer at a time)."""
+        bind = self._sessions.kw.get("bind")
+        return bind is not None and bind.dialect.name != "sqlite"
+
     def handle(self, topic: str, payload: bytes) -> Outcome:
         """One message in its own transaction."""
         return self.handle_batch([(topic, payload)])[0]

@@ -40,6 +40,7 @@ def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
         share_group=settings.ingest_share_group,
         queue_size=settings.ingest_queue_size,
         batch_size=settings.ingest_batch_size,
+        writers=settings.ingest_writers,
         inflight=settings.ingest_inflight,
     )
     done = threading.Event()
