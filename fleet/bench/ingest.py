@@ -1,9 +1,11 @@
 """End-to-end ingest: simulated devices → private Mosquitto → ingest process(es) → PostgreSQL.
 
 Phases, each on a fresh broker and counted against the database:
-1. backlog: devices publish a backlog into the ingest's persistent session (and into a
-   discarding subscriber's), then the discarding subscriber drains it (the broker's drain
-   rate) and one ingest worker process drains its copy into PostgreSQL (the pipeline's rate);
+1. backlog: devices publish a backlog into the ingest's persistent session (and into two
+   discarding subscribers': the ingest's own MQTT client, and paho), then each discarding
+   subscriber drains its copy (the broker's drain rate; the faster one is the limit the
+   pipeline is compared with) and one ingest worker process drains its copy into PostgreSQL
+   (the pipeline's rate);
 2. two ingest worker processes on a shared subscription drain a backlog the same way;
 3. live load at a steady rate for end-to-end latency (device time → ingest batch);
 4. 10,000 device connections held, then a reconnect storm, with memory measured around it.
@@ -93,12 +95,15 @@ def _backlog(
             harness.prime_session(mq.port, client_id, topic)
         if workers == 1:
             harness.prime_session(mq.port, "bench-drain", INGEST_FILTER)
+            harness.prime_session(mq.port, "bench-drain-paho", INGEST_FILTER)
         manifest = run_load(replace(cfg, port=mq.port))
         # Each device also published `online` and `offline` status messages.
         messages = manifest.packs + 2 * cfg.devices
         if workers == 1:
             received, seconds = harness.drain(mq.port, "bench-drain", messages)
             figures["broker_drain_messages_per_s"] = round(received / seconds)
+            received, seconds = harness.drain_paho(mq.port, "bench-drain-paho", messages)
+            figures["paho_drain_messages_per_s"] = round(received / seconds)
             figures["backlog_publish_messages_per_s"] = round(
                 messages / manifest.totals()["elapsed_s"]
             )

@@ -41,6 +41,15 @@ class Delivery(NamedTuple):
     qos: int
 
 
+class Will(NamedTuple):
+    """A last will: what the broker publishes for a client that vanishes without DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
 class Control(NamedTuple):
     """Any packet other than an incoming PUBLISH: its type nibble and its body."""
 
@@ -77,11 +86,15 @@ def connect(
     clean_session: bool,
     username: str | None = None,
     password: str | None = None,
+    will: Will | None = None,
 ) -> bytes:
     if password is not None and username is None:
         raise ValueError("MQTT 3.1.1 sends a password only with a username")
     flags = 0x02 if clean_session else 0
     payload = _string(client_id)
+    if will is not None:
+        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
+        payload += _string(will.topic) + _string(will.payload)
     if username is not None:
         flags |= 0x80
         payload += _string(username)

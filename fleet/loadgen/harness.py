@@ -18,6 +18,9 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet.broker.intake import IntakeCallbacks, IntakeClient
+from fleet.broker.url import BrokerAddress
+from fleet.broker.wire import Delivery
 from fleet.models import Device, Reading
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -98,9 +101,49 @@ def prime_session(port: int, client_id: str, topic_filter: str) -> None:
         client.loop_stop()
 
 
-def drain(port: int, client_id: str, expected: int, timeout: float = 120.0) -> tuple[int, float]:
-    """Resume `client_id`'s session and discard messages (QoS 1, acked at once) until
-    `expected` arrived; returns (received, seconds from CONNACK to the last one)."""
+def drain(
+    port: int,
+    client_id: str,
+    expected: int,
+    *,
+    topic_filter: str = "cs/v1/d/#",
+    timeout: float = 120.0,
+) -> tuple[int, float]:
+    """Resume `client_id`'s session with the ingest's own MQTT client and discard messages
+    (QoS 1, acked as they come) until `expected` arrived; returns (received, seconds from the
+    start of the connection to the last one)."""
+    count = 0
+    last = 0.0
+    finished = threading.Event()
+    client: IntakeClient
+
+    def on_batch(batch: list[Delivery], generation: int) -> None:
+        nonlocal count, last
+        count += len(batch)
+        last = time.perf_counter()
+        client.ack([d.mid for d in batch if d.qos], generation)
+        if count >= expected:
+            finished.set()
+
+    client = IntakeClient(
+        BrokerAddress("127.0.0.1", port),
+        client_id=client_id,
+        topic_filter=topic_filter,
+        callbacks=IntakeCallbacks(on_batch=on_batch, room=lambda: 1_000_000),
+    )
+    first = time.perf_counter()
+    client.start()
+    try:
+        finished.wait(timeout)
+    finally:
+        client.stop()
+    return count, max(last - first, 1e-9)
+
+
+def drain_paho(
+    port: int, client_id: str, expected: int, timeout: float = 120.0
+) -> tuple[int, float]:
+    """As `drain`, with paho, the usual Python MQTT client: seconds from CONNACK."""
     count = 0
     first = last = 0.0
     finished = threading.Event()

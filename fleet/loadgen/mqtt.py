@@ -10,83 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import struct
-from dataclasses import dataclass
 
-CONNECT, CONNACK, PUBLISH, PUBACK = 0x10, 0x20, 0x30, 0x40
-PINGREQ, PINGRESP, DISCONNECT = 0xC0, 0xD0, 0xE0
+from fleet.broker import wire
+from fleet.broker.wire import Control, Will
 
-CONNACK_ERRORS = {
-    1: "unacceptable protocol version",
-    2: "client identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorised",
-}
+__all__ = ["MqttClient", "MqttError", "Will"]
 
 
 class MqttError(Exception):
     """The connection failed or was lost; the caller reconnects (retry policy lives there)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Will:
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
-
-
-def _str(value: str | bytes) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return struct.pack("!H", len(data)) + data
-
-
-def _remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def encode_connect(
-    client_id: str,
-    *,
-    keepalive: int,
-    clean_session: bool,
-    will: Will | None = None,
-    username: str | None = None,
-    password: str | None = None,
-) -> bytes:
-    flags = 0x02 if clean_session else 0
-    payload = _str(client_id)
-    if will is not None:
-        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
-        payload += _str(will.topic) + _str(will.payload)
-    if username is not None:
-        flags |= 0x80
-        payload += _str(username)
-        if password is not None:
-            flags |= 0x40
-            payload += _str(password)
-    body = _str("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + payload
-    return bytes([CONNECT]) + _remaining_length(len(body)) + body
-
-
-def encode_publish(
-    topic: str,
-    payload: bytes,
-    *,
-    qos: int,
-    packet_id: int = 0,
-    retain: bool = False,
-    dup: bool = False,
-) -> bytes:
-    header = PUBLISH | (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
-    body = _str(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return bytes([header]) + _remaining_length(len(body)) + body
 
 
 class _Protocol(asyncio.Protocol):
@@ -102,21 +34,11 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self._buf
         buf += data
-        while len(buf) >= 2:
-            length, shift, pos = 0, 0, 1
-            while True:
-                if pos >= len(buf):
-                    return
-                byte = buf[pos]
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                pos += 1
-                if not byte & 0x80:
-                    break
-            if len(buf) < pos + length:
-                return
-            self._client._packet(buf[0] & 0xF0, bytes(buf[pos : pos + length]))
-            del buf[: pos + length]
+        controls: list[Control] = []
+        # Devices subscribe to nothing: any PUBLISH is parsed and dropped.
+        del buf[: wire.parse(buf, 1 << 30, [], controls)]
+        for kind, body in controls:
+            self._client._packet(kind, body)
 
 
 class MqttClient:
@@ -174,9 +96,9 @@ class MqttClient:
         self._protocol = protocol
         self._connack = loop.create_future()
         transport.write(
-            encode_connect(
+            wire.connect(
                 self.client_id,
-                keepalive=self.keepalive,
+                keepalive_s=self.keepalive,
                 clean_session=self.clean_session,
                 will=self.will,
                 username=self._username,
@@ -204,7 +126,7 @@ class MqttClient:
         """QoS 1: resend with DUP until PUBACK; raises MqttError if the connection goes."""
         transport = self._require()
         if qos == 0:
-            transport.write(encode_publish(topic, payload, qos=0, retain=retain))
+            transport.write(wire.publish(topic, payload, qos=0, retain=retain))
             return
         packet_id = self._packet_id()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -212,8 +134,8 @@ class MqttClient:
         try:
             for attempt in range(attempts):
                 self._require().write(
-                    encode_publish(
-                        topic, payload, qos=qos, packet_id=packet_id, retain=retain, dup=attempt > 0
+                    wire.publish(
+                        topic, payload, qos=qos, mid=packet_id, retain=retain, dup=attempt > 0
                     )
                 )
                 try:
@@ -228,7 +150,7 @@ class MqttClient:
 
     async def disconnect(self) -> None:
         if self.is_connected and self._transport is not None:
-            self._transport.write(bytes([DISCONNECT, 0]))
+            self._transport.write(wire.DISCONNECT)
             self._transport.close()
         await self.closed.wait()
 
@@ -251,18 +173,18 @@ class MqttClient:
         while not self.closed.is_set():
             await asyncio.sleep(self.keepalive * 0.75)
             if self._transport is not None and not self.closed.is_set():
-                self._transport.write(bytes([PINGREQ, 0]))
+                self._transport.write(wire.PINGREQ)
 
     def _packet(self, kind: int, body: bytes) -> None:
-        if kind == CONNACK and self._connack is not None and not self._connack.done():
+        if kind == wire.CONNACK and self._connack is not None and not self._connack.done():
             code = body[1] if len(body) > 1 else 255
             if code:
-                reason = CONNACK_ERRORS.get(code, f"code {code}")
+                reason = wire.CONNACK_REASONS.get(code, f"code {code}")
                 self._connack.set_exception(MqttError(f"broker refused: {reason}"))
             else:
                 self._connack.set_result(body[0])
-        elif kind == PUBACK and len(body) >= 2:
-            future = self._acks.get(struct.unpack("!H", body[:2])[0])
+        elif kind == wire.PUBACK and len(body) >= 2:
+            future = self._acks.get(body[0] << 8 | body[1])
             if future is not None and not future.done():
                 future.set_result(None)
 

@@ -107,3 +107,41 @@ def test_long_packets_use_multi_byte_lengths() -> None:
 def test_a_password_needs_a_username() -> None:
     with pytest.raises(ValueError, match="username"):
         wire.connect("c", keepalive_s=5, clean_session=True, password="p")
+
+
+@pytest.mark.parametrize(
+    ("n", "encoded"),
+    [
+        (0, b"\x00"),
+        (127, b"\x7f"),
+        (128, b"\x80\x01"),
+        (16383, b"\xff\x7f"),
+        (16384, b"\x80\x80\x01"),
+        (268435455, b"\xff\xff\xff\x7f"),
+    ],
+)
+def test_remaining_length_matches_the_spec_table(n: int, encoded: bytes) -> None:
+    assert wire._length(n) == encoded
+
+
+def test_connect_carries_the_last_will_and_session_flag() -> None:
+    packet = wire.connect(
+        "cs-abc-001",
+        keepalive_s=60,
+        clean_session=False,
+        will=wire.Will("cs/v1/d/cs-abc-001/status", b'{"sv":1,"state":"offline"}'),
+    )
+    assert packet[0] == 0x10
+    body = packet[2:]
+    assert body[:6] == b"\x00\x04MQTT" and body[6] == 4
+    # will flag, will QoS 1, will retain; clean session off
+    assert body[7] == 0x04 | 0x08 | 0x20
+    assert body[8:10] == b"\x00\x3c"
+    assert body.endswith(b'{"sv":1,"state":"offline"}')
+
+
+def test_publish_qos1_has_a_packet_id_and_dup_on_resend() -> None:
+    first = wire.publish("a/b", b"xy", qos=1, mid=7)
+    again = wire.publish("a/b", b"xy", qos=1, mid=7, dup=True)
+    assert first == b"\x32\x09\x00\x03a/b\x00\x07xy"
+    assert again[0] == 0x3A and again[1:] == first[1:]
