@@ -136,6 +136,10 @@ def _backlog(
         figures["drain_ratio"] = round(
             figures["messages_per_s"] / figures["broker_drain_messages_per_s"], 3
         )
+        # Against paho's drain, as figures before the intake client were measured.
+        figures["paho_drain_ratio"] = round(
+            figures["messages_per_s"] / figures["paho_drain_messages_per_s"], 3
+        )
         figures["backlog_messages"] = messages
         figures["backlog_devices"] = cfg.devices
         # CPU over the process's whole life (start-up and migrations included), per second
@@ -175,6 +179,8 @@ def _live_and_connections(
             log_path=work / "ingest.log",
         )
         try:
+            if not harness.wait_until_subscribed(work / "ingest.log"):
+                figures["incomplete_live"] = "the ingest did not subscribe within 60 s"
             live_manifest = run_load(replace(live, port=mq.port))
             harness.wait_for(
                 lambda: harness.count_readings(ctx.sessions, "cs-live") >= live_manifest.readings,

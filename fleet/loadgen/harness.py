@@ -69,6 +69,15 @@ def spawn_ingest(
     )
 
 
+def wait_until_subscribed(log_path: Path, timeout: float = 60.0) -> bool:
+    """Whether a spawned ingest (logging to `log_path`) subscribed within `timeout`: load
+    sent before that would measure its start-up, not the pipeline."""
+    return wait_for(
+        lambda: log_path.exists() and "subscribed to" in log_path.read_text(errors="replace"),
+        timeout,
+    )
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     if proc.poll() is None:
         proc.terminate()
