@@ -9,6 +9,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -34,6 +35,18 @@ class Owner:
         self.ups: list[bool] = []
         self.downs: list[str] = []
         self.changed = threading.Condition()
+
+    def client(self, broker: BrokerAddress, client_id: str, **options: Any) -> IntakeClient:
+        """A client reporting to this owner that retries within a fraction of a second."""
+        return IntakeClient(
+            broker,
+            client_id=client_id,
+            topic_filter=TOPIC,
+            callbacks=self.callbacks(),
+            reconnect_min_s=0.1,
+            reconnect_max_s=0.2,
+            **options,
+        )
 
     def callbacks(self) -> IntakeCallbacks:
         return IntakeCallbacks(
@@ -163,7 +176,12 @@ def test_publishes_reach_subscribers_and_fail_fast_when_offline(
     got: list[bytes] = []
     arrived = threading.Event()
     listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="listener")
-    listener.on_message = lambda c, u, m: (got.append(m.payload), arrived.set())
+
+    def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        got.append(bytes(msg.payload))
+        arrived.set()
+
+    listener.on_message = on_message
     listener.connect("127.0.0.1", mosquitto.port)
     listener.subscribe("cs/v1/d/+/cmd", qos=1)
     listener.loop_start()
@@ -184,14 +202,7 @@ def test_a_restarted_broker_is_reconnected_to_and_the_session_resumed(tmp_path: 
     except ServiceUnavailable as exc:
         missing_service(str(exc))
     owner = Owner()
-    client = IntakeClient(
-        BrokerAddress("127.0.0.1", mq.port),
-        client_id="intake-restart",
-        topic_filter=TOPIC,
-        callbacks=owner.callbacks(),
-        reconnect_min_s=0.1,
-        reconnect_max_s=0.2,
-    )
+    client = owner.client(BrokerAddress("127.0.0.1", mq.port), "intake-restart")
     client.start()
     try:
         owner.wait(lambda: len(owner.ups) == 1)
@@ -221,13 +232,8 @@ def test_a_refused_connection_is_logged_with_the_reason(
         [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     owner = Owner()
-    client = IntakeClient(
-        BrokerAddress("127.0.0.1", port, username="nobody", password="wrong"),
-        client_id="intake-refused",
-        topic_filter=TOPIC,
-        callbacks=owner.callbacks(),
-        reconnect_min_s=0.1,
-        reconnect_max_s=0.2,
+    client = owner.client(
+        BrokerAddress("127.0.0.1", port, username="nobody", password="wrong"), "intake-refused"
     )
     try:
         wait_for_port("127.0.0.1", port)
@@ -241,39 +247,65 @@ def test_a_refused_connection_is_logged_with_the_reason(
         proc.kill()
 
 
+class FakeBroker:
+    """Accepts connections, answers CONNECT and SUBSCRIBE, then sends `after_suback` and
+    records what the client sends until it hangs up."""
+
+    def __init__(self, after_suback: bytes = b"") -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.address = BrokerAddress("127.0.0.1", self._server.getsockname()[1])
+        self._after = after_suback
+        self.sessions: list[bytes] = []  # what the client sent after SUBSCRIBE, per connection
+        self.ended = threading.Semaphore(0)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(1024)  # CONNECT
+                conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+                conn.recv(1024)  # SUBSCRIBE
+                conn.sendall(b"\x90\x03\x00\x01\x01" + self._after)  # SUBACK
+                received = b""
+                while chunk := conn.recv(1024):
+                    received += chunk
+                self.sessions.append(received)
+            self.ended.release()
+
+    def close(self) -> None:
+        self._server.close()
+
+
 def test_a_broker_sending_garbage_is_dropped_and_retried(caplog: pytest.LogCaptureFixture) -> None:
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    accepted = threading.Semaphore(0)
-
-    def serve() -> None:
-        for _ in range(2):
-            conn, _ = server.accept()
-            conn.recv(1024)  # CONNECT
-            conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
-            conn.recv(1024)  # SUBSCRIBE
-            conn.sendall(b"\x90\x03\x00\x01\x01" + b"\x36\x03\x00\x01t")  # SUBACK, QoS 3 PUBLISH
-            accepted.release()
-            conn.recv(1024)
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
+    broker = FakeBroker(after_suback=b"\x36\x03\x00\x01t")  # a QoS 3 PUBLISH
     owner = Owner()
-    client = IntakeClient(
-        BrokerAddress("127.0.0.1", port),
-        client_id="intake-garbage",
-        topic_filter=TOPIC,
-        callbacks=owner.callbacks(),
-        reconnect_min_s=0.1,
-        reconnect_max_s=0.2,
-    )
+    client = owner.client(broker.address, "intake-garbage")
     with caplog.at_level(logging.ERROR, logger="fleet.broker.intake"):
         client.start()
         try:
-            assert accepted.acquire(timeout=10)
-            assert accepted.acquire(timeout=10)  # it came back after dropping the first
+            assert broker.ended.acquire(timeout=10)
+            assert broker.ended.acquire(timeout=10)  # it came back after dropping the first
         finally:
             client.stop()
-            server.close()
+            broker.close()
     assert "malformed" in caplog.text
     assert owner.seen == []
+
+
+def test_a_silent_broker_is_pinged_then_given_up_on() -> None:
+    broker = FakeBroker()  # never answers PINGREQ
+    owner = Owner()
+    client = owner.client(broker.address, "intake-silent", keepalive_s=1)
+    client.start()
+    try:
+        assert broker.ended.acquire(timeout=10)
+        owner.wait(lambda: owner.downs)
+    finally:
+        client.stop()
+        broker.close()
+    assert b"\xc0\x00" in broker.sessions[0]  # PINGREQ within the keepalive
+    assert "no reply" in owner.downs[0]

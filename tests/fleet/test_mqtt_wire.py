@@ -11,7 +11,7 @@ from fleet.broker import wire
 from fleet.broker.wire import Control, Delivery
 
 topics = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
     min_size=1,
     max_size=80,
 )
