@@ -1,10 +1,10 @@
-"""MQTT ingest worker: the intake client's thread decodes into a bounded buffer, a writer
-thread commits batches, and every QoS 1 message is acknowledged only after the batch holding
-it committed.
+"""MQTT ingest worker: the intake client's thread decodes into a bounded buffer split by
+device into lanes, a writer thread per lane commits batches, and every QoS 1 message is
+acknowledged only after the batch holding it committed.
 
 Nothing is acknowledged that is not in the database, so the broker keeps (and redelivers)
 whatever a crash, a broker restart or a database outage interrupts; idempotent storage makes
-the redelivery harmless. When the writer falls behind, the buffer fills and the intake client
+the redelivery harmless. When the writers fall behind, the buffer fills and the intake client
 stops reading: the broker's in-flight window fills, and the backlog waits in the broker's
 persistent session instead of in this process's memory.
 """
@@ -183,7 +183,7 @@ class IngestWorker:
             lane.pending.extend(items)
             lane.ready.notify()
 
-    # --- the writer thread --------------------------------------------------------------
+    # --- the writer threads --------------------------------------------------------------
 
     def _write_loop(self, lane: _Lane) -> None:
         pending = lane.pending
@@ -194,7 +194,7 @@ class IngestWorker:
                 # Take whatever has accumulated: small batches when idle (low latency), large
                 # ones under load (throughput), with no waiting for a batch to fill.
                 batch = [pending.popleft() for _ in range(min(len(pending), self._batch_size))]
-            self.counters.queue_depth = sum(len(lane.pending) for lane in self._lanes)
+            self.counters.queue_depth = sum(len(other.pending) for other in self._lanes)
             if not batch:
                 continue
             self._client.resume()

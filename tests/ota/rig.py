@@ -158,3 +158,9 @@ def offer_until(
     finally:
         dev.stop()
         publish_retained(host, port, topic, b"")
+
+
+def flash_writes(dev: VirtualDevice) -> int:
+    """How many flash writes the simulated board has made since its folder was made."""
+    path = dev.device_dir / ".sim_flash_count"
+    return int(path.read_text()) if path.exists() else 0

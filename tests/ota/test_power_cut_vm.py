@@ -24,7 +24,7 @@ from fleet.ota import bundle, signing
 from fleet.simulator.build import build_firmware
 from fleet.simulator.device import VirtualDevice
 from tests.firmware.conftest import Broker, Subscriber
-from tests.ota.rig import BlobServer, blob_server, offer_until, trusting_device
+from tests.ota.rig import BlobServer, blob_server, flash_writes, offer_until, trusting_device
 
 pytestmark = pytest.mark.vm
 
@@ -92,11 +92,6 @@ def _plan(log: str) -> tuple[list[int], set[int]]:
     return sorted(points), set(trial)
 
 
-def _writes(dev: VirtualDevice) -> int:
-    path = dev.device_dir / ".sim_flash_count"
-    return int(path.read_text()) if path.exists() else 0
-
-
 def test_power_cut_at_any_write_keeps_a_valid_version(
     tmp_path: Path, test_broker: Broker, subscriber: Callable[..., Subscriber]
 ) -> None:
@@ -122,7 +117,7 @@ def test_power_cut_at_any_write_keeps_a_valid_version(
                 # How many writes the trial boot makes before the success report depends on
                 # timing (readings queued meanwhile); a point past this run's last write lay
                 # after its update had succeeded, so it is not part of the update.
-                if n in trial and _writes(dev) < n:
+                if n in trial and flash_writes(dev) < n:
                     beyond.append(n)
                     return n, None
                 return n, "the power cut did not happen"

@@ -44,8 +44,9 @@ def tick(what):
     at = state.fault("power_cut_at_write")
     if at is not None and _writes >= at:
         _cut(what)
-    with open(COUNT_FILE, "w") as f:
-        f.write(str(_writes))
+    # Atomic: the launcher may kill the VM at any moment (a stop, a reset), and a count
+    # file left empty would restart the count and move every later cut point.
+    state.write_bytes(COUNT_FILE, str(_writes).encode())
     _log.write("%d %s\n" % (_writes, what))
     _log.flush()
 
