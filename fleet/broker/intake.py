@@ -31,6 +31,7 @@ from fleet.broker.wire import Control, Delivery
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+CLOSE_GRACE_S = 2.0  # how long a stop waits for the broker to close after DISCONNECT
 
 
 class ConnectRefused(Exception):
@@ -155,9 +156,15 @@ class IntakeClient:
         self._stopping = True
         if self._stopped is not None:
             self._stopped.set()
-        if self._transport is not None:
-            self._transport.write(wire.DISCONNECT)
-            self._transport.close()
+        transport = self._transport
+        if transport is not None:
+            # The broker closes the connection after DISCONNECT. Closing it first, with bytes
+            # from the broker still unread, would reset it, and the broker could drop the acks
+            # just written; so read (and discard) until it closes, or give up after a grace.
+            transport.write(wire.DISCONNECT)
+            if self._paused:
+                transport.resume_reading()
+            self._loop.call_later(CLOSE_GRACE_S, transport.abort)
 
     async def _main(self) -> None:
         self._stopped = asyncio.Event()
@@ -305,6 +312,8 @@ class IntakeClient:
             self._lost.set_result(str(exc) if exc else "the broker closed the connection")
 
     def _received(self, data: bytes) -> None:
+        if self._stopping:
+            return  # stopping: nothing more is handed over, so nothing more is acked
         self._last_heard = time.monotonic()
         self._buf += data
         if not self._paused:
