@@ -94,7 +94,8 @@ class IntakeClient:
     # --- the owner's side (any thread) --------------------------------------------------
 
     def start(self) -> None:
-        self._loop = asyncio.new_event_loop()
+        if self._loop.is_closed():  # stopped before: a loop runs once
+            self._loop = asyncio.new_event_loop()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="mqtt-intake", daemon=True)
         self._thread.start()
@@ -103,19 +104,19 @@ class IntakeClient:
         """Disconnect cleanly (the session and its queued messages stay with the broker)."""
         if self._thread is None:
             return
-        self._loop.call_soon_threadsafe(self._begin_stop)
+        self._call(self._begin_stop)
         self._thread.join(timeout)
         self._thread = None
 
     def ack(self, mids: list[int], generation: int) -> None:
         if mids:
             data = wire.pubacks(mids)
-            self._loop.call_soon_threadsafe(self._write_for, data, generation)
+            self._call(self._write_for, data, generation)
 
     def resume(self) -> None:
         """The owner has room again; a no-op unless reading was paused."""
         if self._paused:
-            self._loop.call_soon_threadsafe(self._take_buffered)
+            self._call(self._take_buffered)
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
         """Queue a publish; False when not connected or when `max_outgoing` QoS 1 publishes
@@ -133,8 +134,14 @@ class IntakeClient:
                 self._outgoing[mid] = packet
         else:
             packet = wire.publish(topic, payload, qos=0, retain=retain)
-        self._loop.call_soon_threadsafe(self._write_for, packet, self.generation)
+        self._call(self._write_for, packet, self.generation)
         return True
+
+    def _call(self, fn: Callable[..., None], *args: object) -> None:
+        """Run `fn` on the client's thread; dropped once a stop has closed its loop (writes
+        for a connection that is gone mean nothing)."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(fn, *args)
 
     def _allocate_mid(self) -> int:
         # max_outgoing < 65,535 guarantees a free id.
@@ -171,14 +178,14 @@ class IntakeClient:
         delay = self._backoff[0]
         while not self._stopping:
             try:
-                reason = await self._session()
+                was_up, reason = await self._session()
             except Exception as exc:  # a bug here must not end intake for good: start over
                 log.exception("intake connection failed unexpectedly")
                 self._drop()
-                reason = f"unexpected error: {exc!r}"
+                was_up, reason = False, f"unexpected error: {exc!r}"
             if self._stopping:
                 break
-            if reason.startswith("up:"):
+            if was_up:
                 delay = self._backoff[0]  # it was up: start the backoff again from the bottom
             wait = delay * random.uniform(0.5, 1.0)
             log.warning("connection to %s: %s; retrying in %.1fs", self._broker.url, reason, wait)
@@ -186,8 +193,8 @@ class IntakeClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), wait)
 
-    async def _session(self) -> str:
-        """One connection from connect to loss; returns why it ended ("up:" if it was up)."""
+    async def _session(self) -> tuple[bool, str]:
+        """One connection from connect to loss; returns whether it was up, and why it ended."""
         loop = self._loop
         self._lost = loop.create_future()
         self._buf = bytearray()
@@ -206,7 +213,7 @@ class IntakeClient:
             session_present = await self._handshake()
         except (OSError, TimeoutError, ssl.SSLError, ConnectRefused, wire.ProtocolError) as exc:
             self._drop()
-            return f"cannot connect: {exc or type(exc).__name__}"
+            return False, f"cannot connect: {exc or type(exc).__name__}"
         self._cb.on_up(session_present)
         pinger = loop.create_task(self._keep_alive())
         try:
@@ -214,7 +221,7 @@ class IntakeClient:
         finally:
             pinger.cancel()
         self._cb.on_down(reason)
-        return f"up: {reason}"
+        return True, reason
 
     async def _handshake(self) -> bool:
         b = self._broker
@@ -312,8 +319,6 @@ class IntakeClient:
             self._lost.set_result(str(exc) if exc else "the broker closed the connection")
 
     def _received(self, data: bytes) -> None:
-        if self._stopping:
-            return  # stopping: nothing more is handed over, so nothing more is acked
         self._last_heard = time.monotonic()
         self._buf += data
         if not self._paused:
@@ -321,8 +326,8 @@ class IntakeClient:
 
     def _take_buffered(self) -> None:
         """Hand over what the owner has room for; pause reading when it has none."""
-        if self._transport is None:
-            return
+        if self._transport is None or self._stopping:
+            return  # stopping: nothing more is handed over, so nothing more is acked
         room = self._cb.room()
         publishes: list[Delivery] = []
         controls: list[Control] = []
