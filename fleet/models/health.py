@@ -8,14 +8,15 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fleet.models.base import Base, UTCDateTime, utcnow
+from fleet.models.base import BIG_ID, Base, UTCDateTime, utcnow
 
 
 class HealthSnapshot(Base):
     __tablename__ = "health_snapshots"
     __table_args__ = (Index("ix_health_device_at", "device_pk", "at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # 100,000 devices reporting hourly fill a 32-bit key in about two and a half years.
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
     device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     data: Mapped[dict[str, Any]] = mapped_column(JSON)

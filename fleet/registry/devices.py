@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
@@ -144,6 +144,19 @@ def reading_history(
     # Newest first, then returned oldest-first so charts draw left to right.
     rows = session.scalars(stmt.order_by(Reading.ts.desc(), Reading.metric).limit(limit)).all()
     return list(reversed(rows))
+
+
+def decommission(session: Session, device: Device) -> int:
+    """Delete a device and its readings; returns how many readings went with it.
+
+    The device row goes first: its row lock makes an ingest batch for the device either
+    commit before (its readings are then deleted here) or wait and find the device gone.
+    """
+    pk = device.id
+    session.delete(device)
+    session.flush()
+    result = session.execute(delete(Reading).where(Reading.device_pk == pk))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def set_tags(session: Session, *, device: Device, names: list[str]) -> None:

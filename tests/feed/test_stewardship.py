@@ -15,7 +15,9 @@ from tests.feed.conftest import POINTS, STEP, T0, FeedWorld
 
 def readings(world: FeedWorld, device_id: str, metric: str | None = None) -> int:
     with world.ctx.sessions() as s:
-        stmt = select(func.count()).select_from(Reading).join(Device)
+        stmt = (
+            select(func.count()).select_from(Reading).join(Device, Device.id == Reading.device_pk)
+        )
         stmt = stmt.where(Device.device_id == device_id)
         if metric is not None:
             stmt = stmt.where(Reading.metric == metric)

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from fleet.api.app import create_app
 from fleet.core.context import FleetContext
 from fleet.ingest.handler import IngestHandler
+from fleet.models import AuditEntry, Device, Reading
 from tests.fleet.conftest import World
 from tests.fleet.packs import telemetry
 
@@ -88,6 +90,32 @@ def test_history_and_latest(client: TestClient, world: World, fleet_ctx: FleetCo
     assert client.get(base + "?metric=radon", headers=h).status_code == 422
     assert client.get(base + "?since=2025-01-01T00:00:00", headers=h).status_code == 422
     assert client.get("/api/v1/devices/cs-nope-000/readings", headers=h).status_code == 404
+
+
+def test_decommission_deletes_the_devices_readings_and_nothing_else(
+    client: TestClient, world: World, fleet_ctx: FleetContext
+) -> None:
+    handler = IngestHandler(fleet_ctx.sessions, clock=lambda: NOW)
+    samples = [(0, 20.0, 50.0), (600, 20.5, 51.0)]
+    for device_id in ("cs-hackney-0001", "cs-camden-0001"):
+        handler.handle(f"cs/v1/d/{device_id}/up", telemetry(device_id, NOW - 1800, samples))
+    gone = client.delete("/api/v1/devices/cs-hackney-0001", headers=world.headers("admin"))
+    assert gone.status_code == 204, gone.text
+    # A pack that arrives after the device went is refused, not stored under a dangling key.
+    late = handler.handle(
+        "cs/v1/d/cs-hackney-0001/up", telemetry("cs-hackney-0001", NOW - 60, samples)
+    )
+    assert late.reason == "unknown_device"
+    with fleet_ctx.sessions() as s:
+        per_device = dict(
+            s.execute(select(Reading.device_pk, func.count()).group_by(Reading.device_pk)).all()
+        )
+        camden = s.scalars(select(Device.id).where(Device.device_id == "cs-camden-0001")).one()
+        entry = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "device.decommission")
+        ).one()
+    assert per_device == {camden: 4}
+    assert entry.detail == {"readings_deleted": 4}
 
 
 def test_device_list_filters_sorts_and_pages(client: TestClient, world: World) -> None:

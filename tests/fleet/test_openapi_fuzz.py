@@ -38,3 +38,23 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 def test_no_server_errors(case, who: str) -> None:  # type: ignore[no-untyped-def]
     response = case.call(headers={"Authorization": f"Bearer {WORLD.tokens[who]}"})
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
+
+
+def test_every_integer_parameter_is_bounded() -> None:
+    # An unbounded integer reaches the database driver, which cannot bind a value past 64 bits.
+    unbounded = [
+        f"{method.upper()} {path} {param['name']}"
+        for path, item in APP.openapi()["paths"].items()
+        for method, op in item.items()
+        for param in op.get("parameters", [])
+        if _integer(param.get("schema", {})) and "maximum" not in _integer(param["schema"])
+    ]
+    assert unbounded == []
+
+
+def _integer(schema: dict) -> dict:  # type: ignore[type-arg]
+    """The integer branch of a parameter's schema (plain or `anyOf` with null), if any."""
+    for branch in [schema, *schema.get("anyOf", [])]:
+        if branch.get("type") == "integer":
+            return branch  # type: ignore[no-any-return]
+    return {}

@@ -75,7 +75,11 @@ def test_virtual_devices_readings_arrive_exactly(fleet: RunningFleet, tmp_path: 
 
     def readings_per_device() -> dict[str, int]:
         with fleet.ctx.sessions() as s:
-            rows = s.execute(select(Device.device_id, Reading.metric).join(Reading)).all()
+            rows = s.execute(
+                select(Device.device_id, Reading.metric).join(
+                    Reading, Reading.device_pk == Device.id
+                )
+            ).all()
         counts: dict[str, int] = {}
         for device_id, _ in rows:
             counts[device_id] = counts.get(device_id, 0) + 1
@@ -103,7 +107,7 @@ def test_virtual_devices_readings_arrive_exactly(fleet: RunningFleet, tmp_path: 
             served = [r for r in dev.readings() if "fault" not in r]
             rows = s.scalars(
                 select(Reading)
-                .join(Device)
+                .join(Device, Device.id == Reading.device_pk)
                 .where(Device.device_id == dev.device_id)
                 .order_by(Reading.ts)
             ).all()

@@ -77,7 +77,7 @@ def resolve(
 def audit_log(
     action: str | None = Query(None, max_length=64),
     limit: int = Query(200, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.AUDIT_READ)),
 ) -> list[AuditOut]:

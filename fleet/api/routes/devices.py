@@ -12,6 +12,7 @@ from fleet.access.principal import Forbidden, Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import get_session, require
 from fleet.api.schemas import (
+    MAX_ID,
     CommandIn,
     CommandOut,
     DeviceCreate,
@@ -46,7 +47,7 @@ def list_devices(
     borough: str | None = Query(None, max_length=32),
     sort: str = Query("device_id", pattern=r"^-?(device_id|state|last_seen_at|name|fw_version)$"),
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> DevicePage:
@@ -141,15 +142,17 @@ def decommission_device(
 ) -> None:
     """Remove a device and its readings (retention and consent rules decide when)."""
     device = _device_or_404(session, device_id, principal)
+    borough_id = device.borough_id
+    readings = registry.decommission(session, device)
     audit.record(
         session,
         principal,
         "device.decommission",
         target_type="device",
         target_id=device_id,
-        borough_id=device.borough_id,
+        borough_id=borough_id,
+        detail={"readings_deleted": readings},
     )
-    session.delete(device)
     session.commit()
 
 

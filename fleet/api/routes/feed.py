@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from fleet.access.principal import Principal
 from fleet.access.roles import Role, Scope
 from fleet.api.deps import get_context, get_session, require
 from fleet.api.routes.feed_access import audience_of, feed_reader
+from fleet.api.schemas import MAX_ID
 from fleet.core.context import FleetContext
 from fleet.feed import export, snapshot, stewardship
 from fleet.feed.policy import Policy, policies
@@ -114,7 +115,7 @@ def put_policy(
 
 @router.put("/api/v1/feed/consent/{property_id}", response_model=ConsentOut)
 def put_consent(
-    property_id: int,
+    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: ConsentIn,
     ctx: FleetContext = Depends(get_context),
     session: Session = Depends(get_session),
@@ -130,7 +131,7 @@ def put_consent(
 
 @router.put("/api/v1/feed/properties/{property_id}/location", status_code=204)
 def put_location(
-    property_id: int,
+    property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: LocationIn,
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
