@@ -29,7 +29,7 @@ from fleet.risk.service.update import note_samples
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per message: not frozen, which costs ~1 µs per construction
 class Outcome:
     action: str  # "stored" | "ignored" | "rejected"
     inserted: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -29,6 +30,8 @@ class DeviceTopic:
     kind: Upstream | None  # None: a downstream topic the ingest ignores
 
 
+# A fleet's topics repeat with every message; a bad topic raises and is never cached.
+@functools.lru_cache(maxsize=65536)
 def parse_topic(topic: str) -> DeviceTopic:
     prefix = f"{TOPIC_ROOT}/d/"
     if not topic.startswith(prefix):
