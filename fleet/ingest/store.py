@@ -47,12 +47,15 @@ _STAGE_DDL = (
     "unit varchar(16), received_at timestamptz, seq integer) ON COMMIT DELETE ROWS"
 )
 _STAGE_INSERT = (
-    f"WITH ins AS (INSERT INTO readings (device_pk, metric, ts, value, unit, received_at) "
+    f"INSERT INTO readings (device_pk, metric, ts, value, unit, received_at) "
     f"SELECT device_pk, metric, ts, value, unit, received_at FROM {_STAGE} "
-    "ON CONFLICT ON CONSTRAINT uq_readings_sample DO NOTHING "
-    "RETURNING device_pk, metric, ts) "
-    f"SELECT s.seq, count(*) FROM ins JOIN {_STAGE} s USING (device_pk, metric, ts) "
-    "GROUP BY s.seq"
+    "ON CONFLICT ON CONSTRAINT uq_readings_sample DO NOTHING"
+)
+# Only after a conflict: the staged rows this transaction stored (their xmin is its id), per
+# message. txid_current() is the 64-bit id; xmin holds its low 32 bits.
+_STAGE_ADDED = (
+    f"SELECT s.seq, count(*) FROM {_STAGE} s JOIN readings r USING (device_pk, metric, ts) "
+    "WHERE r.xmin::text::bigint = txid_current() % 4294967296 GROUP BY s.seq"
 )
 
 
@@ -166,6 +169,10 @@ def _copy_readings(
         ) as copy:
             copy.write(data)
         cur.execute(_STAGE_INSERT)
+        if cur.rowcount == len(rows):  # the usual case: nothing was stored before
+            return Counter(r.seq for r in rows)
+        # A redelivery: count what each message added, not what it carried.
+        cur.execute(_STAGE_ADDED)
         return Counter({int(seq): int(n) for seq, n in cur.fetchall()})
 
 

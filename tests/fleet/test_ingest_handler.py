@@ -29,6 +29,20 @@ def _count(ctx: FleetContext, model: type) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def test_a_batch_mixing_new_and_stored_readings_counts_what_each_message_added(
+    fleet_ctx: FleetContext,
+) -> None:
+    handler = _setup(fleet_ctx)
+    up = f"cs/v1/d/{DEV}/up"
+    stored = telemetry(DEV, NOW - 1800, [(0, 20.0, 50.0)])
+    handler.handle(up, stored)
+    overlapping = telemetry(DEV, NOW - 1800, [(0, 20.0, 50.0), (600, 20.5, 51.0)])
+    fresh = telemetry(DEV, NOW - 600, [(0, 21.0, 52.0)])
+    outcomes = handler.handle_batch([(up, stored), (up, overlapping), (up, fresh)])
+    assert [o.inserted for o in outcomes] == [0, 2, 2]
+    assert _count(fleet_ctx, Reading) == 6
+
+
 def test_redelivered_pack_stores_nothing_twice(fleet_ctx: FleetContext) -> None:
     handler = _setup(fleet_ctx)
     payload = telemetry(DEV, NOW - 900, [(0, 21.25, 55.5), (600, 21.5, 57.0)])
