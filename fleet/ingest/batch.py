@@ -118,7 +118,7 @@ def write_batch(
                     f"device {m.device_id!r} is not registered; enrol it first",
                 )
         changes: dict[str, _DeviceChange] = {}
-        readings: dict[tuple[int, str, datetime], store.ReadingRow] = {}
+        readings: dict[tuple[int, str, float], store.ReadingRow] = {}
         health_rows: list[dict[str, Any]] = []
         rejects: list[dict[str, Any]] = []
         for seq, m in enumerate(decoded):
@@ -164,9 +164,9 @@ def _flag_late_risk_hours(
     The risk worker notices recent late data by itself; only older samples need flagging,
     which keeps this off the normal path.
     """
-    horizon = now - LATE_RISK_AFTER
+    horizon = (now - LATE_RISK_AFTER).timestamp()
     for change in changes.values():
-        old = [s for s in change.samples if s.ts < horizon]
+        old = [s for s in change.samples if s.t < horizon]
         if old and change.row.placement_id is not None:
             note_samples(session, placement_id=change.row.placement_id, samples=old)
 
@@ -176,7 +176,7 @@ def _apply(
     m: Decoded,
     seq: int,
     at: datetime,
-    readings: dict[tuple[int, str, datetime], store.ReadingRow],
+    readings: dict[tuple[int, str, float], store.ReadingRow],
     health_rows: list[dict[str, Any]],
 ) -> None:
     row = change.row
@@ -184,8 +184,8 @@ def _apply(
         for s in m.samples:
             # A pack repeated within one batch (a redelivery) is stored, and counted, once.
             readings.setdefault(
-                (row.pk, s.metric, s.ts),
-                store.ReadingRow(row.pk, s.metric, s.ts, s.value, s.unit, seq),
+                (row.pk, s.metric, s.t),
+                store.ReadingRow(row.pk, s.metric, s.t, s.value, s.unit, seq),
             )
         _update_latest(change, m.samples)
         change.samples.extend(m.samples)
@@ -213,18 +213,18 @@ def _update_latest(change: _DeviceChange, samples: list[Sample]) -> None:
     latest = row.latest
     if latest is None:
         latest = row.latest = {}
-    newest = samples[0].ts
+    newest = samples[0].t
     for s in samples:
-        t = s.ts.timestamp()
+        t = s.t
         current = latest.get(s.metric)
         if current is None or t >= current["t"]:
             latest[s.metric] = {"v": s.value, "u": s.unit, "t": t}
-        if s.ts > newest:
-            newest = s.ts
+        if t > newest:
+            newest = t
     change.values["latest"] = latest
-    if row.latest_at is None or newest > row.latest_at:
-        row.latest_at = newest
-        change.values["latest_at"] = newest
+    if row.latest_at is None or newest > row.latest_at.timestamp():
+        row.latest_at = datetime.fromtimestamp(newest, UTC)
+        change.values["latest_at"] = row.latest_at
 
 
 def _refresh_states(
@@ -263,7 +263,7 @@ def _outcome(seq: int, m: Decoded, added: dict[int, int]) -> Outcome:
         return Outcome("rejected", reason=m.rejected.reason.value, detail=m.rejected.detail)
     if m.kind is None:
         return Outcome("ignored")
-    newest = max(s.ts.timestamp() for s in m.samples) if m.samples else None
+    newest = max(s.t for s in m.samples) if m.samples else None
     return Outcome("stored", inserted=added.get(seq, 0), newest_sample_ts=newest)
 
 

@@ -39,22 +39,28 @@ _PG_COLUMN_TYPES = {
     "state_at": "timestamptz",
 }
 
-# Per-connection staging table for COPY; emptied by every commit so it never grows.
+# Per-connection staging table for COPY; emptied by every commit so it never grows. Sample
+# times are staged as UTC seconds and turned into timestamps by PostgreSQL, which spares the
+# ingest a datetime and its text form per reading. to_timestamp agrees with Python's
+# datetime.fromtimestamp for whole seconds and milliseconds (what devices send); a time with
+# sub-microsecond digits can round the other way, and always the same way, so a redelivery
+# still finds it.
 _STAGE = "ingest_readings_stage"
 _STAGE_DDL = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
-    "device_pk integer, metric varchar(32), ts timestamptz, value double precision, "
+    "device_pk integer, metric varchar(32), t double precision, value double precision, "
     "unit varchar(16), received_at timestamptz, seq integer) ON COMMIT DELETE ROWS"
 )
 _STAGE_INSERT = (
     f"INSERT INTO readings (device_pk, metric, ts, value, unit, received_at) "
-    f"SELECT device_pk, metric, ts, value, unit, received_at FROM {_STAGE} "
+    f"SELECT device_pk, metric, to_timestamp(t), value, unit, received_at FROM {_STAGE} "
     "ON CONFLICT ON CONSTRAINT uq_readings_sample DO NOTHING"
 )
 # Only after a conflict: the staged rows this transaction stored (their xmin is its id), per
 # message. txid_current() is the 64-bit id; xmin holds its low 32 bits.
 _STAGE_ADDED = (
-    f"SELECT s.seq, count(*) FROM {_STAGE} s JOIN readings r USING (device_pk, metric, ts) "
+    f"SELECT s.seq, count(*) FROM {_STAGE} s JOIN readings r ON r.device_pk = s.device_pk "
+    "AND r.metric = s.metric AND r.ts = to_timestamp(s.t) "
     "WHERE r.xmin::text::bigint = txid_current() % 4294967296 GROUP BY s.seq"
 )
 
@@ -79,7 +85,7 @@ class DeviceRow:
 class ReadingRow:
     device_pk: int
     metric: str
-    ts: datetime
+    t: float  # UTC seconds
     value: float
     unit: str
     seq: int  # index of the message in its batch, to count what each message added
@@ -159,13 +165,12 @@ def _copy_readings(
     # unit come from the profile's fixed names, so nothing needs COPY escaping.
     at = received_at.isoformat()
     data = "".join(
-        f"{r.device_pk}\t{r.metric}\t{r.ts.isoformat()}\t{r.value!r}\t{r.unit}\t{at}\t{r.seq}\n"
-        for r in rows
+        f"{r.device_pk}\t{r.metric}\t{r.t!r}\t{r.value!r}\t{r.unit}\t{at}\t{r.seq}\n" for r in rows
     ).encode()
     with raw.cursor() as cur:
         cur.execute(_STAGE_DDL)
         with cur.copy(
-            f"COPY {_STAGE} (device_pk, metric, ts, value, unit, received_at, seq) FROM STDIN"
+            f"COPY {_STAGE} (device_pk, metric, t, value, unit, received_at, seq) FROM STDIN"
         ) as copy:
             copy.write(data)
         cur.execute(_STAGE_INSERT)
@@ -184,17 +189,18 @@ def _insert_readings(
         if session.get_bind().dialect.name == "sqlite"
         else insert(Reading)
     )
-    by_key = {(r.device_pk, r.metric, r.ts): r.seq for r in rows}
+    stamped = [(r, datetime.fromtimestamp(r.t, UTC)) for r in rows]
+    by_key = {(r.device_pk, r.metric, ts): r.seq for r, ts in stamped}
     params = [
         {
             "device_pk": r.device_pk,
             "metric": r.metric,
-            "ts": r.ts,
+            "ts": ts,
             "value": r.value,
             "unit": r.unit,
             "received_at": received_at,
         }
-        for r in rows
+        for r, ts in stamped
     ]
     result = session.execute(
         stmt.returning(Reading.device_pk, Reading.metric, Reading.ts, sort_by_parameter_order=True),

@@ -195,7 +195,7 @@ def _scenario(
         note_samples(
             s,
             placement_id=placements["world"],
-            samples=[Sample("humidity", old, 45.0, "%RH")],
+            samples=[Sample("humidity", old.timestamp(), 45.0, "%RH")],
         )
     store(ctx, "cs-hackney-0005", list(samples(DAMP, T0 + timedelta(days=2), 24 * 3 + 2)))
     store(ctx, "cs-hackney-0001", list(samples(DAMP, day5 + timedelta(hours=1, minutes=15), 2)))

@@ -66,7 +66,9 @@ def test_recompute_reach_is_bounded(fleet_ctx: FleetContext, world: World) -> No
     store(fleet_ctx, "cs-hackney-0001", [(old, 20.0, 50.0, 15.0)])
     with fleet_ctx.sessions.begin() as s:
         # The ingest-side hook flags readings older than the automatic look-back.
-        note_samples(s, placement_id=placement, samples=[Sample("humidity", old, 50.0, "%RH")])
+        note_samples(
+            s, placement_id=placement, samples=[Sample("humidity", old.timestamp(), 50.0, "%RH")]
+        )
         assert s.get(PlacementRisk, placement).recompute_from == old
     result = sweep(fleet_ctx.sessions, settings, now=T0)
     assert result.recomputed == 1
