@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, event, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -167,8 +167,11 @@ def _copy_readings(
     data = "".join(
         f"{r.device_pk}\t{r.metric}\t{r.t!r}\t{r.value!r}\t{r.unit}\t{at}\t{r.seq}\n" for r in rows
     ).encode()
+    info = conn.connection.info  # lives as long as this database connection
     with raw.cursor() as cur:
-        cur.execute(_STAGE_DDL)
+        if _STAGE not in info:  # a round trip per batch saved once the table exists
+            cur.execute(_STAGE_DDL)
+            info[_STAGE] = True
         with cur.copy(
             f"COPY {_STAGE} (device_pk, metric, t, value, unit, received_at, seq) FROM STDIN"
         ) as copy:
@@ -179,6 +182,12 @@ def _copy_readings(
         # A redelivery: count what each message added, not what it carried.
         cur.execute(_STAGE_ADDED)
         return Counter({int(seq): int(n) for seq, n in cur.fetchall()})
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_stage(conn: Connection) -> None:
+    # The transaction rolled back may be the one that created the staging table.
+    conn.connection.info.pop(_STAGE, None)
 
 
 def _insert_readings(

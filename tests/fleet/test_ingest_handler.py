@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from fleet.core.context import FleetContext
+from fleet.ingest import store
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.profile import base_name
 from fleet.models import Device, Reading, RejectedMessage
@@ -41,6 +44,26 @@ def test_a_batch_mixing_new_and_stored_readings_counts_what_each_message_added(
     outcomes = handler.handle_batch([(up, stored), (up, overlapping), (up, fresh)])
     assert [o.inserted for o in outcomes] == [0, 2, 2]
     assert _count(fleet_ctx, Reading) == 6
+
+
+def test_a_batch_rolled_back_after_staging_leaves_the_next_batch_working(
+    fleet_ctx: FleetContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first batch on a connection creates its staging table; when that transaction rolls
+    # back, the table goes with it and the next batch must create it again.
+    handler = _setup(fleet_ctx)
+    up = f"cs/v1/d/{DEV}/up"
+
+    def fail(*args: object) -> None:
+        raise OperationalError("UPDATE devices", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(store, "update_devices", fail)
+    with pytest.raises(OperationalError):
+        handler.handle(up, telemetry(DEV, NOW - 900, [(0, 21.0, 55.0)]))
+    monkeypatch.undo()
+    assert _count(fleet_ctx, Reading) == 0
+    again = handler.handle(up, telemetry(DEV, NOW - 900, [(0, 21.0, 55.0)]))
+    assert (again.action, again.inserted) == ("stored", 2)
 
 
 def test_redelivered_pack_stores_nothing_twice(fleet_ctx: FleetContext) -> None:
