@@ -186,8 +186,11 @@ def _copy_readings(
 
 @event.listens_for(Engine, "rollback")
 def _forget_stage(conn: Connection) -> None:
-    # The transaction rolled back may be the one that created the staging table.
-    conn.connection.info.pop(_STAGE, None)
+    # The transaction rolled back may be the one that created the staging table. An
+    # invalidated connection has no database connection to ask (a new one starts with empty
+    # info), and asking it would fail the rollback itself.
+    if not conn.invalidated:
+        conn.connection.info.pop(_STAGE, None)
 
 
 def _insert_readings(

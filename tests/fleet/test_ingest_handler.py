@@ -66,6 +66,18 @@ def test_a_batch_rolled_back_after_staging_leaves_the_next_batch_working(
     assert (again.action, again.inserted) == ("stored", 2)
 
 
+def test_a_connection_lost_mid_transaction_still_rolls_back(fleet_ctx: FleetContext) -> None:
+    # The staging bookkeeping listens to every rollback; one on a connection invalidated by a
+    # disconnect must go through, so the pool can replace the connection.
+    _setup(fleet_ctx)
+    with fleet_ctx.engine.connect() as conn:
+        conn.begin()
+        conn.execute(select(func.count()).select_from(Reading))
+        conn.invalidate()
+        conn.rollback()
+        assert conn.execute(select(func.count()).select_from(Reading)).scalar() == 0
+
+
 def test_redelivered_pack_stores_nothing_twice(fleet_ctx: FleetContext) -> None:
     handler = _setup(fleet_ctx)
     payload = telemetry(DEV, NOW - 900, [(0, 21.25, 55.5), (600, 21.5, 57.0)])
