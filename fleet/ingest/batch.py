@@ -9,7 +9,6 @@ caller does not acknowledge any of its messages and retries them.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fleet.health.liveness import DEFAULT_POLICY, LivenessPolicy, derive_state
 from fleet.ingest import store
 from fleet.ingest.errors import Rejected, RejectReason
+from fleet.ingest.jsondoc import parse_json
 from fleet.ingest.profile import STATUS_STATES, supported_version
 from fleet.ingest.senml import Sample, decode_health, decode_telemetry
 from fleet.ingest.topics import Upstream, parse_topic
@@ -268,10 +268,7 @@ def _outcome(seq: int, m: Decoded, added: dict[int, int]) -> Outcome:
 
 
 def status_state(payload: bytes) -> str:
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(RejectReason.MALFORMED_JSON, f"status is not JSON: {exc}") from exc
+    doc = parse_json(payload, "status")
     if not isinstance(doc, dict):
         raise Rejected(RejectReason.BAD_STATUS, "status must be a JSON object")
     if not supported_version(doc.get("sv")):

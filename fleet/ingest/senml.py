@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from fleet.ingest.errors import Rejected, RejectReason
+from fleet.ingest.jsondoc import parse_json
 from fleet.ingest.profile import (
     EARLIEST_VALID_TIME,
     MAX_FUTURE_SKEW_S,
@@ -50,10 +50,7 @@ class Sample:
 
 
 def load_pack(payload: bytes) -> list[dict[str, Any]]:
-    try:
-        pack = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(RejectReason.MALFORMED_JSON, f"payload is not JSON: {exc}") from exc
+    pack = parse_json(payload, "payload")
     if not isinstance(pack, list) or not pack:
         raise Rejected(RejectReason.NOT_SENML, "a SenML pack is a non-empty JSON array of records")
     if len(pack) > MAX_RECORDS_PER_PACK:

@@ -7,6 +7,7 @@ between them, and a restarted worker resumes its own persistent session.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -51,6 +52,11 @@ def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # What start-up made (modules, ORM metadata, the migration run's objects) lives as long
+    # as the process; frozen, the collector stops walking it on every full collection that
+    # the ingest's short-lived batch objects trigger (~6 % of the CPU per message).
+    gc.collect()
+    gc.freeze()
     worker.start()
     try:
         if not worker.connected.wait(connect_timeout_s) and not done.is_set():

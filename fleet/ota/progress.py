@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fleet.ingest.errors import Rejected, RejectReason
+from fleet.ingest.jsondoc import parse_json
 
 STATES = frozenset({"downloading", "verifying", "installing", "rebooting", "succeeded", "failed"})
 TERMINAL = frozenset({"succeeded", "failed"})
@@ -13,10 +13,7 @@ TERMINAL = frozenset({"succeeded", "failed"})
 
 def decode_progress(payload: bytes) -> dict[str, Any]:
     """The report as a dict; Rejected (with a reason) if it breaks the schema."""
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(RejectReason.MALFORMED_JSON, f"ota/progress is not JSON: {exc}") from exc
+    doc = parse_json(payload, "ota/progress")
     if not isinstance(doc, dict):
         raise Rejected(RejectReason.MALFORMED_JSON, "ota/progress must be a JSON object")
     if doc.get("sv") != 1:

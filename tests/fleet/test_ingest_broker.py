@@ -59,6 +59,9 @@ def test_worker_stores_valid_and_records_bad(
         msgs = [
             (f"cs/v1/d/{dev}/up", telemetry(dev, now - 30, [(0, 20.5, 48.0)])),
             (f"cs/v1/d/{dev}/up", b"not json at all"),
+            # Nested past the parsers' limits: refused like any broken payload, never a
+            # crash that drops the connection and brings the same payload back for ever.
+            (f"cs/v1/d/{dev}/status", b"[" * 30_000 + b"]" * 30_000),
             (f"cs/v1/d/{dev}/up", telemetry(dev, now - 20, [(0, 20.6, 48.5)])),
             ("cs/v1/d/cs-nobody-01/up", telemetry("cs-nobody-01", now, [(0, 1, 1)])),
             (f"cs/v1/d/{dev}/weather", b"[]"),
@@ -73,7 +76,7 @@ def test_worker_stores_valid_and_records_bad(
         with fleet_ctx.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Reading)) == 6
             reasons = sorted(s.scalars(select(RejectedMessage.reason)).all())
-        assert reasons == ["malformed_json", "unknown_device", "unknown_topic"]
+        assert reasons == ["malformed_json", "malformed_json", "unknown_device", "unknown_topic"]
         assert worker.counters.stored == 4
     finally:
         pub.loop_stop()

@@ -160,6 +160,19 @@ def test_rejects_are_recorded_and_valid_traffic_keeps_flowing(fleet_ctx: FleetCo
     assert _count(fleet_ctx, Reading) == 6
 
 
+@pytest.mark.parametrize("kind", ["up", "health", "status", "ota/progress"])
+def test_a_payload_nested_too_deeply_is_recorded_as_malformed(
+    fleet_ctx: FleetContext, kind: str
+) -> None:
+    handler = _setup(fleet_ctx)
+    deep = b"[" * 30_000 + b"]" * 30_000  # past the parsers' nesting limits, under 64 KB
+    outcome = handler.handle(f"cs/v1/d/{DEV}/{kind}", deep)
+    assert (outcome.action, outcome.reason) == ("rejected", "malformed_json")
+    assert outcome.detail and "too deeply" in outcome.detail
+    ok = handler.handle(f"cs/v1/d/{DEV}/up", telemetry(DEV, NOW, [(0, 20.0, 50.0)]))
+    assert (ok.action, ok.inserted) == ("stored", 2)
+
+
 def test_status_and_health_update_the_device(fleet_ctx: FleetContext) -> None:
     handler = _setup(fleet_ctx)
     assert handler.handle(f"cs/v1/d/{DEV}/status", b'{"sv":1,"state":"online"}').action == "stored"

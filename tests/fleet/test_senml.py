@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -76,6 +77,24 @@ def test_refuses_with_a_reason(payload: bytes, reason: RejectReason) -> None:
         decode_telemetry(payload, DEV, now=NOW)
     assert info.value.reason == reason
     assert info.value.detail  # always tells the sender what to fix
+
+
+# Past any JSON parser's nesting limit (Python's recursion limit is 1,000), within 64 KB.
+DEEP = b"[" * 30_000 + b"]" * 30_000
+
+
+@pytest.mark.parametrize("decoder", [decode_telemetry, decode_health])
+def test_a_payload_nested_too_deeply_is_refused_not_raised(decoder: Callable[..., object]) -> None:
+    with pytest.raises(Rejected) as info:
+        decoder(DEEP, DEV, now=NOW)
+    assert info.value.reason == RejectReason.MALFORMED_JSON
+    assert "too deeply" in info.value.detail
+
+
+def test_an_integer_past_64_bits_gets_the_value_reject_not_a_parse_error() -> None:
+    with pytest.raises(Rejected) as info:
+        decode_telemetry(pack_with(v=10**30), DEV, now=NOW)
+    assert info.value.reason == RejectReason.BAD_VALUE
 
 
 @pytest.mark.parametrize(
