@@ -211,13 +211,20 @@ class IngestWorker:
             try:
                 outcomes = self.handler.store([i.message for i in live])
                 break
-            except SQLAlchemyError as exc:
+            except Exception as exc:
                 # Nothing acked: retry the batch until the database is back (or the connection
                 # that delivered it is gone, in which case the broker redelivers it anyway).
+                # Not only SQLAlchemy's errors: the bulk paths talk to the driver directly, so
+                # a connection dropped mid-COPY raises the driver's own; a writer thread that
+                # died of it would leave its lane, and soon the whole intake, stalled.
                 with self._count_lock:
                     self.counters.db_errors += 1
                 log.error(
-                    "database unavailable, retrying %d messages in %.1fs: %s", len(live), delay, exc
+                    "database write failed, retrying %d messages in %.1fs: %s",
+                    len(live),
+                    delay,
+                    exc,
+                    exc_info=not isinstance(exc, SQLAlchemyError),
                 )
                 if self._stopping.wait(delay):
                     return
