@@ -104,8 +104,11 @@ def write_batch(
     *,
     now: float,
     policy: LivenessPolicy = DEFAULT_POLICY,
+    tolerate_conflicts: bool = False,
 ) -> list[Outcome]:
-    """Store decoded messages atomically; returns one outcome per message, in order."""
+    """Store decoded messages atomically; returns one outcome per message, in order.
+
+    `tolerate_conflicts`: see store.insert_readings."""
     received_at = datetime.fromtimestamp(now, UTC)
     wanted = {m.device_id for m in decoded if m.kind is not None and m.device_id is not None}
     with sessions.begin() as session:
@@ -145,7 +148,9 @@ def write_batch(
                 from fleet.ota.service import record_progress
 
                 record_progress(session, change.row.pk, m.ota, received_at)
-        added = store.insert_readings(session, list(readings.values()), received_at)
+        added = store.insert_readings(
+            session, list(readings.values()), received_at, tolerate_conflicts=tolerate_conflicts
+        )
         store.insert_health(session, health_rows)
         store.insert_rejects(session, rejects)
         store.insert_state_changes(session, _refresh_states(changes, received_at, policy))

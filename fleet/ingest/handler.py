@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.ingest.batch import Decoded, Outcome, decode, write_batch
+from fleet.ingest.store import is_sample_conflict
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Decoded", "IngestHandler", "Outcome"]
 
@@ -49,4 +53,13 @@ class IngestHandler:
         """The database half: one transaction for the whole batch."""
         if not decoded:
             return []
-        return write_batch(self._sessions, decoded, now=self._clock())
+        try:
+            return write_batch(self._sessions, decoded, now=self._clock())
+        except Exception as exc:
+            if not is_sample_conflict(exc):
+                raise
+            # Something that does not take the device's row lock stored one of these samples
+            # between the lookup and the insert; the batch was rolled back, so store it again,
+            # skipping whatever is there by then.
+            log.warning("a sample of this batch was stored meanwhile by another writer: %s", exc)
+            return write_batch(self._sessions, decoded, now=self._clock(), tolerate_conflicts=True)

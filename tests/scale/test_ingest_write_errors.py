@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from fleet.core.context import FleetContext
+from fleet.ingest.handler import IngestHandler
 from fleet.ingest.profile import device_topic
 from fleet.loadgen import harness, payloads
 from fleet.loadgen.fleetdb import register_devices
 from fleet.loadgen.infra import PrivateMosquitto
-from fleet.models import Reading
+from fleet.models import Device, Reading
+from tests.fleet.packs import telemetry
 from tests.scale.conftest import worker_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto, pytest.mark.timeout(120)]
@@ -63,3 +67,58 @@ def test_a_driver_error_mid_batch_is_retried_and_loses_nothing(
         sender.disconnect()
     with fleet_db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Reading)) == 3 * len(ids)
+
+
+def test_a_sample_stored_meanwhile_without_the_row_lock_is_skipped_not_an_error(
+    fleet_db: FleetContext,
+) -> None:
+    # The ingest inserts what its lookup did not find, relying on the device's row lock. A
+    # writer without that lock (a manual backfill) inserts one of the batch's samples and
+    # commits while the ingest waits on it: the insert collides, and the batch is stored again
+    # skipping that sample.
+    device = "cs-backfill-01"
+    register_devices(fleet_db.sessions, [device])
+    handler = IngestHandler(fleet_db.sessions)
+    now = float(int(time.time()))
+    pack = telemetry(device, now - 60, [(0, 20.0, 50.0), (30, 20.5, 51.0)])  # four readings
+    with fleet_db.sessions() as s:
+        pk = s.scalar(select(Device.id).where(Device.device_id == device))
+    backfill = fleet_db.engine.connect()
+    backfill_tx = backfill.begin()
+    backfill.execute(
+        insert(Reading).values(
+            device_pk=pk,
+            metric="temperature",
+            ts=datetime.fromtimestamp(now - 60, UTC),
+            value=20.0,
+            unit="Cel",
+            received_at=datetime.now(UTC),
+        )
+    )
+    result: list[object] = []
+    ingest = threading.Thread(
+        target=lambda: result.append(handler.handle_batch([(device_topic(device, "up"), pack)]))
+    )
+    ingest.start()
+    try:
+
+        def ingest_waits_on_the_backfill() -> bool:
+            with fleet_db.engine.connect() as c:
+                return bool(
+                    c.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND query LIKE 'INSERT INTO readings%'"
+                        )
+                    )
+                )
+
+        assert harness.wait_for(ingest_waits_on_the_backfill, 30)
+        backfill_tx.commit()
+    finally:
+        backfill.close()
+        ingest.join(30)
+    (outcomes,) = result
+    assert [(o.action, o.inserted) for o in outcomes] == [("stored", 3)]  # type: ignore[attr-defined]
+    with fleet_db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Reading)) == 4
