@@ -18,6 +18,7 @@ class RejectReason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_TOPIC = "unknown_topic"
     BAD_STATUS = "bad_status"
+    STORE_FAILED = "store_failed"  # valid to the decoder, refused by the database
 
 
 class Rejected(Exception):

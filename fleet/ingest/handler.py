@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.ingest.batch import Decoded, Outcome, decode, write_batch
-from fleet.ingest.store import is_sample_conflict
+from fleet.ingest.errors import RejectReason
+from fleet.ingest.store import insert_rejects, is_sample_conflict, reject_row
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +53,30 @@ class IngestHandler:
         return decode(topic, payload, now=self._clock(), max_payload_bytes=self._max_payload)
 
     def store(self, decoded: Sequence[Decoded]) -> list[Outcome]:
-        """The database half: one transaction for the whole batch."""
+        """The database half: one transaction for the whole batch.
+
+        Errors that say the database cannot be used now (unreachable, restarting) propagate:
+        the caller retries the batch. A message the database refuses for its content (a value
+        out of a column's range, text it cannot hold) would fail every retry and hold up
+        everything behind it, so it is found by storing the batch's messages one at a time and
+        recorded as a reject instead."""
         if not decoded:
             return []
+        try:
+            return self._write(decoded)
+        except Exception as exc:
+            if not refused_for_content(exc):
+                raise
+            if len(decoded) == 1:
+                return [self._refused(decoded[0], exc)]
+            log.warning(
+                "the database refused a batch of %d messages (%s); storing them one at a time",
+                len(decoded),
+                _first_line(exc),
+            )
+            return [self.store([m])[0] for m in decoded]
+
+    def _write(self, decoded: Sequence[Decoded]) -> list[Outcome]:
         try:
             return write_batch(self._sessions, decoded, now=self._clock())
         except Exception as exc:
@@ -63,3 +87,37 @@ class IngestHandler:
             # skipping whatever is there by then.
             log.warning("a sample of this batch was stored meanwhile by another writer: %s", exc)
             return write_batch(self._sessions, decoded, now=self._clock(), tolerate_conflicts=True)
+
+    def _refused(self, m: Decoded, exc: Exception) -> Outcome:
+        detail = f"valid, but the database refused to store it: {_first_line(exc)}"
+        log.error("%s on %s recorded as a reject: %s", m.device_id, m.topic, detail)
+        row = reject_row(
+            topic=m.topic,
+            device_id=m.device_id,
+            reason=RejectReason.STORE_FAILED.value,
+            detail=detail,
+            payload=m.payload,
+            received_at=datetime.fromtimestamp(self._clock(), UTC),
+        )
+        with self._sessions.begin() as session:
+            insert_rejects(session, [row])
+        return Outcome("rejected", reason=RejectReason.STORE_FAILED.value, detail=detail)
+
+
+def refused_for_content(exc: BaseException) -> bool:
+    """Whether retrying the same messages would fail the same way: the database refused a
+    value or a constraint (DataError, IntegrityError), or the ingest's own code raised.
+    Anything else from the database or its driver (connection lost, shutting down, a table
+    missing while a migration runs) may pass on a later try."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"DataError", "IntegrityError"}:
+        return True
+    # DB-API drivers derive every error from a class named Error (psycopg.Error, sqlite3.Error).
+    return not (isinstance(exc, SQLAlchemyError) or "Error" in names)
+
+
+def _first_line(exc: BaseException) -> str:
+    # SQLAlchemy appends the statement and its parameters, which may be long or hold payloads.
+    err = getattr(exc, "orig", None) or exc
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"

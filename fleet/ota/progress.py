@@ -25,4 +25,9 @@ def decode_progress(payload: bytes) -> dict[str, Any]:
         )
     if not isinstance(doc.get("app"), str):
         raise Rejected(RejectReason.MALFORMED_JSON, "ota/progress needs the running 'app' version")
+    pct = doc.get("pct")
+    if pct is not None and (type(pct) is not int or not 0 <= pct <= 100):
+        raise Rejected(
+            RejectReason.MALFORMED_JSON, f"ota/progress pct {pct!r} is not a whole 0 to 100"
+        )
     return doc

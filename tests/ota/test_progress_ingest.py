@@ -50,6 +50,11 @@ def test_a_progress_report_is_accepted_and_marks_the_device_seen(
         json.dumps({**GOOD, "sv": 9}).encode(),
         json.dumps({**GOOD, "state": "exploded"}).encode(),
         json.dumps({k: v for k, v in GOOD.items() if k != "app"}).encode(),
+        # Outside the schema's 0..100; a huge one once reached an integer column and failed
+        # its batch on PostgreSQL on every retry.
+        json.dumps({**GOOD, "pct": 99_999_999_999}).encode(),
+        json.dumps({**GOOD, "pct": -1}).encode(),
+        json.dumps({**GOOD, "pct": 50.5}).encode(),
     ],
 )
 def test_a_malformed_report_is_rejected_with_a_reason(

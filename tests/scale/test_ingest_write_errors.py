@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -13,11 +14,11 @@ from sqlalchemy import func, insert, select, text
 
 from fleet.core.context import FleetContext
 from fleet.ingest.handler import IngestHandler
-from fleet.ingest.profile import device_topic
+from fleet.ingest.profile import base_name, device_topic
 from fleet.loadgen import harness, payloads
 from fleet.loadgen.fleetdb import register_devices
 from fleet.loadgen.infra import PrivateMosquitto
-from fleet.models import Device, Reading
+from fleet.models import Device, Reading, RejectedMessage
 from tests.fleet.packs import telemetry
 from tests.scale.conftest import worker_for
 
@@ -122,3 +123,35 @@ def test_a_sample_stored_meanwhile_without_the_row_lock_is_skipped_not_an_error(
     assert [(o.action, o.inserted) for o in outcomes] == [("stored", 3)]  # type: ignore[attr-defined]
     with fleet_db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Reading)) == 4
+
+
+def test_a_message_the_database_refuses_is_recorded_and_the_rest_of_its_batch_stored(
+    fleet_db: FleetContext,
+) -> None:
+    # Valid to the decoder, but PostgreSQL cannot hold a NUL in text: the device update fails.
+    # Retrying such a batch would fail for ever and hold up everything queued behind it.
+    devices = ["cs-refused-01", "cs-refused-02"]
+    register_devices(fleet_db.sessions, devices)
+    handler = IngestHandler(fleet_db.sessions)
+    now = float(int(time.time()))
+    health = json.dumps(
+        [{"bn": base_name(devices[0]), "bt": now, "sv": 1, "n": "fw_version", "vs": "1.0\u0000"}]
+    ).encode()
+    outcomes = handler.handle_batch(
+        [
+            (device_topic(devices[0], "up"), telemetry(devices[0], now - 60, [(0, 20.0, 50.0)])),
+            (device_topic(devices[0], "health"), health),
+            (device_topic(devices[1], "up"), telemetry(devices[1], now - 60, [(0, 21.0, 55.0)])),
+        ]
+    )
+    assert [(o.action, o.reason) for o in outcomes] == [
+        ("stored", None),
+        ("rejected", "store_failed"),
+        ("stored", None),
+    ]
+    assert "refused" in (outcomes[1].detail or "")
+    with fleet_db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Reading)) == 4
+        (reject,) = s.scalars(select(RejectedMessage)).all()
+        assert (reject.reason, reject.device_id) == ("store_failed", devices[0])
+        assert reject.topic.endswith("/health") and "fw_version" in reject.payload_excerpt
