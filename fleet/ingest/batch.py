@@ -95,6 +95,14 @@ def decode(topic: str, payload: bytes, *, now: float, max_payload_bytes: int) ->
             msg.ota = decode_progress(payload)
     except Rejected as exc:
         msg.rejected = exc
+    except Exception as exc:
+        # A payload the checks above did not foresee. Raised here, on the intake thread, it
+        # would drop the broker connection and come back with every redelivery; recorded as
+        # a reject, it is acknowledged and shown to an operator with the error.
+        log.exception("decoding a message on %s failed", topic)
+        msg.rejected = Rejected(
+            RejectReason.DECODE_FAILED, f"could not be decoded: {type(exc).__name__}: {exc}"
+        )
     return msg
 
 

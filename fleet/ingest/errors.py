@@ -18,6 +18,7 @@ class RejectReason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_TOPIC = "unknown_topic"
     BAD_STATUS = "bad_status"
+    DECODE_FAILED = "decode_failed"  # the decoder itself failed on it (reported as a bug)
     STORE_FAILED = "store_failed"  # valid to the decoder, refused by the database
 
 

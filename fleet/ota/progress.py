@@ -18,7 +18,8 @@ def decode_progress(payload: bytes) -> dict[str, Any]:
         raise Rejected(RejectReason.MALFORMED_JSON, "ota/progress must be a JSON object")
     if doc.get("sv") != 1:
         raise Rejected(RejectReason.UNSUPPORTED_SCHEMA, f"ota/progress sv={doc.get('sv')!r}")
-    if doc.get("state") not in STATES:
+    state = doc.get("state")
+    if not isinstance(state, str) or state not in STATES:  # a list or dict is unhashable
         raise Rejected(
             RejectReason.MALFORMED_JSON,
             f"ota/progress state {doc.get('state')!r} is not one of {', '.join(sorted(STATES))}",

@@ -173,6 +173,23 @@ def test_a_payload_nested_too_deeply_is_recorded_as_malformed(
     assert (ok.action, ok.inserted) == ("stored", 2)
 
 
+def test_a_decoder_failure_is_recorded_as_a_reject_not_raised(
+    fleet_ctx: FleetContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stands for a check that raises on a payload nobody foresaw: on the intake thread the
+    # exception would drop the broker connection and return with every redelivery.
+    def broken(payload: bytes, device_id: str, *, now: float) -> None:
+        raise KeyError("unforeseen")
+
+    handler = _setup(fleet_ctx)
+    monkeypatch.setattr("fleet.ingest.batch.decode_telemetry", broken)
+    outcome = handler.handle(f"cs/v1/d/{DEV}/up", telemetry(DEV, NOW, [(0, 20.0, 50.0)]))
+    assert (outcome.action, outcome.reason) == ("rejected", "decode_failed")
+    assert outcome.detail and "KeyError" in outcome.detail
+    with fleet_ctx.sessions() as session:
+        assert session.scalars(select(RejectedMessage.reason)).all() == ["decode_failed"]
+
+
 def test_status_and_health_update_the_device(fleet_ctx: FleetContext) -> None:
     handler = _setup(fleet_ctx)
     assert handler.handle(f"cs/v1/d/{DEV}/status", b'{"sv":1,"state":"online"}').action == "stored"

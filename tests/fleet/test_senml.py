@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fleet.ingest.batch import decode
 from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.senml import decode_health, decode_telemetry
 from tests.fleet.packs import telemetry
@@ -147,6 +148,32 @@ def test_arbitrary_json_is_accepted_or_rejected_never_crashes(doc: object) -> No
         decode_telemetry(payload, DEV, now=NOW)
     except Rejected as exc:
         assert exc.detail
+
+
+# Every upstream topic, and keys the other payloads use: a crash while decoding would drop
+# the ingest's broker connection, and the same payload would come back on every reconnect.
+any_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children),
+    max_leaves=8,
+)
+# Status and OTA progress documents with a supported version, so the other fields get checked.
+other_docs = st.fixed_dictionaries(
+    {"sv": st.just(1)},
+    optional={
+        k: any_value | st.text(max_size=12)
+        for k in ("state", "app", "pct", "id", "version", "reason", "step", "retry")
+    },
+)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(["up", "health", "status", "ota/progress"]), json_values | other_docs)
+def test_every_upstream_payload_is_decoded_or_refused_by_the_checks(kind: str, doc: object) -> None:
+    msg = decode(f"cs/v1/d/{DEV}/{kind}", json.dumps(doc).encode(), now=NOW, max_payload_bytes=4096)
+    # decode_failed is the safety net for a check that raised: a bug, not a refusal.
+    assert msg.rejected is None or msg.rejected.reason != RejectReason.DECODE_FAILED
+    assert msg.rejected is None or msg.rejected.detail
 
 
 @given(st.binary(max_size=200))
