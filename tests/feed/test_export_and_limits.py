@@ -71,7 +71,9 @@ def test_token_bucket_refills_at_its_rate() -> None:
 
 
 def test_over_the_limit_is_429_with_retry_after(client: TestClient, feed_world: FeedWorld) -> None:
-    client.app.state.feed_limiter = RateLimiter(public=Limit(0.1, 2), token=Limit(0.1, 5))  # type: ignore[attr-defined]
+    # A frozen clock: no token refills while the requests run, however slow the machine.
+    limiter = RateLimiter(public=Limit(0.1, 2), token=Limit(0.1, 5), clock=lambda: 0.0)
+    client.app.state.feed_limiter = limiter  # type: ignore[attr-defined]
     assert [client.get("/sta/v1.1/Things").status_code for _ in range(3)] == [200, 200, 429]
     limited = client.get("/feed/v1/export.csv?borough=hackney&start=2025-03-01&end=2025-03-02")
     assert limited.status_code == 429
