@@ -21,6 +21,7 @@ from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.health import alerts as lifecycle
 from fleet.models import AuditEntry, HealthSnapshot, StateChange
 from fleet.models.base import utcnow
+from fleet.models.health import SAMPLED_ORDER
 from fleet.models.ota import VersionPin
 from fleet.ota import service as ota_service
 from fleet.registry import devices as registry
@@ -122,11 +123,11 @@ def device_page(
         2, ("Dew point", Markup(line_chart(Series("Dew point", "°C", dew), colour="#8250df")))
     )
     rssi = [
-        (h.at, float(h.data["rssi"]))
+        (h.sampled_at or h.at, float(h.data["rssi"]))
         for h in session.scalars(
             select(HealthSnapshot)
             .where(HealthSnapshot.device_pk == device.id, HealthSnapshot.at >= since)
-            .order_by(HealthSnapshot.at)
+            .order_by(SAMPLED_ORDER)
         )
         if isinstance(h.data.get("rssi"), int | float)
     ]

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.models import Device, HealthSnapshot, Reading
+from fleet.models.health import SAMPLED_ORDER
 
 DEFAULT_THRESHOLDS: dict[str, Any] = {
     "offline_after_s": 3600,
@@ -156,7 +157,7 @@ def _reboot_loop(
     rows = session.scalars(
         select(HealthSnapshot.data)
         .where(HealthSnapshot.device_pk == device.id, HealthSnapshot.at >= now - timedelta(hours=1))
-        .order_by(HealthSnapshot.at)
+        .order_by(SAMPLED_ORDER)
     ).all()
     reboots, previous = 0, None
     for data in rows:
@@ -192,7 +193,7 @@ def _evicting(session: Session, device: Device, health: dict[str, Any], now: dat
         .where(
             HealthSnapshot.device_pk == device.id, HealthSnapshot.at >= now - timedelta(hours=24)
         )
-        .order_by(HealthSnapshot.at)
+        .order_by(SAMPLED_ORDER)
     ).all()
     # With one snapshot in the window the evictions cannot be dated: treat them as recent.
     before = window[0].get("evicted", 0) if len(window) > 1 else 0

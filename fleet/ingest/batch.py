@@ -22,7 +22,7 @@ from fleet.ingest import store
 from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.jsondoc import parse_json
 from fleet.ingest.profile import STATUS_STATES, supported_version
-from fleet.ingest.senml import Sample, decode_health, decode_telemetry
+from fleet.ingest.senml import Health, Sample, decode_health, decode_telemetry
 from fleet.ingest.topics import Upstream, parse_topic
 from fleet.risk.service.update import note_samples
 
@@ -47,7 +47,7 @@ class Decoded:
     device_id: str | None = None
     kind: Upstream | None = None
     samples: list[Sample] | None = None
-    health: dict[str, Any] | None = None
+    health: Health | None = None
     status: str | None = None
     ota: dict[str, Any] | None = None
     rejected: Rejected | None = None
@@ -62,6 +62,7 @@ class _DeviceChange:
     row: store.DeviceRow
     values: dict[str, Any] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
+    health_sampled_at: float | None = None  # of the snapshot in `values`
 
     def seen(self, at: datetime) -> None:
         if self.row.last_seen_at is None or at > self.row.last_seen_at:
@@ -130,7 +131,7 @@ def write_batch(
                 )
         changes: dict[str, _DeviceChange] = {}
         readings: dict[tuple[int, str, float], store.ReadingRow] = {}
-        health_rows: list[dict[str, Any]] = []
+        health_rows: dict[tuple[int, float] | int, dict[str, Any]] = {}
         rejects: list[dict[str, Any]] = []
         for seq, m in enumerate(decoded):
             if m.rejected is not None:
@@ -159,7 +160,7 @@ def write_batch(
         added = store.insert_readings(
             session, list(readings.values()), received_at, tolerate_conflicts=tolerate_conflicts
         )
-        store.insert_health(session, health_rows)
+        _keep_new_health(changes, store.insert_health(session, list(health_rows.values())))
         store.insert_rejects(session, rejects)
         store.insert_state_changes(session, _refresh_states(changes, received_at, policy))
         store.update_devices(
@@ -190,7 +191,7 @@ def _apply(
     seq: int,
     at: datetime,
     readings: dict[tuple[int, str, float], store.ReadingRow],
-    health_rows: list[dict[str, Any]],
+    health_rows: dict[tuple[int, float] | int, dict[str, Any]],
 ) -> None:
     row = change.row
     if m.samples is not None:
@@ -204,11 +205,7 @@ def _apply(
         change.samples.extend(m.samples)
         change.seen(at)
     elif m.health is not None:
-        health_rows.append({"device_pk": row.pk, "at": at, "data": m.health})
-        change.values.update(health=m.health, health_at=at)
-        fw = m.health.get("fw_version")
-        if isinstance(fw, str):
-            change.values["fw_version"] = fw[:32]
+        _apply_health(change, m.health, seq, at, health_rows)
         change.seen(at)
     elif m.status is not None:
         row.status = m.status
@@ -217,6 +214,40 @@ def _apply(
             change.seen(at)
     else:
         change.seen(at)
+
+
+def _apply_health(
+    change: _DeviceChange,
+    health: Health,
+    seq: int,
+    at: datetime,
+    health_rows: dict[tuple[int, float] | int, dict[str, Any]],
+) -> None:
+    pk, t = change.row.pk, health.sampled_at
+    sampled = None if t is None else datetime.fromtimestamp(t, UTC)
+    # A snapshot repeated within one batch (a redelivery) is stored once; one without a
+    # time cannot be told apart from a new one.
+    key = seq if t is None else (pk, t)
+    health_rows.setdefault(
+        key, {"device_pk": pk, "at": at, "sampled_at": sampled, "data": health.values}
+    )
+    newest = change.health_sampled_at
+    if "health" in change.values and t is not None and newest is not None and t < newest:
+        return  # an older report arriving after a newer one in the same batch
+    change.health_sampled_at = t
+    change.values.update(health=health.values, health_at=at)
+    fw = health.values.get("fw_version")
+    if isinstance(fw, str):
+        change.values["fw_version"] = fw[:32]
+
+
+def _keep_new_health(changes: dict[str, _DeviceChange], stored: set[int]) -> None:
+    # A device whose every snapshot was already stored sent nothing new: a redelivery must
+    # not put an older snapshot back in place of one that arrived since.
+    for change in changes.values():
+        if "health" in change.values and change.row.pk not in stored:
+            for column in ("health", "health_at", "fw_version"):
+                change.values.pop(column, None)
 
 
 def _update_latest(change: _DeviceChange, samples: list[Sample]) -> None:

@@ -159,12 +159,16 @@ def decode_telemetry(payload: bytes, device_id: str, *, now: float) -> list[Samp
     return telemetry_samples(resolve(load_pack(payload), device_id, now=now))
 
 
-def decode_health(payload: bytes, device_id: str, *, now: float) -> dict[str, Any]:
-    """A health pack becomes a flat dict of its newest value per name."""
-    snapshot: dict[str, Any] = {}
-    for rec in sorted(resolve(load_pack(payload), device_id, now=now), key=lambda r: r.time):
-        snapshot[rec.name] = rec.value
-    return snapshot
+@dataclass(frozen=True, slots=True)
+class Health:
+    sampled_at: float | None  # the newest record's time; None for a pack without values
+    values: dict[str, Any]  # the newest value per name
+
+
+def decode_health(payload: bytes, device_id: str, *, now: float) -> Health:
+    """A health pack becomes a flat snapshot of its newest value per name."""
+    records = sorted(resolve(load_pack(payload), device_id, now=now), key=lambda r: r.time)
+    return Health(records[-1].time if records else None, {r.name: r.value for r in records})
 
 
 def _number(value: Any, index: int, label: str, reason: RejectReason) -> float:

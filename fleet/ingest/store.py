@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Table, bindparam, event, insert, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fleet.models import Device, HealthSnapshot, Reading, RejectedMessage, StateChange
@@ -301,9 +301,14 @@ def _update_devices_unnest(
         cur.execute(sql, [rows])
 
 
-def insert_health(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(HealthSnapshot), list(rows))
+def insert_health(session: Session, rows: Sequence[dict[str, Any]]) -> set[int]:
+    """Store health snapshots once each; returns the devices that got a new one."""
+    if not rows:
+        return set()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    # A snapshot already stored under the same device and sampling time is a redelivery.
+    stmt = dialect.insert(HealthSnapshot).on_conflict_do_nothing()
+    return set(session.scalars(stmt.returning(HealthSnapshot.device_pk), list(rows)))
 
 
 def insert_state_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:

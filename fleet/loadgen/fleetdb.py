@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.loadgen.manifest import Manifest
-from fleet.models import Device, Reading, RejectedMessage
+from fleet.models import Device, HealthSnapshot, Reading, RejectedMessage
 
 _CHUNK = 1000
 
@@ -38,7 +38,7 @@ def register_devices(
 
 @dataclass(frozen=True)
 class Tally:
-    """Sent against stored, per reading."""
+    """Sent against stored, per reading and per health snapshot."""
 
     expected: int  # readings in packs the broker acknowledged
     stored: int  # readings rows of the run's devices
@@ -46,10 +46,13 @@ class Tally:
     duplicates: int  # rows beyond one per (device, metric, time)
     unexpected: int  # stored readings no acknowledged (or pending) pack explains
     rejects: int  # rejected messages recorded for the run's devices
+    health_lost: int = 0  # acknowledged health packs without their snapshot
+    health_duplicates: int = 0  # snapshots beyond one per (device, time sampled)
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.unexpected == 0
+        missing = self.lost + self.health_lost
+        return missing == 0 and self.duplicates + self.health_duplicates + self.unexpected == 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -58,7 +61,7 @@ class Tally:
 def count_against_db(sessions: sessionmaker[Session], manifest: Manifest) -> Tally:
     """Compare every acknowledged pack with the rows it must have produced, exactly once."""
     per_pack = manifest.readings_per_pack
-    lost = duplicates = unexpected = stored = rejects = 0
+    lost = duplicates = unexpected = stored = rejects = health_lost = health_duplicates = 0
     ids = sorted(manifest.devices)
     with sessions() as session:
         for i in range(0, len(ids), _CHUNK):
@@ -86,6 +89,13 @@ def count_against_db(sessions: sessionmaker[Session], manifest: Manifest) -> Tal
                         duplicates += max(0, n - per_pack)
                     else:
                         unexpected += n
+            snapshots = _health_counts(session, chunk)
+            for device_id in chunk:
+                have = snapshots.get(device_id, {})
+                health_lost += sum(
+                    round(t, 3) not in have for t in manifest.devices[device_id].health
+                )
+                health_duplicates += sum(n - 1 for n in have.values())
             rejects += int(
                 session.scalar(
                     select(func.count())
@@ -101,4 +111,20 @@ def count_against_db(sessions: sessionmaker[Session], manifest: Manifest) -> Tal
         duplicates=duplicates,
         unexpected=unexpected,
         rejects=rejects,
+        health_lost=health_lost,
+        health_duplicates=health_duplicates,
     )
+
+
+def _health_counts(session: Session, device_ids: Sequence[str]) -> dict[str, dict[float, int]]:
+    rows = session.execute(
+        select(Device.device_id, HealthSnapshot.sampled_at, func.count())
+        .join(HealthSnapshot, HealthSnapshot.device_pk == Device.id)
+        .where(Device.device_id.in_(device_ids))
+        .group_by(Device.device_id, HealthSnapshot.sampled_at)
+    ).all()
+    counts: dict[str, dict[float, int]] = {}
+    for device_id, sampled_at, n in rows:
+        if sampled_at is not None:  # a snapshot without the device's time matches no pack
+            counts.setdefault(device_id, {})[round(sampled_at.timestamp(), 3)] = int(n)
+    return counts

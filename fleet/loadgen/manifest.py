@@ -16,8 +16,9 @@ class DeviceLog:
     confirmed: list[float] = field(default_factory=list)
     # Sent but never acknowledged before the run ended: may or may not be stored.
     unconfirmed: list[float] = field(default_factory=list)
+    # Base times of health packs the broker acknowledged: one snapshot each, exactly once.
+    health: list[float] = field(default_factory=list)
     bad: int = 0
-    health: int = 0
     ota: int = 0
     connects: int = 0
     errors: int = 0
@@ -53,7 +54,7 @@ class Manifest:
             "readings": self.readings,
             "unconfirmed": sum(len(d.unconfirmed) for d in logs),
             "bad": sum(d.bad for d in logs),
-            "health": sum(d.health for d in logs),
+            "health": sum(len(d.health) for d in logs),
             "ota": sum(d.ota for d in logs),
             "connects": sum(d.connects for d in logs),
             "errors": sum(d.errors for d in logs),

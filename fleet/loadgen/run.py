@@ -213,7 +213,7 @@ def _record(dlog: DeviceLog, kind: Kind, bt: float) -> None:
     elif kind is Kind.BAD:
         dlog.bad += 1
     elif kind is Kind.HEALTH:
-        dlog.health += 1
+        dlog.health.append(bt)
     elif kind is Kind.OTA_PROGRESS:
         dlog.ota += 1
 

@@ -5,21 +5,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.models.base import BIG_ID, Base, UTCDateTime, utcnow
 
+HEALTH_SAMPLE_KEY = "uq_health_snapshots_sample"  # one snapshot per (device, time sampled)
+
 
 class HealthSnapshot(Base):
     __tablename__ = "health_snapshots"
-    __table_args__ = (Index("ix_health_device_at", "device_pk", "at"),)
+    __table_args__ = (
+        Index("ix_health_device_at", "device_pk", "at"),
+        # A redelivered snapshot is stored once. Snapshots stored before the device's time
+        # was kept have none, and NULLs never collide.
+        UniqueConstraint("device_pk", "sampled_at", name=HEALTH_SAMPLE_KEY),
+    )
 
     # 100,000 devices reporting hourly fill a 32-bit key in about two and a half years.
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
     device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # when the fleet received it
+    sampled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the device's own time
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# Histories in the order the device took them; snapshots from before the device's time was
+# kept fall back to when they arrived.
+SAMPLED_ORDER = func.coalesce(HealthSnapshot.sampled_at, HealthSnapshot.at)
 
 
 class StateChange(Base):

@@ -108,6 +108,18 @@ def test_reboot_loop(fleet_ctx: FleetContext, handler: IngestHandler) -> None:
     assert "reboot_loop" not in live(fleet_ctx)
 
 
+def test_reports_arriving_out_of_order_are_not_reboots(
+    fleet_ctx: FleetContext, handler: IngestHandler
+) -> None:
+    now = time.time() - 100
+    # Up all along (uptime grows with the device's time), but received in a shuffled order
+    # that, read by arrival, would show four restarts.
+    for minute in (8, 1, 7, 2, 6, 3, 5, 4):
+        handler.handle(f"cs/v1/d/{DEV}/health", health(now + minute, uptime=100 * minute))
+    sweep(fleet_ctx.sessions)
+    assert "reboot_loop" not in live(fleet_ctx)
+
+
 def test_offline_and_state_history(fleet_ctx: FleetContext, handler: IngestHandler) -> None:
     handler.handle(f"cs/v1/d/{DEV}/status", b'{"sv":1,"state":"online"}')
     with fleet_ctx.sessions.begin() as s:

@@ -13,7 +13,8 @@ from fleet.core.context import FleetContext
 from fleet.ingest import store
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.profile import base_name
-from fleet.models import Device, Reading, RejectedMessage
+from fleet.loadgen import payloads
+from fleet.models import Device, HealthSnapshot, Reading, RejectedMessage
 from fleet.registry.devices import register_device
 from tests.fleet.packs import telemetry
 
@@ -98,6 +99,39 @@ def test_redelivered_pack_stores_nothing_twice(fleet_ctx: FleetContext) -> None:
         assert device.latest is not None
         assert device.latest["temperature"]["v"] == 21.5
         assert device.last_seen_at is not None
+
+
+def test_a_redelivered_health_report_is_stored_once_and_never_replaces_a_newer_one(
+    fleet_ctx: FleetContext,
+) -> None:
+    handler = _setup(fleet_ctx)
+    topic = f"cs/v1/d/{DEV}/health"
+    older = payloads.health(DEV, NOW - 600, uptime=100, reconnects=0)
+    newer = payloads.health(DEV, NOW - 60, uptime=640, reconnects=0)
+    handler.handle_batch([(topic, older), (topic, older)])  # redelivered within a batch
+    handler.handle_batch([(topic, newer)])
+    # Redelivered after the newer one, alone and in one batch with it, newest last.
+    handler.handle_batch([(topic, older)])
+    handler.handle_batch([(topic, newer), (topic, older)])
+    with fleet_ctx.sessions() as session:
+        snapshots = session.scalars(select(HealthSnapshot).order_by(HealthSnapshot.id)).all()
+        assert [
+            (h.sampled_at and h.sampled_at.timestamp(), h.data["uptime"]) for h in snapshots
+        ] == [
+            (NOW - 600, 100.0),
+            (NOW - 60, 640.0),
+        ]
+        device = session.scalars(select(Device)).one()
+        assert device.health is not None and device.health["uptime"] == 640.0
+    # A new report, with an older one of the same batch after it, is the device's health.
+    newest = payloads.health(DEV, NOW, uptime=700, reconnects=1)
+    handler.handle_batch(
+        [(topic, newest), (topic, payloads.health(DEV, NOW - 30, uptime=670, reconnects=1))]
+    )
+    assert _count(fleet_ctx, HealthSnapshot) == 4
+    with fleet_ctx.sessions() as session:
+        device = session.scalars(select(Device)).one()
+        assert device.health is not None and device.health["uptime"] == 700.0
 
 
 def test_latest_keeps_the_newest_value_of_each_metric_across_batches(

@@ -124,9 +124,11 @@ def test_health_pack_flattens_to_newest_values() -> None:
         {"bn": BN, "bt": NOW, "sv": 1, "n": "uptime", "u": "s", "v": 120},
         {"n": "fw_version", "vs": "0.1.0"},
         {"n": "clock_synced", "vb": True},
+        {"n": "uptime", "u": "s", "v": 60, "t": -60},  # an older value does not win
     ]
     snap = decode_health(json.dumps(pack).encode(), DEV, now=NOW)
-    assert snap == {"uptime": 120.0, "fw_version": "0.1.0", "clock_synced": True}
+    assert snap.values == {"uptime": 120.0, "fw_version": "0.1.0", "clock_synced": True}
+    assert snap.sampled_at == NOW
 
 
 json_values = st.recursive(
