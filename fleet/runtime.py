@@ -12,6 +12,7 @@ from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
 from fleet.feed.live import FeedPublisher
 from fleet.feed.stewardship import purge_committed
+from fleet.health.retention import Retention
 from fleet.health.sweep import HealthSweeper
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.publisher import CommandPublisher
@@ -54,7 +55,14 @@ class FleetRuntime:
                 self.broker, client_id=f"{settings.ingest_client_id}-api-{os.getpid()}"
             )
             self.publisher.start()
-        self.sweeper = HealthSweeper(self.ctx.sessions, interval_s=settings.health_sweep_s)
+        self.sweeper = HealthSweeper(
+            self.ctx.sessions,
+            interval_s=settings.health_sweep_s,
+            retention=Retention(
+                health_days=settings.health_retention_days,
+                rejects_days=settings.rejects_retention_days,
+            ),
+        )
         self.sweeper.start()
         self.risk = RiskWorker(self.ctx.sessions, get_risk_settings())
         self.risk.start()

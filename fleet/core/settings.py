@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         default=None, description="Secure cookies; default on outside development"
     )
     health_sweep_s: float = Field(default=30.0, gt=0, description="Liveness and alert sweep")
+    # The alert rules read a day of health history; a week is the shortest that still leaves
+    # the device page's charts and an investigation something to look at.
+    health_retention_days: int = Field(
+        default=90, ge=7, description="Days of device health snapshots kept"
+    )
+    rejects_retention_days: int = Field(
+        default=30, ge=1, description="Days of rejected-message records kept"
+    )
     ca_dir: Path | None = Field(
         default=None, description="Device CA folder (ca.crt, ca.key); default data_dir/ca"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.health.alert_rules import evaluate, thresholds_for
 from fleet.health.alerts import apply_findings
+from fleet.health.retention import Retention, purge_history
 from fleet.health.transitions import refresh_state
 from fleet.models import Borough, Device
 from fleet.models.base import utcnow
@@ -49,11 +51,22 @@ def sweep(sessions: sessionmaker[Session]) -> SweepResult:
 
 
 class HealthSweeper:
-    """Runs `sweep` every `interval_s` on a background thread until stopped."""
+    """Runs `sweep` every `interval_s` on a background thread until stopped, and the purge
+    of expired history every `purge_every_s` (the first with the first sweep)."""
 
-    def __init__(self, sessions: sessionmaker[Session], interval_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        interval_s: float = 30.0,
+        *,
+        retention: Retention | None = None,
+        purge_every_s: float = 3600.0,
+    ) -> None:
         self._sessions = sessions
         self._interval = interval_s
+        self._retention = retention or Retention()
+        self._purge_every = purge_every_s
+        self._next_purge = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="health-sweep", daemon=True)
 
@@ -66,6 +79,8 @@ class HealthSweeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
+            if time.monotonic() >= self._next_purge:
+                self._purge()
             try:
                 result = sweep(self._sessions)
             except Exception:  # the sweep must survive a database blip and try again
@@ -78,3 +93,13 @@ class HealthSweeper:
                     result.state_changes,
                     result.alerts_opened,
                 )
+
+    def _purge(self) -> None:
+        try:
+            deleted = purge_history(self._sessions, self._retention)
+        except Exception:  # like the sweep: try again next interval
+            log.exception("purge of expired health history failed; retrying next interval")
+            return
+        self._next_purge = time.monotonic() + self._purge_every
+        if deleted:
+            log.info("purged expired history: %s", deleted)

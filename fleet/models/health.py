@@ -17,6 +17,7 @@ class HealthSnapshot(Base):
     __tablename__ = "health_snapshots"
     __table_args__ = (
         Index("ix_health_device_at", "device_pk", "at"),
+        Index("ix_health_at", "at"),  # the retention purge
         # A redelivered snapshot is stored once. Snapshots stored before the device's time
         # was kept have none, and NULLs never collide.
         UniqueConstraint("device_pk", "sampled_at", name=HEALTH_SAMPLE_KEY),
@@ -37,9 +38,12 @@ SAMPLED_ORDER = func.coalesce(HealthSnapshot.sampled_at, HealthSnapshot.at)
 
 class StateChange(Base):
     __tablename__ = "device_state_changes"
-    __table_args__ = (Index("ix_state_changes_device_at", "device_pk", "at"),)
+    __table_args__ = (
+        Index("ix_state_changes_device_at", "device_pk", "at"),
+        Index("ix_state_changes_at", "at"),  # the retention purge
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
     device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     from_state: Mapped[str] = mapped_column(String(16))

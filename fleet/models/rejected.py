@@ -7,13 +7,14 @@ from datetime import datetime
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fleet.models.base import Base, UTCDateTime, utcnow
+from fleet.models.base import BIG_ID, Base, UTCDateTime, utcnow
 
 
 class RejectedMessage(Base):
     __tablename__ = "rejected_messages"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A misbehaving fleet can send thousands of bad messages a second: a 64-bit key.
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     topic: Mapped[str] = mapped_column(String(512))
     device_id: Mapped[str | None] = mapped_column(String(64), index=True)

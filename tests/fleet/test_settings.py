@@ -15,6 +15,8 @@ from fleet.core.settings import Settings
         ({"FLEET_DATABASE_URL": "postgresql://x/y"}, "psycopg"),
         ({"FLEET_MQTT_URL": "http://broker"}, "not a broker URL"),
         ({"FLEET_HTTP_PORT": "70000"}, "less than or equal"),
+        ({"FLEET_HEALTH_RETENTION_DAYS": "3"}, "health_retention_days"),
+        ({"FLEET_REJECTS_RETENTION_DAYS": "0"}, "rejects_retention_days"),
         ({"FLEET_ENVIRONMENT": "production"}, "FLEET_ADMIN_TOKEN"),
         ({"FLEET_ENVIRONMENT": "production", "FLEET_ADMIN_TOKEN": "changeme"}, "at least 24"),
     ],
