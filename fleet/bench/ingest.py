@@ -15,11 +15,13 @@ Needs PostgreSQL (FLEET_BENCH_POSTGRES_URL, default the test server) and mosquit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from fleet.loadgen import harness
 from fleet.loadgen.fleetdb import count_against_db, register_devices
 from fleet.loadgen.infra import PrivateMosquitto
 from fleet.loadgen.manifest import Manifest
+from fleet.loadgen.payloads import READINGS_PER_PACK
 from fleet.loadgen.run import LoadConfig, _Fleet, run_load, run_load_async
 from fleet.models import Device, Reading
 
@@ -119,10 +122,15 @@ def _backlog(
             for client_id in ids
         ]
         watched = [psutil.Process(p.pid) for p in procs]
+        split = _CpuSplit(watched, mq) if workers == 1 else None
         try:
+            if split is not None:
+                split.start(lambda: harness.count_readings(ctx.sessions, prefix))
             done = harness.wait_for(
                 lambda: harness.count_readings(ctx.sessions, prefix) >= manifest.readings, 300, 0.5
             )
+            if split is not None:
+                figures.update(split.stop(harness.count_readings(ctx.sessions, prefix)))
             cpu = sum(p.cpu_times().user + p.cpu_times().system for p in watched)
             rss = max(p.memory_info().rss for p in watched)
         finally:
@@ -152,6 +160,57 @@ def _backlog(
     if not done:
         figures[f"incomplete_{workers}"] = "the ingest did not finish the backlog within 300 s"
     return manifest
+
+
+class _CpuSplit:
+    """CPU time of the ingest, the database server and the broker while a backlog drains,
+    per message: where the machine's cores go (the database only when it runs here)."""
+
+    def __init__(self, ingest: list[psutil.Process], broker: PrivateMosquitto) -> None:
+        self._ingest = ingest
+        self._broker = [psutil.Process(broker.proc.pid)] if broker.proc is not None else []
+        self._begin: dict[str, dict[int, float]] = {}
+        self._stored = 0
+        self._t0 = 0.0
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        database = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+        return {
+            "ingest": _cpu_by_pid(self._ingest),
+            "database": _cpu_by_pid(database),
+            "broker": _cpu_by_pid(self._broker),
+        }
+
+    def start(self, stored: Callable[[], int]) -> None:
+        """Begin once the drain has (start-up and migrations are not the pipeline's cost)."""
+        harness.wait_for(lambda: stored() > 0, 120, 0.02)
+        self._begin, self._stored, self._t0 = self._sample(), stored(), time.monotonic()
+
+    def stop(self, stored: int) -> dict[str, Any]:
+        """Per telemetry message (status messages, 3 % of the backlog, ride along)."""
+        end, seconds = self._sample(), max(time.monotonic() - self._t0, 1e-9)
+        messages = max((stored - self._stored) // READINGS_PER_PACK, 1)
+        per_message: dict[str, float | None] = {}
+        cores: dict[str, float | None] = {}
+        for part, now in end.items():
+            if not now:  # e.g. a database on another machine: nothing to see here
+                per_message[part] = cores[part] = None
+                continue
+            before = self._begin.get(part, {})
+            # Processes that started in the window count whole; ones that ended are missed.
+            used = sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items())
+            per_message[part] = round(1e6 * used / messages, 1)
+            cores[part] = round(used / seconds, 2)
+        return {"cpu_us_per_message": per_message, "cpu_cores_while_draining": cores}
+
+
+def _cpu_by_pid(procs: list[psutil.Process]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            out[proc.pid] = times.user + times.system
+    return out
 
 
 def _live_and_connections(
