@@ -130,7 +130,7 @@ def write_batch(
                     f"device {m.device_id!r} is not registered; enrol it first",
                 )
         changes: dict[str, _DeviceChange] = {}
-        readings: dict[tuple[int, str, float], store.ReadingRow] = {}
+        readings: dict[store.SampleKey, store.SampleData] = {}
         health_rows: dict[tuple[int, float] | int, dict[str, Any]] = {}
         rejects: list[dict[str, Any]] = []
         for seq, m in enumerate(decoded):
@@ -158,7 +158,7 @@ def write_batch(
 
                 record_progress(session, change.row.pk, m.ota, received_at)
         added = store.insert_readings(
-            session, list(readings.values()), received_at, tolerate_conflicts=tolerate_conflicts
+            session, readings, received_at, tolerate_conflicts=tolerate_conflicts
         )
         _keep_new_health(changes, store.insert_health(session, list(health_rows.values())))
         store.insert_rejects(session, rejects)
@@ -190,17 +190,15 @@ def _apply(
     m: Decoded,
     seq: int,
     at: datetime,
-    readings: dict[tuple[int, str, float], store.ReadingRow],
+    readings: dict[store.SampleKey, store.SampleData],
     health_rows: dict[tuple[int, float] | int, dict[str, Any]],
 ) -> None:
     row = change.row
     if m.samples is not None:
+        pk = row.pk
         for s in m.samples:
             # A pack repeated within one batch (a redelivery) is stored, and counted, once.
-            readings.setdefault(
-                (row.pk, s.metric, s.t),
-                store.ReadingRow(row.pk, s.metric, s.t, s.value, s.unit, seq),
-            )
+            readings.setdefault((pk, s.metric, s.t), (s.value, s.unit, seq))
         _update_latest(change, m.samples)
         change.samples.extend(m.samples)
         change.seen(at)

@@ -21,22 +21,19 @@ from fleet.ingest.profile import (
 )
 
 _VALUE_KEYS = ("v", "vs", "vb", "vd")
-_OTHER_VALUES = frozenset(_VALUE_KEYS[1:])
 _VALUE_OR_SUM = frozenset((*_VALUE_KEYS, "s"))
+# One lookup per reading: a metric's unit and possible range together.
+_METRICS = {name: (unit, *METRIC_RANGES[name]) for name, unit in METRIC_UNITS.items()}
 
 
-# Records and samples are created per reading on the ingest's hot path; a frozen dataclass
-# costs about five times as much to construct, so these are plain slotted ones, never mutated.
-@dataclass(slots=True)
-class Record:
-    """One resolved SenML record: full name relative to the device, absolute time, one value."""
-
-    name: str
-    time: float
-    unit: str | None
-    value: float | str | bool
+# A resolved record: name relative to the device, absolute time, unit, one value. A plain
+# tuple: records are made per reading on the ingest's hot path, and a tuple costs a fraction
+# of a class instance's Python-level __init__.
+Record = tuple[str, float, str | None, float | str | bool]
 
 
+# Samples are created per reading too; a frozen dataclass costs about five times as much to
+# construct, so this is a plain slotted one, never mutated.
 @dataclass(slots=True)
 class Sample:
     metric: str
@@ -73,6 +70,7 @@ def resolve(pack: list[dict[str, Any]], device_id: str, *, now: float) -> list[R
             f"(supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})",
         )
     expected_bn = base_name(device_id)
+    latest = now + MAX_FUTURE_SKEW_S
     bn: str | None = None
     bt = 0.0
     bu: str | None = None
@@ -92,7 +90,7 @@ def resolve(pack: list[dict[str, Any]], device_id: str, *, now: float) -> list[R
             bu = rec["bu"] if isinstance(rec["bu"], str) else None
         if bn is None:
             raise Rejected(RejectReason.BASE_NAME_MISMATCH, "the first record must carry bn")
-        if rec.keys().isdisjoint(_VALUE_OR_SUM):
+        if "v" not in rec and rec.keys().isdisjoint(_VALUE_OR_SUM):
             continue  # a base-only record
         name = rec.get("n", "")
         if type(name) is not str:
@@ -102,9 +100,17 @@ def resolve(pack: list[dict[str, Any]], device_id: str, *, now: float) -> list[R
             when = bt
         else:
             when = bt + (t if type(t) is float else _number(t, i, "t", RejectReason.BAD_TIME))
-        if when < EARLIEST_VALID_TIME or when > now + MAX_FUTURE_SKEW_S or when != when:
+        if when < EARLIEST_VALID_TIME or when > latest or when != when:
             _bad_time(when, i, now)
-        records.append(Record(name, when, rec.get("u", bu), _value(rec, i)))
+        # The usual record: a finite "v" and no other value, checked inline (a float from
+        # JSON is finite unless the pack said NaN or Infinity).
+        if "v" in rec and "vs" not in rec and "vb" not in rec and "vd" not in rec:
+            value = rec["v"]
+            if type(value) is not float or value - value != 0.0:
+                value = _number(value, i, "v", RejectReason.BAD_VALUE)
+        else:
+            value = _value(rec, i)
+        records.append((name, when, rec.get("u", bu), value))
     return records
 
 
@@ -129,29 +135,28 @@ def _bad_time(when: float, index: int, now: float) -> NoReturn:
 
 def telemetry_samples(records: list[Record]) -> list[Sample]:
     samples: list[Sample] = []
-    for i, rec in enumerate(records):
-        expected_unit = METRIC_UNITS.get(rec.name)
-        if expected_unit is None:
+    for i, (name, when, unit, value) in enumerate(records):
+        metric = _METRICS.get(name)
+        if metric is None:
             raise Rejected(
                 RejectReason.UNKNOWN_METRIC,
-                f"record {i}: metric {rec.name!r} is not in the profile "
+                f"record {i}: metric {name!r} is not in the profile "
                 f"(known: {', '.join(sorted(METRIC_UNITS))})",
             )
-        if rec.unit != expected_unit:
+        expected_unit, low, high = metric
+        if unit != expected_unit:
             raise Rejected(
                 RejectReason.UNIT_MISMATCH,
-                f"record {i}: {rec.name} must be in {expected_unit!r}, got {rec.unit!r}",
+                f"record {i}: {name} must be in {expected_unit!r}, got {unit!r}",
             )
-        value = rec.value
-        if type(value) is not float:  # _value made every number a float; bool is not one
-            raise Rejected(RejectReason.BAD_VALUE, f"record {i}: {rec.name} needs a numeric v")
-        low, high = METRIC_RANGES[rec.name]
+        if type(value) is not float:  # resolve made every number a float; bool is not one
+            raise Rejected(RejectReason.BAD_VALUE, f"record {i}: {name} needs a numeric v")
         if not low <= value <= high:
             raise Rejected(
                 RejectReason.BAD_VALUE,
-                f"record {i}: {rec.name}={rec.value} is outside the possible range {low}..{high}",
+                f"record {i}: {name}={value} is outside the possible range {low}..{high}",
             )
-        samples.append(Sample(rec.name, rec.time, value, expected_unit))
+        samples.append(Sample(name, when, value, expected_unit))
     return samples
 
 
@@ -167,8 +172,8 @@ class Health:
 
 def decode_health(payload: bytes, device_id: str, *, now: float) -> Health:
     """A health pack becomes a flat snapshot of its newest value per name."""
-    records = sorted(resolve(load_pack(payload), device_id, now=now), key=lambda r: r.time)
-    return Health(records[-1].time if records else None, {r.name: r.value for r in records})
+    records = sorted(resolve(load_pack(payload), device_id, now=now), key=lambda r: r[1])
+    return Health(records[-1][1] if records else None, {r[0]: r[3] for r in records})
 
 
 def _number(value: Any, index: int, label: str, reason: RejectReason) -> float:
@@ -180,12 +185,7 @@ def _number(value: Any, index: int, label: str, reason: RejectReason) -> float:
 
 
 def _value(rec: dict[str, Any], index: int) -> float | str | bool:
-    if "v" in rec and rec.keys().isdisjoint(_OTHER_VALUES):
-        value = rec["v"]
-        # A float from JSON is finite unless the pack said NaN or Infinity.
-        if type(value) is float and value - value == 0.0:
-            return value
-        return _number(value, index, "v", RejectReason.BAD_VALUE)
+    """A record's value when it is not the usual lone "v" (see resolve)."""
     present = [k for k in _VALUE_KEYS if k in rec]
     if len(present) != 1:
         raise Rejected(
