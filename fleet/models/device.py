@@ -10,9 +10,16 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fleet.models.base import Base, UTCDateTime, utcnow
 
+# Every ingest batch rewrites the row of each device it heard from (latest values, last
+# seen). Pages kept half empty let PostgreSQL put the new version beside the old one (a HOT
+# update) without touching any of the table's indexes: ~97 % of updates instead of ~35 %,
+# ~10 % less database CPU per message (migration 0010).
+DEVICE_FILLFACTOR = 50
+
 
 class Device(Base):
     __tablename__ = "devices"
+    __table_args__ = {"postgresql_with": {"fillfactor": DEVICE_FILLFACTOR}}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     device_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)

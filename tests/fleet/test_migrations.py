@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from fleet.core.db import alembic_config, make_engine
 from fleet.models import Base
+from fleet.models.device import DEVICE_FILLFACTOR
 
 
 def test_head_matches_models_and_round_trips(database_url: str) -> None:
@@ -27,6 +28,12 @@ def test_head_matches_models_and_round_trips(database_url: str) -> None:
             command.upgrade(cfg, "head")
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             assert diff == []
+            if conn.dialect.name == "postgresql":
+                # Storage parameters are not compared above; the ingest's HOT updates need it.
+                options = conn.execute(
+                    text("select reloptions from pg_class where relname = 'devices'")
+                ).scalar()
+                assert options == [f"fillfactor={DEVICE_FILLFACTOR}"]
             row = conn.execute(text("select state, power_mode from devices")).one()
             assert tuple(row) == ("unknown", "mains")
             command.downgrade(cfg, "base")
