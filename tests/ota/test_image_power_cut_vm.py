@@ -129,13 +129,14 @@ def test_power_cut_at_any_step_of_an_image_update(
             except AssertionError as e:
                 return n, f"never finished: {e}\n{dev.log_path.read_text()[-2500:]}"
             if f"power cut at flash write {n} " not in dev.log_path.read_text():
-                # How many writes the trial boot makes before it is marked valid depends on
-                # timing (readings queued meanwhile); a point past this run's last write lay
-                # after its update had succeeded, so it is not part of the update.
-                if n in trial and flash_writes(dev) < n:
+                # How many writes a run makes depends on timing (readings queued meanwhile,
+                # before the update and in the trial boot), so the points planned from the
+                # baseline shift; a point past this run's last write lay after its update had
+                # succeeded, so it is not part of the update.
+                if flash_writes(dev) < n:
                     beyond.append(n)
                     return n, None
-                return n, "the power cut did not happen"
+                return n, f"the power cut did not happen ({flash_writes(dev)} writes)"
             boots = _boots(dev)
             bad = [b for b in boots if b[2] != "factory" and (b[1], b[3]) != (NEW, signed)]
             if bad or not boots or boots[-1][1] != NEW:
@@ -148,7 +149,8 @@ def test_power_cut_at_any_step_of_an_image_update(
         with ThreadPoolExecutor(PARALLEL) as pool:
             failures = [(n, why) for n, why in pool.map(one, plan) if why]
     assert not failures, failures
-    assert len(beyond) <= len(trial) // 2, f"most trial-boot cuts came after success: {beyond}"
+    # The shift is a few writes: only the last points, the trial boot's, can fall past the end.
+    assert len(beyond) <= len(trial) // 2, f"many cuts came after success: {beyond} of {plan}"
 
 
 ROLLBACK_SCRIPT = """

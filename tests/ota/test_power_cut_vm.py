@@ -114,13 +114,14 @@ def test_power_cut_at_any_write_keeps_a_valid_version(
                 return n, f"never finished: {e}\n{dev.log_path.read_text()[-1500:]}"
             log = dev.log_path.read_text()
             if f"power cut at flash write {n} " not in log:
-                # How many writes the trial boot makes before the success report depends on
-                # timing (readings queued meanwhile); a point past this run's last write lay
-                # after its update had succeeded, so it is not part of the update.
-                if n in trial and flash_writes(dev) < n:
+                # How many writes a run makes depends on timing (readings queued meanwhile,
+                # before the update and in the trial boot), so the points planned from the
+                # baseline shift; a point past this run's last write lay after its update had
+                # succeeded, so it is not part of the update.
+                if flash_writes(dev) < n:
                     beyond.append(n)
                     return n, None
-                return n, "the power cut did not happen"
+                return n, f"the power cut did not happen ({flash_writes(dev)} writes)"
             bad = [v for v in _boot_versions(dev) if v not in GOOD]
             bad += sorted(_health_versions(sub, dev.device_id) - GOOD)
             return n, f"ran or reported {bad}" if bad else None
@@ -128,4 +129,5 @@ def test_power_cut_at_any_write_keeps_a_valid_version(
         with ThreadPoolExecutor(PARALLEL) as pool:
             failures = [(n, why) for n, why in pool.map(one, plan) if why]
     assert not failures, failures
-    assert len(beyond) <= len(trial) // 2, f"most trial-boot cuts came after success: {beyond}"
+    # The shift is a few writes: only the last points, the trial boot's, can fall past the end.
+    assert len(beyond) <= len(trial) // 2, f"many cuts came after success: {beyond} of {plan}"
