@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -27,6 +28,12 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def rowcount(result: Any) -> int:
+    """Rows a DML statement touched (its result is a CursorResult; the generic Result type
+    that Session.execute is declared to return does not declare rowcount)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

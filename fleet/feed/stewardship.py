@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.access import audit
 from fleet.access.principal import SYSTEM, Principal
+from fleet.core.db import rowcount
 from fleet.feed.catalogue import METRICS
 from fleet.feed.policy import (
     PRECISIONS,
@@ -65,11 +66,6 @@ def _readings_of_property(session: Session, property_id: int) -> Any:
     )
 
 
-def _rowcount(result: Any) -> int:
-    # DML results are CursorResults; the generic Result type does not declare rowcount.
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def set_consent(
     session: Session,
     *,
@@ -94,7 +90,7 @@ def set_consent(
         sync(session)  # so a device placed moments ago is covered too
         condition = _readings_of_property(session, prop.id)
         if condition is not None:
-            deleted = _rowcount(session.execute(delete(Reading).where(condition)))
+            deleted = rowcount(session.execute(delete(Reading).where(condition)))
     audit.record(
         session,
         principal,
@@ -135,8 +131,8 @@ def purge_expired(
                     Reading.ts < cutoff,
                 )
             )
-            if _rowcount(result):
-                counts[metric.name] = _rowcount(result)
+            if rowcount(result):
+                counts[metric.name] = rowcount(result)
         if counts:
             report[code] = counts
             audit.record(

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet.core.db import rowcount
 from fleet.models import HealthSnapshot, RejectedMessage, StateChange
 from fleet.models.base import utcnow
 
@@ -38,26 +39,24 @@ def purge_history(
     """Delete history older than its retention; returns the rows deleted per table."""
     now = now or utcnow()
     health_cutoff = now - timedelta(days=retention.health_days)
-    tables: list[tuple[str, Any, Any]] = [
-        ("health_snapshots", HealthSnapshot, HealthSnapshot.at < health_cutoff),
-        ("device_state_changes", StateChange, StateChange.at < health_cutoff),
+    tables: list[tuple[Any, Any]] = [
+        (HealthSnapshot, HealthSnapshot.at < health_cutoff),
+        (StateChange, StateChange.at < health_cutoff),
         (
-            "rejected_messages",
             RejectedMessage,
             RejectedMessage.received_at < now - timedelta(days=retention.rejects_days),
         ),
     ]
     deleted: dict[str, int] = {}
-    for name, model, expired in tables:
+    for model, expired in tables:
         total = 0
         while True:
             with sessions.begin() as session:
                 ids = select(model.id).where(expired).order_by(model.id).limit(chunk)
-                n = session.execute(delete(model).where(model.id.in_(ids.scalar_subquery())))
-                count = int(getattr(n, "rowcount", 0) or 0)
+                count = rowcount(session.execute(delete(model).where(model.id.in_(ids))))
             total += count
             if count < chunk:
                 break
         if total:
-            deleted[name] = total
+            deleted[model.__tablename__] = total
     return deleted

@@ -230,7 +230,7 @@ def _apply_health(
         key, {"device_pk": pk, "at": at, "sampled_at": sampled, "data": health.values}
     )
     newest = change.health_sampled_at
-    if "health" in change.values and t is not None and newest is not None and t < newest:
+    if t is not None and newest is not None and t < newest:
         return  # an older report arriving after a newer one in the same batch
     change.health_sampled_at = t
     change.values.update(health=health.values, health_at=at)

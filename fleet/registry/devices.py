@@ -14,6 +14,7 @@ from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
+from fleet.core.db import rowcount
 from fleet.models import Borough, Device, Reading, Tag
 
 SORTABLE = {
@@ -155,8 +156,7 @@ def decommission(session: Session, device: Device) -> int:
     pk = device.id
     session.delete(device)
     session.flush()
-    result = session.execute(delete(Reading).where(Reading.device_pk == pk))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(session.execute(delete(Reading).where(Reading.device_pk == pk)))
 
 
 def set_tags(session: Session, *, device: Device, names: list[str]) -> None:
