@@ -19,6 +19,25 @@ from cs.node import Node
 
 WDT_MS = 30000
 OTA_RETRY_MS = 600000  # OTA work left by a boot, or an update held after network failures
+HEAP_RESET_AFTER = 5  # connects in a row that ran out of heap before the node resets
+# Below this much free heap after a collection a pack can no longer be built and sent
+# (about 2 KB at the peak); HEAP_LOW_CHECKS checks in a row there reset the node.
+HEAP_FLOOR = 4096
+HEAP_CHECK_S = 60
+HEAP_LOW_CHECKS = 3
+
+
+def note(what: str, err, retry_ms: int = -1) -> None:
+    """Log an error after freeing what can be freed; out of heap, even the line may not fit,
+    and a task must not die of its own error report."""
+    gc.collect()
+    try:
+        if retry_ms < 0:
+            log(what, err if isinstance(err, str) else repr(err))
+        else:
+            log(what, err, "- retry in %d ms" % retry_ms)
+    except MemoryError:
+        pass
 
 
 class App:
@@ -34,11 +53,10 @@ class App:
         """A task hit an unexpected error (often MemoryError): drop the connection, whose
         stream may hold half a packet, free memory and let the tasks carry on; a task that
         died instead would leave a node that looks alive but never reports again."""
-        log(what, repr(err))
         if client is not None:
             client.close("task error")
         self.online.clear()
-        gc.collect()
+        note(what, err)
 
     async def sampler(self) -> None:
         interval = self.node.cfg["sample_interval_s"]
@@ -111,67 +129,104 @@ class App:
                 self.fail(client, "command handling failed:", e)
 
     async def supervisor(self) -> None:
-        """Feeds the watchdog only while the sampler keeps its schedule."""
+        """Feeds the watchdog only while the sampler keeps its schedule, and resets the node
+        when its heap stays nearly full: a leak or fragmentation that left no room makes
+        every task fail while the node still looks alive."""
         wdt = self.node.board.watchdog(WDT_MS)
         limit = (self.node.cfg["sample_interval_s"] + 60) * 1000
+        low = 0  # heap checks in a row below HEAP_FLOOR
+        tick = 0
         while True:
             if time.ticks_diff(time.ticks_ms(), self.beat) < limit:
                 wdt.feed()
             else:
                 log("sampler stalled: letting the watchdog reset the node")
+            tick += 1
+            if tick % HEAP_CHECK_S == 0:
+                gc.collect()
+                low = low + 1 if self.node.track_heap() < HEAP_FLOOR else 0
+                if low >= HEAP_LOW_CHECKS:
+                    note("heap nearly full:", self.node.board.free_heap())
+                    self.node.restart("heap")
             await asyncio.sleep_ms(1000)
 
     async def connection(self) -> None:
         backoff = Backoff()
         first = True
+        short = 0  # connects in a row that failed for want of heap
         while True:
             try:
                 client = await connect(self.node)
             except Exception as e:  # Wi-Fi, DNS, TCP, TLS or broker refusal: all retried
-                delay = backoff.next_ms()
-                log("connect failed:", e, "- retry in %d ms" % delay)
-                await asyncio.sleep_ms(delay)
+                if isinstance(e, MemoryError):
+                    short += 1
+                    if short >= HEAP_RESET_AFTER:
+                        # Retrying into a leaked or fragmented heap fails the same way every
+                        # time; a reset gives a fresh heap, and the readings wait on flash.
+                        self.node.restart("heap")
+                else:
+                    short = 0
+                await self.retry(backoff, e)
                 continue
+            short = 0
             backoff.reset()
             if not first:
                 self.reconnects += 1
             first = False
-            self.client = client
-            self.online.set()
-            self.node.kick()
-            self.node.board.led(True)
-            log("online as", self.node.device_id)
-            # A lost access point can leave the socket looking open: watch both.
-            while not client.down.is_set():
-                try:
-                    await asyncio.wait_for_ms(client.down.wait(), 1000)
-                except asyncio.TimeoutError:
-                    if not self.node.board.wifi_connected():
-                        client.close("Wi-Fi lost")
-            self.online.clear()
+            try:
+                await self.online_with(client)
+            except Exception as e:  # e.g. MemoryError: this task must outlive it to reconnect
+                self.fail(client, "connection watch failed:", e)
             self.client = None
             self.node.board.led(False)
-            log("connection lost:", client.error)
+            note("connection lost:", client.error)
             client.close()
             await asyncio.sleep_ms(backoff.next_ms())
+
+    async def retry(self, backoff: Backoff, err: Exception) -> None:
+        delay = backoff.next_ms()
+        note("connect failed:", err, delay)
+        await asyncio.sleep_ms(delay)
+
+    async def online_with(self, client: MQTTClient) -> None:
+        self.client = client
+        self.online.set()
+        self.node.kick()
+        self.node.board.led(True)
+        log("online as", self.node.device_id)
+        # A lost access point can leave the socket looking open: watch both.
+        while not client.down.is_set():
+            try:
+                await asyncio.wait_for_ms(client.down.wait(), 1000)
+            except asyncio.TimeoutError:
+                if not self.node.board.wifi_connected():
+                    client.close("Wi-Fi lost")
+        self.online.clear()
 
     async def ota(self) -> None:
         """Checks for OTA work now and then; the OTA code is in the heap only meanwhile
         (and while an offer is being handled, see Node.handle_inbox)."""
         first = True
         while True:
+            try:
+                await self.ota_check(first)
+                first = False
+            except Exception as e:  # e.g. MemoryError loading the code: the task must live on
+                note("ota check failed:", e)
+            await asyncio.sleep_ms(OTA_RETRY_MS)
+
+    async def ota_check(self, first: bool) -> None:
+        try:
             from cs.ota import watch
 
             await watch.check(self, first)
-            del watch
+        finally:
             unload("cs.ota.watch")
             import sys
 
             if not [n for n in sys.modules if n.startswith("cs.ota.") and n != "cs.ota.files"]:
                 unload("cs.ota.files", "cs.ota")  # no offer in hand either
             gc.collect()
-            first = False
-            await asyncio.sleep_ms(OTA_RETRY_MS)
 
     async def run(self) -> None:
         for coro in (self.sampler(), self.sender(), self.health(), self.inbox(), self.supervisor(), self.ota()):

@@ -160,6 +160,15 @@ class MQTTClient:
             if self._pid not in self._acks:
                 return self._pid
 
+    def _failed(self, what: str, err: Exception) -> None:
+        """_lost for a task's unexpected error; the reason is plain text if the heap is too
+        full to format the error (a background task must not die of its own report)."""
+        try:
+            why = what + repr(err)
+        except MemoryError:
+            why = what + "out of memory"
+        self._lost(why)
+
     def _lost(self, why: str) -> None:
         if not self.down.is_set():
             self.error = why
@@ -292,7 +301,7 @@ class MQTTClient:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # EOF, reset, malformed packet: all mean "connection gone"
-            self._lost("read failed: %r" % e)
+            self._failed("read failed: ", e)
 
     async def _on_publish(self, head: int, body: bytes) -> None:
         qos = (head >> 1) & 3
@@ -326,3 +335,5 @@ class MQTTClient:
             raise
         except MQTTError:
             pass
+        except Exception as e:  # e.g. MemoryError: no pings would leave a zombie connection
+            self._failed("keepalive failed: ", e)

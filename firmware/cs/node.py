@@ -176,5 +176,8 @@ class Node:
     def restart(self, why: str) -> None:
         """A deliberate reset, recorded so the next boot reports why."""
         self.rtc["why"] = why
-        self.save_rtc()
+        try:
+            self.save_rtc()
+        except MemoryError:  # reset all the same: the next boot reports a plain reset
+            pass
         self.board.reset()
