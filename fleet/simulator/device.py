@@ -27,6 +27,10 @@ WDT_FILE = ".sim_wdt"  # the watchdog timeout (ms), rewritten on every feed
 RADIO_FILE = "sim_radio.log"
 POWER_CUT_FILE = ".sim_power_cut"  # left by hardware/sim/simdev/flash.py when it cuts the power
 WDT_RESET_CAUSE = 3
+# A watchdog never fires within this much host time: at `speed` 1440 a 30 s timeout is
+# 21 ms of host time, which a busy host's scheduling alone can exceed while the device is
+# healthy. Matches WDT_HOST_FLOOR_MS in hardware/sim/simdev/power.py.
+WDT_HOST_FLOOR_S = 1.0
 
 # Config fields the launcher owns; anything else in an existing config.json is kept.
 _LAUNCHER_FIELDS = ("mqtt.host", "mqtt.port", "sample_interval_s", "health_interval_s")
@@ -289,7 +293,7 @@ class VirtualDevice:
             except subprocess.TimeoutExpired:
                 pass
             try:
-                timeout_s = int(wdt.read_text() or 0) / 1000.0 / self.speed
+                timeout_s = max(int(wdt.read_text() or 0) / 1000.0 / self.speed, WDT_HOST_FLOOR_S)
                 stale = time.time() - wdt.stat().st_mtime
             except (OSError, ValueError):
                 continue

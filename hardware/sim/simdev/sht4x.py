@@ -4,7 +4,9 @@ Single-byte commands; replies are words each followed by CRC-8 (0x31, init 0xFF)
 Faults (sim.json "faults": {"sht4x": ...}, re-read live): "nack" (no ACK: OSError
 ENODEV as on the ESP32), "crc" (first CRC byte flipped), "busy" (reads NACKed as if
 the conversion never ended), "stuck" (the same words every time), "range" (a
-temperature word of 0xFFFF, 130 degC). Every measurement served is appended to
+temperature word of 0xFFFF, 130 degC), "hang" (once: the next transaction never ends, as
+with a chip holding the bus, and the whole VM stops until the watchdog resets it; the
+fault clears itself). Every measurement served is appended to
 sim_readings.jsonl with the exact values its words encode.
 """
 
@@ -43,6 +45,11 @@ class SHT4x:
         self._reply = None
         cmd = data[0] if data else -1
         now = time.ticks_ms()
+        if fault == "hang":
+            state.clear_fault(self.name)
+            print("SIM: sht4x holds the bus")
+            while True:  # blocks the event loop too: only the watchdog ends this
+                time.sleep(1)
         if fault == "nack" or not (cmd in _CMDS or cmd in (0x89, 0x94)):
             raise OSError(19)  # ENODEV: no ACK, as the ESP32 reports it
         if cmd == 0x89:

@@ -33,10 +33,9 @@ def sim():
         raw = read_bytes(SIM_FILE)
         if raw:
             _cache.update(json.loads(raw))
-        leave = _cache["faults"].pop("heap_squeeze", None)
+        leave = _cache["faults"].get("heap_squeeze")
         if leave is not None:
-            write_bytes(SIM_FILE, json.dumps(_cache).encode())  # one-shot: the next boot is clean
-            _mtime = os.stat(SIM_FILE)[8]
+            clear_fault("heap_squeeze")
             _squeeze(leave)
     return _cache
 
@@ -92,6 +91,15 @@ def release_heap():
 
 def fault(name):
     return sim()["faults"].get(name)
+
+
+def clear_fault(name):
+    """Take a one-shot fault out of sim.json, so the boot after it runs clean."""
+    global _mtime
+    current = sim()
+    current["faults"].pop(name, None)
+    write_bytes(SIM_FILE, json.dumps(current).encode())
+    _mtime = os.stat(SIM_FILE)[8]
 
 
 def wifi():
