@@ -42,7 +42,8 @@ def _no_memory_errors(dev: VirtualDevice) -> None:
 
 @pytest.mark.parametrize(
     # 144K: the 132 KB the app needs (fleet bench firmware) and a margin for its growth.
-    "heapsize", ["144K", pytest.param("64K", marks=pytest.mark.xfail(reason=HEAP_GAP, strict=True))]
+    "heapsize",
+    ["144K", pytest.param("64K", marks=pytest.mark.xfail(reason=HEAP_GAP, strict=True))],
 )
 def test_a_day_on_mains_without_a_memory_error(
     tmp_path: Path, micropython_bin: Path, heapsize: str
