@@ -10,6 +10,8 @@ import asyncio
 import gc
 import time
 
+from micropython import const
+
 from cs import FW_VERSION, clock, topics, unload
 from cs.backoff import Backoff
 from cs.log import log
@@ -19,16 +21,17 @@ from cs.node import Node
 
 WDT_MS = 30000
 OTA_RETRY_MS = 600000  # OTA work left by a boot, or an update held after network failures
-HEAP_RESET_AFTER = 5  # connects in a row that ran out of heap before the node resets
-# Below this much free heap after a collection a pack can no longer be built and sent
-# (about 2 KB at the peak); HEAP_LOW_CHECKS checks in a row there reset the node.
-HEAP_FLOOR = 4096
-HEAP_CHECK_S = 60
-HEAP_LOW_CHECKS = 3
+# A heap a leak or fragmentation filled makes every task fail while the node looks alive:
+# it resets after _HEAP_TRIES connects in a row ran out of heap, or when the free heap
+# after a collection stayed under _HEAP_FLOOR (a pack and its send need ~2 KB) for
+# _HEAP_LOW checks a minute apart.
+_HEAP_TRIES = const(5)
+_HEAP_FLOOR = const(4096)
+_HEAP_LOW = const(3)
 
 
 def note(what: str, err, retry_ms: int = -1) -> None:
-    """Log an error after freeing what can be freed; out of heap, even the line may not fit,
+    """Log an error after freeing what can be freed: out of heap even the line may not fit,
     and a task must not die of its own error report."""
     gc.collect()
     try:
@@ -129,23 +132,21 @@ class App:
                 self.fail(client, "command handling failed:", e)
 
     async def supervisor(self) -> None:
-        """Feeds the watchdog only while the sampler keeps its schedule, and resets the node
-        when its heap stays nearly full: a leak or fragmentation that left no room makes
-        every task fail while the node still looks alive."""
+        """Feeds the watchdog only while the sampler keeps its schedule; resets the node when
+        its heap stays nearly full."""
         wdt = self.node.board.watchdog(WDT_MS)
         limit = (self.node.cfg["sample_interval_s"] + 60) * 1000
-        low = 0  # heap checks in a row below HEAP_FLOOR
-        tick = 0
+        tick = low = 0
         while True:
             if time.ticks_diff(time.ticks_ms(), self.beat) < limit:
                 wdt.feed()
             else:
                 log("sampler stalled: letting the watchdog reset the node")
             tick += 1
-            if tick % HEAP_CHECK_S == 0:
+            if tick % 60 == 0:
                 gc.collect()
-                low = low + 1 if self.node.track_heap() < HEAP_FLOOR else 0
-                if low >= HEAP_LOW_CHECKS:
+                low = low + 1 if self.node.track_heap() < _HEAP_FLOOR else 0
+                if low >= _HEAP_LOW:
                     note("heap nearly full:", self.node.board.free_heap())
                     self.node.restart("heap")
             await asyncio.sleep_ms(1000)
@@ -153,55 +154,44 @@ class App:
     async def connection(self) -> None:
         backoff = Backoff()
         first = True
-        short = 0  # connects in a row that failed for want of heap
+        short = 0  # connects in a row that ran out of heap
         while True:
             try:
                 client = await connect(self.node)
             except Exception as e:  # Wi-Fi, DNS, TCP, TLS or broker refusal: all retried
-                if isinstance(e, MemoryError):
-                    short += 1
-                    if short >= HEAP_RESET_AFTER:
-                        # Retrying into a leaked or fragmented heap fails the same way every
-                        # time; a reset gives a fresh heap, and the readings wait on flash.
-                        self.node.restart("heap")
-                else:
-                    short = 0
-                await self.retry(backoff, e)
+                short = short + 1 if isinstance(e, MemoryError) else 0
+                if short >= _HEAP_TRIES:
+                    self.node.restart("heap")  # a fresh heap; the readings wait on flash
+                delay = backoff.next_ms()
+                note("connect failed:", e, delay)
+                await asyncio.sleep_ms(delay)
                 continue
             short = 0
             backoff.reset()
             if not first:
                 self.reconnects += 1
             first = False
+            self.client = client
+            self.online.set()
+            self.node.kick()
+            self.node.board.led(True)
+            log("online as", self.node.device_id)
             try:
-                await self.online_with(client)
+                # A lost access point can leave the socket looking open: watch both.
+                while not client.down.is_set():
+                    try:
+                        await asyncio.wait_for_ms(client.down.wait(), 1000)
+                    except asyncio.TimeoutError:
+                        if not self.node.board.wifi_connected():
+                            client.close("Wi-Fi lost")
             except Exception as e:  # e.g. MemoryError: this task must outlive it to reconnect
                 self.fail(client, "connection watch failed:", e)
+            self.online.clear()
             self.client = None
             self.node.board.led(False)
             note("connection lost:", client.error)
             client.close()
             await asyncio.sleep_ms(backoff.next_ms())
-
-    async def retry(self, backoff: Backoff, err: Exception) -> None:
-        delay = backoff.next_ms()
-        note("connect failed:", err, delay)
-        await asyncio.sleep_ms(delay)
-
-    async def online_with(self, client: MQTTClient) -> None:
-        self.client = client
-        self.online.set()
-        self.node.kick()
-        self.node.board.led(True)
-        log("online as", self.node.device_id)
-        # A lost access point can leave the socket looking open: watch both.
-        while not client.down.is_set():
-            try:
-                await asyncio.wait_for_ms(client.down.wait(), 1000)
-            except asyncio.TimeoutError:
-                if not self.node.board.wifi_connected():
-                    client.close("Wi-Fi lost")
-        self.online.clear()
 
     async def ota(self) -> None:
         """Checks for OTA work now and then; the OTA code is in the heap only meanwhile
@@ -209,24 +199,22 @@ class App:
         first = True
         while True:
             try:
-                await self.ota_check(first)
+                from cs.ota import watch
+
+                try:
+                    await watch.check(self, first)
+                finally:
+                    del watch  # or this task would keep the module while it sleeps
                 first = False
-            except Exception as e:  # e.g. MemoryError loading the code: the task must live on
+            except Exception as e:  # e.g. MemoryError loading the code: the task lives on
                 note("ota check failed:", e)
-            await asyncio.sleep_ms(OTA_RETRY_MS)
-
-    async def ota_check(self, first: bool) -> None:
-        try:
-            from cs.ota import watch
-
-            await watch.check(self, first)
-        finally:
             unload("cs.ota.watch")
             import sys
 
             if not [n for n in sys.modules if n.startswith("cs.ota.") and n != "cs.ota.files"]:
                 unload("cs.ota.files", "cs.ota")  # no offer in hand either
             gc.collect()
+            await asyncio.sleep_ms(OTA_RETRY_MS)
 
     async def run(self) -> None:
         for coro in (self.sampler(), self.sender(), self.health(), self.inbox(), self.supervisor(), self.ota()):

@@ -51,7 +51,7 @@ class Transport:
             raise OSError("closed")
         return await self.s.readexactly(n)
 
-    async def write(self, head: bytes, body) -> None:
+    async def write(self, packet) -> None:
         s = self.s
         if s is None:
             raise OSError("closed")
@@ -59,7 +59,7 @@ class Transport:
         # segment would wait for the broker's delayed ACK (Nagle), ~40 ms per PUBACK round
         # trip, which a battery node pays in radio time. Queued before the first await, so
         # another task's packet never lands in the middle (no lock needed).
-        s.write(head + body)
+        s.write(packet)
         await s.drain()
 
     def close(self) -> None:
@@ -79,6 +79,23 @@ def _encode_len(n: int) -> bytes:
         out.append(b | 0x80 if n else b)
         if not n:
             return bytes(out)
+
+
+def _packet(head: int, *parts) -> bytearray:
+    """A whole packet in one block sized once: the parts' only copy (a pack is the largest
+    block the node allocates, and a fragmented heap may not have room for a second)."""
+    n = 0
+    for part in parts:
+        n += len(part)
+    size = _encode_len(n)
+    packet = bytearray(1 + len(size) + n)
+    packet[0] = head
+    i = 1 + len(size)
+    packet[1:i] = size
+    for part in parts:
+        packet[i : i + len(part)] = part
+        i += len(part)
+    return packet
 
 
 def _str(s) -> bytes:
@@ -124,12 +141,15 @@ class MQTTClient:
         self.connected = False
 
     # -- wire ----------------------------------------------------------------------
-    async def _send(self, head: int, body) -> None:
+    async def _send(self, head: int, *parts) -> None:
+        await self._write(_packet(head, *parts))
+
+    async def _write(self, packet) -> None:
         t = self._transport
         if t is None or self.down.is_set():
             raise ConnectionLost(self.error or "not connected")
         try:
-            await t.write(bytes((head,)) + _encode_len(len(body)), body)
+            await t.write(packet)
         except OSError as e:
             self._lost("write failed: %r" % e)
             raise ConnectionLost(self.error)
@@ -198,7 +218,7 @@ class MQTTClient:
                     flags |= 0x40
                     payload += _str(self.password)
             var = _str("MQTT") + struct.pack("!BBH", 4, flags, self.keepalive)
-            await self._send(CONNECT, var + payload)
+            await self._send(CONNECT, var, payload)
             pkt: tuple = await asyncio.wait_for_ms(self._recv_packet(), timeout_ms)
             head, body = pkt
         except (OSError, EOFError, asyncio.TimeoutError, ConnectionLost) as e:
@@ -221,7 +241,7 @@ class MQTTClient:
         """Clean DISCONNECT: the broker drops the last will."""
         try:
             if self.connected:
-                await self._send(DISCONNECT, b"")
+                await self._send(DISCONNECT)
         except MQTTError:
             pass
         self.close("disconnected")
@@ -241,16 +261,17 @@ class MQTTClient:
             raise ValueError("qos must be 0 or 1")
         head = PUBLISH | (qos << 1) | (1 if retain else 0)
         if qos == 0:
-            await self._send(head, _str(topic) + payload)
+            await self._send(head, _str(topic), payload)
             return
         pid = self._next_pid()
         ev = asyncio.Event()
         self._acks[pid] = ev
         try:
-            body = _str(topic) + struct.pack("!H", pid) + payload
+            packet = _packet(head, _str(topic), struct.pack("!H", pid), payload)
             for attempt in range(self.retries + 1):
                 # Retransmissions carry DUP so the broker and subscribers can tell.
-                await self._send(head | (0x08 if attempt else 0), body)
+                packet[0] = head | (0x08 if attempt else 0)
+                await self._write(packet)
                 try:
                     await asyncio.wait_for_ms(ev.wait(), self.ack_timeout_ms)
                 except asyncio.TimeoutError:
@@ -268,7 +289,7 @@ class MQTTClient:
         ev = asyncio.Event()
         self._acks[pid] = ev
         try:
-            await self._send(SUBSCRIBE, struct.pack("!H", pid) + _str(topic) + bytes((qos,)))
+            await self._send(SUBSCRIBE, struct.pack("!H", pid), _str(topic), bytes((qos,)))
             try:
                 await asyncio.wait_for_ms(ev.wait(), self.ack_timeout_ms)
             except asyncio.TimeoutError:
@@ -330,7 +351,7 @@ class MQTTClient:
                     self._lost("keepalive: broker silent")
                     return
                 if time.ticks_diff(now, self._last_tx) >= ka_ms // 2:
-                    await self._send(PINGREQ, b"")
+                    await self._send(PINGREQ)
         except asyncio.CancelledError:
             raise
         except MQTTError:

@@ -118,8 +118,8 @@ class Silent:
             await self.gate.wait()
         out = bytes(self.rx[:n]); self.rx = self.rx[n:]
         return out
-    async def write(self, head, body):
-        self.sent.append(bytes(head) + bytes(body))
+    async def write(self, packet):
+        self.sent.append(bytes(packet))
     def close(self):
         pass
 async def main():

@@ -14,7 +14,9 @@ _RTC_FILE = "rtc_memory.bin"
 
 
 def _restart(cause, code, wake=0, sleep_ms=0):
-    state.release_heap()
+    heapfault = sys.modules.get("simdev.heapfault")
+    if heapfault is not None:
+        heapfault.release()
     state.write_bytes(state.RESET_FILE, ("%d %d %d" % (cause, wake, sleep_ms)).encode())
     sys.exit(code)
 
