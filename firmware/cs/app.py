@@ -144,7 +144,6 @@ class App:
                 log("sampler stalled: letting the watchdog reset the node")
             tick += 1
             if tick % 60 == 0:
-                gc.collect()
                 low = low + 1 if self.node.track_heap() < _HEAP_FLOOR else 0
                 if low >= _HEAP_LOW:
                     note("heap nearly full:", self.node.board.free_heap())

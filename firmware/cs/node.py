@@ -35,7 +35,8 @@ class Node:
         self.store = Store(max_segs=cfg["queue_segments"])
         self.sensors = Sensors(build(board, profile, self.battery), self.rtc.setdefault("s", {}))
         self.uptime = clock.Uptime()
-        self.heap_min_free = board.free_heap()
+        gc.collect()
+        self.heap_min_free = board.free_heap()  # low-water mark of the heap after collections
         self.last: dict = {}  # last good values (battery level for health)
 
     queued: "asyncio.Event | None" = None  # mains mode: the sender waits on it
@@ -54,6 +55,9 @@ class Node:
         self.board.rtc_memory(json.dumps(self.rtc).encode())
 
     def track_heap(self) -> int:
+        """Free heap after a collection (garbage not yet collected would hide the live
+        figure), keeping the lowest seen."""
+        gc.collect()
         free = self.board.free_heap()
         if free < self.heap_min_free:
             self.heap_min_free = free
@@ -68,7 +72,6 @@ class Node:
             for k in ("battery_voltage", "battery"):
                 if k in values:
                     self.last[k] = values[k]
-        self.track_heap()
         return values
 
     def sync_clock(self) -> bool:
@@ -122,9 +125,8 @@ class Node:
             sent += n
 
     def health_pack(self, rssi, reconnects: int) -> bytes:
-        gc.collect()  # hourly at most: makes heap_free the live figure, not garbage
-        pack = Pack(self.device_id, clock.unix_time())
         free = self.track_heap()
+        pack = Pack(self.device_id, clock.unix_time())
         pack.add("uptime", self.uptime.seconds(), "s")
         pack.add("heap_free", free, "B")
         pack.add("heap_min_free", self.heap_min_free, "B")

@@ -134,8 +134,8 @@ def _mains(folder: Path, port: int) -> dict[str, Any]:
     wire = sum(6 + len(t) + len(p) for t, p in ups)
     return {
         "heap_bytes": HEAPSIZE,
-        # Free heap sampled between collections: the heap's fill, garbage included.
-        "heap_fill_peak_bytes": HEAPSIZE - min(h["heap_min_free"] for h in health),
+        # The device's low-water mark of free heap after collections: the live peak it saw.
+        "heap_live_peak_bytes": HEAPSIZE - min(h["heap_min_free"] for h in health),
         "heap_steady_bytes": HEAPSIZE - round(statistics.median(h["heap_free"] for h in health)),
         "wire_bytes_per_sample": round(wire / samples, 1),
         "wire_bytes_per_value": round(wire / values, 1),
