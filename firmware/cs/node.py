@@ -35,8 +35,9 @@ class Node:
         self.store = Store(max_segs=cfg["queue_segments"])
         self.sensors = Sensors(build(board, profile, self.battery), self.rtc.setdefault("s", {}))
         self.uptime = clock.Uptime()
-        gc.collect()
-        self.heap_min_free = board.free_heap()  # low-water mark of the heap after collections
+        # Low-water mark of the free heap after collections; the first track_heap sets it (a
+        # collection here would cost every battery wake).
+        self.heap_min_free = 0x3FFFFFFF
         self.last: dict = {}  # last good values (battery level for health)
 
     queued: "asyncio.Event | None" = None  # mains mode: the sender waits on it
