@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from fleet.ingest.handler import IngestHandler
 from fleet.models import Device
 from fleet.models.reading import Reading
 from fleet.registry.devices import register_device
+from fleet.simulator import VirtualDevice
 from tests.firmware.conftest import _free_port, _port_open, need, wait_until
 
 
@@ -160,3 +162,40 @@ def match_served(
                 break
             unused.remove(hit)
     return missing, [r for r in unused if r[0] in metrics]
+
+
+def wait_all_stored(
+    sink: FleetSink,
+    device_id: str,
+    served: list[dict[str, Any]],
+    metrics: tuple[str, ...],
+    slack_s: float,
+    what: str,
+    timeout: float = 30,
+) -> None:
+    """Wait until every served reading has its stored row (see match_served)."""
+
+    def arrived() -> bool:
+        missing, _ = match_served(served, sink.readings(device_id), metrics, slack_s)
+        return not missing
+
+    wait_until(arrived, timeout, what)
+
+
+def assert_stored_once(stored: list[tuple[str, datetime, float]]) -> None:
+    assert len(stored) == len({(m, ts) for m, ts, _ in stored}), "a reading stored twice"
+
+
+def quick_mains(tmp: Path, broker: RestartableBroker, seed: int, heapsize: str) -> VirtualDevice:
+    """A mains device two hours in the past whose room runs 60x: 30 s samples every half a
+    second of host time, health every 5 minutes."""
+    return VirtualDevice(
+        data_dir=tmp,
+        seed=seed,
+        broker_port=broker.port,
+        sample_interval_s=30,
+        health_interval_s=300,
+        speed=60,
+        clock_start=time.time() - 7200,
+        heapsize=heapsize,
+    )

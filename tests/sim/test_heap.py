@@ -12,7 +12,13 @@ import pytest
 
 from fleet.simulator import VirtualDevice
 from tests.firmware.conftest import wait_until
-from tests.sim.fleetsink import FleetSink, RestartableBroker, match_served
+from tests.sim.fleetsink import (
+    FleetSink,
+    RestartableBroker,
+    assert_stored_once,
+    quick_mains,
+    wait_all_stored,
+)
 
 pytestmark = [pytest.mark.vm, pytest.mark.mosquitto]
 
@@ -73,12 +79,7 @@ def test_a_day_on_mains_without_a_memory_error(
         wait_until(a_day, 120, "a simulated day")
         assert dev.is_running, _log(dev)[-2000:]
         served = [r for r in _served(dev) if r["ts"] < dev.room_time() - 600]
-
-        def all_arrived() -> bool:
-            missing, _ = match_served(served, sink.readings(dev.device_id), METRICS, 60)
-            return not missing
-
-        wait_until(all_arrived, 30, "the day's readings in the fleet")
+        wait_all_stored(sink, dev.device_id, served, METRICS, 60, "the day's readings")
     finally:
         dev.stop()
         sink.close()
@@ -86,8 +87,7 @@ def test_a_day_on_mains_without_a_memory_error(
     _no_memory_errors(dev)
     log = _log(dev)
     assert dev.boots == 1 and "Task exception" not in log, log[-2000:]
-    stored = sink.readings(dev.device_id)
-    assert len(stored) == len({(m, ts) for m, ts, _ in stored})  # exactly once
+    assert_stored_once(sink.readings(dev.device_id))
     assert len(served) >= 90  # a day of 15-minute samples
     # No leak: the live heap (free after a collection, in each hourly health report) ends
     # the day where it stood after the first hours.
@@ -113,16 +113,7 @@ def test_a_node_whose_heap_fills_up_resets_itself(
     heap it checks every minute, even while its connects fail for another reason."""
     broker = RestartableBroker(tmp_path / "broker")
     broker.start()
-    dev = VirtualDevice(
-        data_dir=tmp_path,
-        seed=78,
-        broker_port=broker.port,
-        sample_interval_s=30,
-        health_interval_s=300,
-        speed=60,
-        clock_start=time.time() - 7200,
-        heapsize="128K",
-    )
+    dev = quick_mains(tmp_path, broker, seed=78, heapsize="128K")
     sink = FleetSink(tmp_path, broker, [dev.device_id])
     try:
         dev.start()
@@ -142,12 +133,7 @@ def test_a_node_whose_heap_fills_up_resets_itself(
         served = _served(dev)
         # Readings taken while the heap was full may have failed; all others must arrive.
         kept = [r for r in served if not squeezed_at <= r["ts"] <= reset_at]
-
-        def arrived() -> bool:
-            missing, _ = match_served(kept, sink.readings(dev.device_id), METRICS, 5)
-            return not missing
-
-        wait_until(arrived, 30, "readings from before the leak and after the reset")
+        wait_all_stored(sink, dev.device_id, kept, METRICS, 5, "readings outside the leak")
     finally:
         dev.stop()
         sink.close()
@@ -156,6 +142,5 @@ def test_a_node_whose_heap_fills_up_resets_itself(
     assert "SIM: heap squeezed" in log and "Task exception" not in log, log[-3000:]
     assert dev.boots == 2, log[-3000:]
     assert noticed in log, log[-3000:]
-    stored = sink.readings(dev.device_id)
-    assert len(stored) == len({(m, ts) for m, ts, _ in stored})  # exactly once
+    assert_stored_once(sink.readings(dev.device_id))
     assert len([r for r in kept if r["ts"] > reset_at]) >= 5

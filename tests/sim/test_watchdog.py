@@ -4,14 +4,18 @@ comes back reporting why, with nothing it had queued lost."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from fleet.simulator import VirtualDevice
 from tests.firmware.conftest import wait_until
-from tests.sim.fleetsink import FleetSink, RestartableBroker, match_served
+from tests.sim.fleetsink import (
+    FleetSink,
+    RestartableBroker,
+    assert_stored_once,
+    quick_mains,
+    wait_all_stored,
+)
 
 pytestmark = [pytest.mark.vm, pytest.mark.mosquitto]
 
@@ -19,16 +23,8 @@ pytestmark = [pytest.mark.vm, pytest.mark.mosquitto]
 def test_a_hung_node_is_reset_by_its_watchdog(tmp_path: Path, micropython_bin: Path) -> None:
     broker = RestartableBroker(tmp_path / "broker")
     broker.start()
-    dev = VirtualDevice(
-        data_dir=tmp_path,
-        seed=79,
-        broker_port=broker.port,
-        sample_interval_s=30,
-        health_interval_s=300,
-        speed=60,
-        clock_start=time.time() - 7200,
-        heapsize="256K",  # behaviour here; the heap has its own tests (test_heap.py)
-    )
+    # 256K: behaviour here; the heap has its own tests (test_heap.py).
+    dev = quick_mains(tmp_path, broker, seed=79, heapsize="256K")
     sink = FleetSink(tmp_path, broker, [dev.device_id])
     log = lambda: dev.log_path.read_text() if dev.log_path.exists() else ""  # noqa: E731
     try:
@@ -43,20 +39,13 @@ def test_a_hung_node_is_reset_by_its_watchdog(tmp_path: Path, micropython_bin: P
         back_at = dev.room_time()
         wait_until(lambda: dev.room_time() > back_at + 300, 30, "five minutes after the reset")
         served = [r for r in dev.readings() if r["precision"] == "high"]
-
-        def arrived() -> bool:
-            missing, _ = match_served(
-                served, sink.readings(dev.device_id), ("temperature", "humidity"), 5
-            )
-            return not missing
-
-        wait_until(arrived, 30, "every reading served, before the hang and after")
+        metrics = ("temperature", "humidity")
+        wait_all_stored(sink, dev.device_id, served, metrics, 5, "readings around the hang")
     finally:
         dev.stop()
         sink.close()
         broker.stop()
     assert dev.boots == 2, log()[-3000:]
     assert "reset watchdog" in log(), log()[-3000:]
-    stored = sink.readings(dev.device_id)
-    assert len(stored) == len({(m, ts) for m, ts, _ in stored})  # exactly once
+    assert_stored_once(sink.readings(dev.device_id))
     assert len([r for r in served if r["ts"] > back_at]) >= 5
