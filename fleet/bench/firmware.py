@@ -2,7 +2,8 @@
 wire per reading, and the battery life each battery board profile gets from them.
 
 Runs real virtual devices against a private Mosquitto: a mains device for heap and
-payload sizes, and each battery profile's device through accelerated deep-sleep cycles
+payload sizes, mains devices through accelerated days to find the smallest heap the app
+runs in, and each battery profile's device through accelerated deep-sleep cycles
 (15-minute samples, an uplink every 4th wake) for awake times. The VM runs the firmware
 much faster than an ESP32 does, so the power budget converts VM time to device time with
 CPU_FACTOR and adds what the VM cannot show (boot, sensor conversions, Wi-Fi join) from
