@@ -293,10 +293,12 @@ class VirtualDevice:
             except subprocess.TimeoutExpired:
                 pass
             try:
-                timeout_s = max(int(wdt.read_text() or 0) / 1000.0 / self.speed, WDT_HOST_FLOOR_S)
+                timeout_ms = int(wdt.read_text() or 0)
                 stale = time.time() - wdt.stat().st_mtime
             except (OSError, ValueError):
                 continue
+            # Empty while the VM rewrites it (a busy host can pause the VM in between).
+            timeout_s = timeout_ms and max(timeout_ms / 1000.0 / self.speed, WDT_HOST_FLOOR_S)
             if timeout_s and stale > timeout_s:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
