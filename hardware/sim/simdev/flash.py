@@ -52,11 +52,7 @@ def tick(what):
 
 
 def _cut(what):
-    import json
-
-    sim = state.sim()
-    sim["faults"].pop("power_cut_at_write", None)
-    state.write_bytes(state.SIM_FILE, json.dumps(sim).encode())
+    state.clear_fault("power_cut_at_write")
     state.write_bytes(CUT_FILE, ("%d %s" % (_writes, what)).encode())
     print("SIM: power cut at flash write %d (%s)" % (_writes, what))
     os.system("kill -9 $PPID")  # the shell's parent is this VM: nothing after this runs
