@@ -131,8 +131,9 @@ def purge_expired(
                     Reading.ts < cutoff,
                 )
             )
-            if rowcount(result):
-                counts[metric.name] = rowcount(result)
+            deleted = rowcount(result)
+            if deleted:
+                counts[metric.name] = deleted
         if counts:
             report[code] = counts
             audit.record(
