@@ -256,18 +256,20 @@ class MQTTClient:
 
     # -- operations ----------------------------------------------------------------
     async def publish(self, topic: str, payload, retain: bool = False, qos: int = 0) -> None:
-        """Send a message. With qos=1 return only once the broker acknowledged it."""
+        """Send a message. With qos=1 return only once the broker acknowledged it. `payload`
+        is bytes, or a list of bytes sent as one (a pack's records, never joined in the heap)."""
         if qos not in (0, 1):
             raise ValueError("qos must be 0 or 1")
         head = PUBLISH | (qos << 1) | (1 if retain else 0)
+        body = payload if isinstance(payload, list) else (payload,)
         if qos == 0:
-            await self._send(head, _str(topic), payload)
+            await self._send(head, _str(topic), *body)
             return
         pid = self._next_pid()
         ev = asyncio.Event()
         self._acks[pid] = ev
         try:
-            packet = _packet(head, _str(topic), struct.pack("!H", pid), payload)
+            packet = _packet(head, _str(topic), struct.pack("!H", pid), *body)
             for attempt in range(self.retries + 1):
                 # Retransmissions carry DUP so the broker and subscribers can tell.
                 packet[0] = head | (0x08 if attempt else 0)

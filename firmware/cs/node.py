@@ -84,7 +84,7 @@ class Node:
 
     # -- uplink --------------------------------------------------------------------
     def _batch(self) -> tuple:
-        """(pack bytes or None, records in it, position after them) for the next batch.
+        """(pack parts or None, records in it, position after them) for the next batch.
         Records whose time can never be known are dropped (counted as evicted)."""
         recs = self.store.peek(MAX_BATCH)
         pack = None
@@ -105,7 +105,7 @@ class Node:
             for item in body.split():
                 name, unit = METRICS[item[0]]
                 pack.add(name, item[1:], unit, when - pack.bt, True)
-        return (pack.encode() if pack else None), n, end
+        return (pack.parts() if pack else None), n, end
 
     async def drain(self, client) -> int:
         """Publish queued readings (QoS 1); each batch leaves flash only after its PUBACK."""
@@ -125,7 +125,8 @@ class Node:
             self.store.ack(end, n)
             sent += n
 
-    def health_pack(self, rssi, reconnects: int) -> bytes:
+    def health_pack(self, rssi, reconnects: int) -> list:
+        """The health snapshot as SenML pack parts (see Pack.parts)."""
         free = self.track_heap()
         pack = Pack(self.device_id, clock.unix_time())
         pack.add("uptime", self.uptime.seconds(), "s")
@@ -145,7 +146,7 @@ class Node:
         pack.add("clock_synced", clock.is_synced())
         pack.add("fw_version", FW_VERSION)
         pack.add("config_version", self.cfg["version"])
-        return pack.encode()
+        return pack.parts()
 
     async def subscribe(self, client) -> None:
         did = self.device_id

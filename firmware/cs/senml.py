@@ -1,8 +1,9 @@
 """SenML (RFC 8428) JSON packs in the cs-senml/1 profile (docs/wire-format.md).
 
 The first record carries bn/bt/sv; later records carry `t` relative to bt.
-Records are rendered to text as they are added, so a pack holds one short
-string per record and encodes with a single join (small heap on the device).
+Records are rendered to bytes as they are added, so a pack holds one short
+block per record; the MQTT client copies them straight into the packet, so the
+whole pack never needs a block of its own on the device's small heap.
 """
 
 import json
@@ -42,7 +43,8 @@ def number(value, decimals: int = 2) -> str:
 class Pack:
     def __init__(self, device_id: str, bt: int) -> None:
         self.bt = bt
-        self.records = ['[{"bn":%s,"bt":%d,"sv":%d,' % (json.dumps(base_name(device_id)), bt, SCHEMA_VERSION)]
+        head = '[{"bn":%s,"bt":%d,"sv":%d,' % (json.dumps(base_name(device_id)), bt, SCHEMA_VERSION)
+        self.records = [head.encode()]
 
     def add(self, name: str, value, unit=None, t: int = 0, raw: bool = False) -> None:
         """Add one record; the type of `value` picks the field: vb (bool), vs (str) or v.
@@ -57,12 +59,13 @@ class Pack:
             v = '"v":' + number(value)
         rec = '"n":"%s",%s%s%s}' % (name, '"u":"%s",' % unit if unit else "", v, ',"t":%d' % t if t else "")
         # The head record is still open ("...,"); later ones need their own brace.
-        self.records.append(rec if len(self.records) == 1 else ",{" + rec)
+        self.records.append((rec if len(self.records) == 1 else ",{" + rec).encode())
 
-    def encode(self) -> bytes:
+    def parts(self) -> list:
+        """The pack as byte strings whose concatenation is the JSON (what publish takes)."""
         if len(self.records) < 2:
             raise ValueError("empty SenML pack")
-        self.records.append("]")
-        out = "".join(self.records).encode()
-        self.records.pop()
-        return out
+        return self.records + [b"]"]
+
+    def encode(self) -> bytes:
+        return b"".join(self.parts())

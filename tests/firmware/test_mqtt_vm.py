@@ -39,6 +39,10 @@ def test_qos1_publish_is_acked_and_status_retained(
     body = """
     await c.publish(STATUS, topics.status_payload(topics.STATE_ONLINE), True, 1)
     await c.publish(topics.device_topic(DEV, topics.UP), b'[{"n":"x","v":1}]', False, 1)
+    # A pack's parts go out as one message, QoS 1 and 0.
+    parts = [b'[{"n":', b'"y","v":2}', b"]"]
+    await c.publish(topics.device_topic(DEV, topics.HEALTH), parts, False, 1)
+    await c.publish(topics.device_topic(DEV, topics.CMD_ACK), [b'{"id":', b'"z"}'], False, 0)
     granted = await c.subscribe(topics.device_topic(DEV, topics.CMD), 1)
     print("RESULT", json.dumps({"acked": True, "granted": granted}))
     await c.disconnect()
@@ -47,6 +51,10 @@ def test_qos1_publish_is_acked_and_status_retained(
     assert vm.results(out) == [{"acked": True, "granted": 1}]
     up = sub.wait_for(f"cs/v1/d/{device}/up")[0]
     assert up.qos == 1 and json.loads(up.payload) == [{"n": "x", "v": 1}]
+    health = sub.wait_for(f"cs/v1/d/{device}/health")[0]
+    assert health.qos == 1 and json.loads(health.payload) == [{"n": "y", "v": 2}]
+    ack = sub.wait_for(f"cs/v1/d/{device}/cmd/ack")[0]
+    assert json.loads(ack.payload) == {"id": "z"}
     # A clean DISCONNECT drops the will: status stays "online", retained.
     late = subscriber(f"cs/v1/d/{device}/status")
     (status,) = late.wait_for(f"cs/v1/d/{device}/status")
