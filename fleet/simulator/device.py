@@ -23,6 +23,7 @@ EXIT_DEEPSLEEP = 101
 RESET_FILE = ".sim_reset"
 RTC_FILE = "rtc_memory.bin"
 CLOCK_FILE = ".sim_clock"  # "offset skew": room time = host * speed + offset; RTC = room + skew
+FIRMWARE_LINK = "fw"  # the build, linked into the device folder (see VirtualDevice.firmware_link)
 WDT_FILE = ".sim_wdt"  # the watchdog timeout (ms), rewritten on every feed
 RADIO_FILE = "sim_radio.log"
 POWER_CUT_FILE = ".sim_power_cut"  # left by hardware/sim/simdev/flash.py when it cuts the power
@@ -229,14 +230,27 @@ class VirtualDevice:
             self._build_dir = build_firmware(self.data_dir / ".build")
         return self._build_dir
 
+    def firmware_link(self) -> str:
+        """The device folder's short relative name for the build: each module's `__file__`
+        is interned in the VM's heap for good, as `/cs/app.mpy` would be on a device, and a
+        long host path would cost the heap a few KB the device does not spend."""
+        link = self.device_dir / FIRMWARE_LINK
+        target = self.build_dir().resolve()
+        if not link.is_symlink() or link.resolve() != target:
+            tmp = link.with_name(FIRMWARE_LINK + ".tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(target, target_is_directory=True)
+            os.replace(tmp, link)
+        return FIRMWARE_LINK
+
     def command(self) -> list[str]:
-        main = self.build_dir() / "main.py"
-        return [str(find_micropython()), "-X", f"heapsize={self.heapsize}", str(main)]
+        main = f"{self.firmware_link()}/main.py"  # run from the device folder (cwd)
+        return [str(find_micropython()), "-X", f"heapsize={self.heapsize}", main]
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         # Compiled firmware and sim first, then the unix port's frozen asyncio.
-        env["MICROPYPATH"] = os.pathsep.join([str(self.build_dir()), FROZEN_PATH])
+        env["MICROPYPATH"] = os.pathsep.join([self.firmware_link(), FROZEN_PATH])
         return env
 
     def start(self) -> None:
