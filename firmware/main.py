@@ -32,9 +32,19 @@ def _unload(package: str) -> None:
         delattr(sys.modules[parent], leaf)
 
 
+# An app that dies at every boot would reset as fast as it boots: thousands of boots an
+# hour, a battery flat within days, a broker hammered by reconnects. From the third crash
+# in a row the node deep-sleeps before it tries again, a minute doubling up to an hour.
+# The app clears the count once it has run well (cs.app, cs.cycle).
+_CRASH_SLEEP_AFTER = 3
+_CRASH_SLEEP_S = 60
+_CRASH_SLEEP_MAX_S = 3600
+
+
 def _crashed(err) -> None:
     """The app died: note it in RTC memory for the next boot's loader (which undoes a
-    release on trial) and reset. Kept here, not in the unloaded loader."""
+    release on trial), count it, and reset, after a sleep when it keeps happening. Kept
+    here, not in the unloaded loader."""
     import json
 
     from cs import board
@@ -45,8 +55,18 @@ def _crashed(err) -> None:
         rtc = {}
     rtc["why"] = "crash"  # cs.ota.RTC_CRASH
     rtc["err"] = repr(err)[:80]
+    n = rtc["crashes"] = rtc.get("crashes", 0) + 1
     board.set_rtc(json.dumps(rtc).encode())
     print("app crashed:", repr(err))
+    try:
+        sys.print_exception(err)
+    except MemoryError:
+        pass
+    sleep = getattr(board, "deep_sleep", None)  # an older app bundle's board may lack it
+    if n >= _CRASH_SLEEP_AFTER and sleep is not None:
+        s = min(_CRASH_SLEEP_S << min(n - _CRASH_SLEEP_AFTER, 6), _CRASH_SLEEP_MAX_S)
+        print("%d crashes in a row: sleeping %d s before the next try" % (n, s))
+        sleep(s * 1000)
     board.hard_reset()
 
 

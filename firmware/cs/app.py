@@ -28,6 +28,7 @@ OTA_RETRY_MS = 600000  # OTA work left by a boot, or an update held after networ
 _HEAP_TRIES = const(5)
 _HEAP_FLOOR = const(4096)
 _HEAP_LOW = const(3)
+_PROVEN_S = const(600)  # seconds up after which earlier crashes no longer count (main.py)
 
 
 def note(what: str, err, retry_ms: int = -1) -> None:
@@ -143,6 +144,8 @@ class App:
             else:
                 log("sampler stalled: letting the watchdog reset the node")
             tick += 1
+            if tick == _PROVEN_S and self.node.rtc.pop("crashes", None):
+                self.node.save_rtc()  # the app runs well: crashes before this boot are forgiven
             if tick % 60 == 0:
                 low = low + 1 if self.node.track_heap() < _HEAP_FLOOR else 0
                 if low >= _HEAP_LOW:

@@ -196,6 +196,11 @@ def hard_reset() -> None:
     machine.reset()
 
 
+def deep_sleep(ms: int) -> None:
+    """Sleep with everything off and boot again after `ms` (the radio powers down too)."""
+    machine.deepsleep(max(1, ms))
+
+
 def app_partition(next_slot: bool = False):
     """The running app slot, or the one an update is written to (esp32.Partition)."""
     import esp32

@@ -99,6 +99,7 @@ def main(cfg: dict, profile: dict) -> None:
             node.rtc["rc"] = node.rtc.get("rc", 0) + 1
             log("uplink failed:", repr(e))
     wdt.feed()
+    node.rtc.pop("crashes", None)  # a whole wake ran: crashes before it no longer count (main.py)
     node.save_rtc()
     if files.exists(root + "ota/image.json") or (files.read_json(root + "ota/app") or {}).get("trial"):
         # A release on trial never deep-sleeps: it would run unvalidated for a whole sleep,

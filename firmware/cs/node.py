@@ -28,8 +28,9 @@ class Node:
         except ValueError:
             self.rtc = {}
         cause = board.reset_cause()
-        why = self.rtc.pop("why", None)  # set before a deliberate reset, to tell them apart
-        self.reset_cause = why if why and cause in ("hard", "soft") else cause
+        # Set before a deliberate reset (or a crash's sleep, see main.py), to tell them apart.
+        why = self.rtc.pop("why", None)
+        self.reset_cause = why if why and cause in ("hard", "soft", "deep_sleep") else cause
         self.wake_reason = board.wake_reason()
         self.fix = clock.Fix(cause == "power_on")
         self.store = Store(max_segs=cfg["queue_segments"])

@@ -46,11 +46,15 @@ def fault(name):
     return sim()["faults"].get(name)
 
 
-def clear_fault(name):
-    """Take a one-shot fault out of sim.json, so the boot after it runs clean."""
+def clear_fault(name, left=0):
+    """Take a one-shot fault out of sim.json, so the boot after it runs clean (or count
+    one use of a fault that lasts `left` more)."""
     global _mtime
     current = sim()
-    current["faults"].pop(name, None)
+    if left:
+        current["faults"][name] = left
+    else:
+        current["faults"].pop(name, None)
     write_bytes(SIM_FILE, json.dumps(current).encode())
     _mtime = os.stat(SIM_FILE)[8]
 
