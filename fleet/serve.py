@@ -26,7 +26,7 @@ def run_service(
     *,
     virtual_devices: int = 0,
     sample_interval_s: int = 10,
-    heapsize: str = "128K",
+    heapsize: str = "144K",
 ) -> None:
     ctx = build_context(settings)
     runtime = FleetRuntime(ctx)

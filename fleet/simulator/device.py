@@ -51,7 +51,7 @@ class VirtualDevice:
         data_dir: Path | str = "data/sim",
         broker_host: str = "127.0.0.1",
         broker_port: int = 1883,
-        heapsize: str = "128K",
+        heapsize: str = "144K",
         sample_interval_s: int = 900,
         health_interval_s: int = 3600,
         seed: int | None = None,
