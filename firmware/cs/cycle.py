@@ -31,7 +31,9 @@ def due(node: Node, values: dict) -> bool:
     if rtc.get("wait", 0) > 0:  # backing off after failed uplinks
         rtc["wait"] -= 1
         return crossed
-    return crossed or rtc["n"] >= node.cfg["uplink_every"] or node.reset_cause == "power_on"
+    # Any boot but a timer wake (power-on, a crash, the watchdog, a reboot command) goes up
+    # at once: its health report says why, and the next wake's would say "deep_sleep".
+    return crossed or rtc["n"] >= node.cfg["uplink_every"] or node.reset_cause != "deep_sleep"
 
 
 async def uplink(node: Node) -> None:
