@@ -31,11 +31,14 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging an
 
 
 def _setup_logging(verbose: bool) -> None:
-    import os
+    from fleet.observability.logging import log_format_from_env, setup_logging
 
-    from fleet.observability.logging import setup_logging
-
-    setup_logging(verbose=verbose, fmt=os.environ.get("FLEET_LOG_FORMAT", "text"))
+    try:
+        fmt = log_format_from_env()
+    except ValueError as exc:
+        console.print(f"[red]configuration error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    setup_logging(verbose=verbose, fmt=fmt)
 
 
 def _settings(**overrides: object) -> Settings:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from pydantic import ValidationError
 
 from fleet.core.settings import get_settings
 from fleet.ingest.service import IngestConfigError, run_ingest
-from fleet.observability.logging import setup_logging
+from fleet.observability.logging import log_format_from_env, setup_logging
 
 
 def main() -> int:
-    setup_logging(verbose=False, fmt=os.environ.get("FLEET_LOG_FORMAT", "text"))
+    try:
+        fmt = log_format_from_env()
+    except ValueError as exc:
+        print(f"fleet ingest: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(verbose=False, fmt=fmt)
     try:
         run_ingest(get_settings())
     except (ValidationError, IngestConfigError) as exc:

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import UTC, datetime
 
 NOISY = ("amqtt", "transitions", "uvicorn.access")
+LOG_FORMATS = ("text", "json")
+
+
+def log_format_from_env() -> str:
+    """FLEET_LOG_FORMAT, checked here: logging starts before the settings are loaded, and a
+    typo must not quietly give a log collector text lines."""
+    fmt = os.environ.get("FLEET_LOG_FORMAT", "text")
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"FLEET_LOG_FORMAT {fmt!r} is not a log format: use text or json")
+    return fmt
 
 
 class JsonFormatter(logging.Formatter):

@@ -34,3 +34,22 @@ def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
     settings = Settings()
     assert settings.uses_embedded_broker
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
+
+
+def test_a_bad_log_format_is_refused_before_anything_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from fleet.cli import app
+    from fleet.ingest.__main__ import main as ingest_main
+
+    env = {"FLEET_DATA_DIR": str(tmp_path), "FLEET_LOG_FORMAT": "JSON"}
+    result = CliRunner().invoke(app, ["migrate"], env=env)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "FLEET_LOG_FORMAT 'JSON' is not a log format: use text or json" in said
+    assert not list(tmp_path.iterdir())  # no database was created
+    env["FLEET_LOG_FORMAT"] = "json"
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLEET_LOG_FORMAT", "yaml")
+        assert ingest_main() == 2
