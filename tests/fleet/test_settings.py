@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 from pydantic import ValidationError
 
@@ -36,6 +39,18 @@ def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
 
 
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """The CLI points the root logger at the runner's stream, closed after the call: put the
+    handlers back, or later tests' log lines fail and spill into their output."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_logging")
 def test_a_bad_log_format_is_refused_before_anything_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
