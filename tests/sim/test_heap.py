@@ -103,7 +103,7 @@ def test_a_day_on_mains_without_a_memory_error(
 @pytest.mark.parametrize(
     ("leave", "wifi", "noticed"),
     [
-        (8192, "up", "connect failed: memory allocation"),  # fragmented, not full
+        (6144, "up", "connect failed: memory allocation"),  # fragmented, not full
         (1024, "down", "heap nearly full"),  # full, and connects fail for Wi-Fi instead
     ],
 )
