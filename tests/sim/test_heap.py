@@ -93,11 +93,12 @@ def test_a_day_on_mains_without_a_memory_error(
     # skipping the slot it slept through.
     assert len(served) >= 72
     # No leak: the live heap (free after a collection, in each hourly health report) ends
-    # the day where it stood after the first hours.
+    # the day where it stood after the first hours. Medians: a report that meets a passing
+    # task (the OTA check loads its code every ten minutes) dips once; a leak lowers all.
     free = [h["heap_free"] for h in sink.health]
     assert len(free) >= 16, sink.health
     settled = statistics.median(free[1:6])
-    assert min(free[-6:]) >= settled - 2048, free
+    assert statistics.median(free[-6:]) >= settled - 2048, free
 
 
 @pytest.mark.parametrize(
