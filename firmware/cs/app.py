@@ -45,8 +45,9 @@ def note(what: str, err, retry_ms: int = -1) -> None:
 
 
 class App:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, wdt) -> None:
         self.node = node
+        self.wdt = wdt
         self.client: "MQTTClient | None" = None
         self.online = asyncio.Event()
         node.queued = asyncio.Event()
@@ -135,7 +136,7 @@ class App:
     async def supervisor(self) -> None:
         """Feeds the watchdog only while the sampler keeps its schedule; resets the node when
         its heap stays nearly full."""
-        wdt = self.node.board.watchdog(WDT_MS)
+        wdt = self.wdt
         limit = (self.node.cfg["sample_interval_s"] + 60) * 1000
         tick = low = 0
         while True:
@@ -228,7 +229,11 @@ def main(cfg: dict, profile: dict) -> None:
     """Run forever with a validated config and board profile (see cs.config)."""
     from cs.board import Board
 
-    node = Node(cfg, profile, Board(profile))
+    board = Board(profile)
+    # Started before any task: a node must not run without its watchdog, so a watchdog
+    # that does not start is a crash at boot (main.py backs off and retries).
+    wdt = board.watchdog(WDT_MS)
+    node = Node(cfg, profile, board)
     log("boot: fw", FW_VERSION, "device", cfg["device_id"], "reset", node.reset_cause)
     gc.collect()
-    asyncio.run(App(node).run())
+    asyncio.run(App(node, wdt).run())

@@ -11,7 +11,7 @@ import json
 from cs import FW_VERSION, clock, topics
 from cs.log import log
 from cs.senml import METRICS, Pack
-from cs.sensors import Sensors, build, encode
+from cs.sensors import Sensors, encode
 from cs.store import Store
 
 MAX_BATCH = 6  # readings per pack: bounds the payload on a small heap
@@ -34,7 +34,7 @@ class Node:
         self.wake_reason = board.wake_reason()
         self.fix = clock.Fix(cause == "power_on")
         self.store = Store(max_segs=cfg["queue_segments"])
-        self.sensors = Sensors(build(board, profile, self.battery), self.rtc.setdefault("s", {}))
+        self.sensors = Sensors(board, profile, self.battery, self.rtc.setdefault("s", {}))
         self.uptime = clock.Uptime()
         # Low-water mark of the free heap after collections; the first track_heap sets it (a
         # collection here would cost every battery wake).

@@ -1,10 +1,11 @@
 """The board's sensors: build drivers from the profile, sample them, track their faults.
 
-A sensor that NACKs, fails its CRC, reads out of range or repeats the exact same
-raw words (stuck) is flagged `<type>:<kind>` and its values are left out; it is
-retried with backoff (skip 1, 2, 4, 8 samples) and the flag clears on the first
-good reading. Nothing here raises to the caller: a faulty sensor never stops the node.
-State that must survive deep sleep is a plain list per sensor (see `state`).
+A sensor whose bus does not start, that NACKs, fails its CRC, reads out of range or
+repeats the exact same raw words (stuck) is flagged `<type>:<kind>` ("sht4x:bus",
+"sht4x:nack", ...) and its values are left out; it is retried with backoff (skip 1, 2,
+4, 8 samples) and the flag clears on the first good reading. Nothing here raises to the
+caller: a faulty sensor never stops the node. State that must survive deep sleep is a
+plain list per sensor (see `state`).
 """
 
 from cs.drivers import SensorError
@@ -22,41 +23,46 @@ HEAT_EVERY = 8  # samples between heater pulses at most
 _FAULT, _FAILS, _SKIP, _RAW, _REP, _HEAT = range(6)
 
 
-def build(board, profile: dict, battery: bool) -> list:
-    """(name, driver) per sensor in the profile; drivers load only when the board has one."""
-    out: list = []
+def make(board, s: dict, battery: bool):
+    """The driver for one profile sensor (its module loads only when the board has one).
+    Raises what the board raises when the sensor's bus does not start."""
+    kind = s["type"]
     # A battery board light-sleeps while a chip converts (the radio is off then); a mains
     # board keeps its connection serviced instead.
     nap = board.light_sleep if battery else None
-    for s in profile["sensors"]:
-        kind = s["type"]
-        if kind == "sht4x":
-            from cs.drivers.sht4x import SHT4x
+    if kind == "sht4x":
+        from cs.drivers.sht4x import SHT4x
 
-            out.append((kind, SHT4x(board.i2c(), s["addr"], nap)))
-        elif kind == "scd4x":
-            from cs.drivers.scd4x import SCD4x
+        return SHT4x(board.i2c(), s["addr"], nap)
+    if kind == "scd4x":
+        from cs.drivers.scd4x import SCD4x
 
-            # Battery boards take one single shot per wake; mains boards keep it measuring.
-            out.append((kind, SCD4x(board.i2c(), s["addr"], not battery, s.get("t_offset", 4.0))))
-        elif kind == "ds18b20":
-            from cs.drivers.ds18b20 import DS18B20
+        # Battery boards take one single shot per wake; mains boards keep it measuring.
+        return SCD4x(board.i2c(), s["addr"], not battery, s.get("t_offset", 4.0))
+    if kind == "ds18b20":
+        from cs.drivers.ds18b20 import DS18B20
 
-            out.append((kind, DS18B20(board.onewire(s["pin"]), None, nap)))
-        elif kind == "bme280":
-            from cs.drivers.bme280 import BME280
+        return DS18B20(board.onewire(s["pin"]), None, nap)
+    if kind == "bme280":
+        from cs.drivers.bme280 import BME280
 
-            out.append((kind, BME280(board.i2c(), s["addr"])))
-        elif kind == "battery":
-            from cs.drivers.battery import Battery
+        return BME280(board.i2c(), s["addr"])
+    from cs.drivers.battery import Battery
 
-            out.append((kind, Battery(board.adc_uv(s["pin"]), s["divider"])))
-    return out
+    return Battery(board.adc_uv(s["pin"]), s["divider"])
+
+
+KINDS = ("sht4x", "scd4x", "ds18b20", "bme280", "battery")
 
 
 class Sensors:
-    def __init__(self, drivers: list, state: dict) -> None:
-        self.drivers = drivers
+    def __init__(self, board, profile: dict, battery: bool, state: dict) -> None:
+        self._board = board
+        self._battery = battery
+        # [name, driver, profile entry]: a driver is made at its sensor's first sample, so
+        # a bus that does not start (an I2C driver install failing) is a fault of its
+        # sensors, retried with their backoff, instead of a node that cannot boot.
+        self.drivers = [[s["type"], None, s] for s in profile["sensors"] if s["type"] in KINDS]
         self.state = state  # name -> list (see above); kept in RTC memory on battery boards
 
     def faults(self) -> str:
@@ -67,13 +73,20 @@ class Sensors:
         even one being backed off: the backoff (kept in RTC memory) may predate a repair, and
         an update's self-test must judge the sensors as they are."""
         out: dict = {}
-        for name, drv in self.drivers:
+        for entry in self.drivers:
+            name, drv = entry[0], entry[1]
             st = self.state.get(name)
             if st is None:
                 st = self.state[name] = ["", 0, 0, 0, 0, HEAT_EVERY]
             if st[_SKIP] > 0 and not now:
                 st[_SKIP] -= 1  # backing off a failing sensor: the flag stays
                 continue
+            if drv is None:
+                try:
+                    drv = entry[1] = make(self._board, entry[2], self._battery)
+                except Exception as e:  # e.g. OSError(ESP_FAIL): the bus driver did not install
+                    self._failed(name, st, "bus", repr(e))
+                    continue
             try:
                 values = drv.read()
                 limit = STUCK_AFTER.get(name)
@@ -108,7 +121,7 @@ class Sensors:
             pass
 
     def _driver(self, name: str):
-        for n, d in self.drivers:
+        for n, d, _ in self.drivers:
             if n == name:
                 return d
         return None

@@ -31,15 +31,15 @@ def test_a_node_that_crashes_at_every_boot_backs_off(tmp_path: Path, micropython
     broker = RestartableBroker(tmp_path / "broker")
     broker.start()
     dev = quick_mains(tmp_path, broker, seed=81, heapsize="256K")
-    # The I2C driver fails to install at the first boots: the app dies before it samples.
-    dev.faults = {"i2c_init": FAILING_BOOTS}
+    # The watchdog fails to start at the first boots: the app dies before it samples.
+    dev.faults = {"wdt_init": FAILING_BOOTS}
     sink = FleetSink(tmp_path, broker, [dev.device_id])
     log = lambda: dev.log_path.read_text() if dev.log_path.exists() else ""  # noqa: E731
     rtc = tmp_path / dev.device_id / "rtc_memory.bin"
     try:
         dev.start()
         started = dev.room_time()
-        wait_until(lambda: "online as" in log(), 60, "the node to start once the bus works")
+        wait_until(lambda: "online as" in log(), 60, "the node to start once the watchdog does")
         online_at = dev.room_time()
         wait_until(lambda: sink.health, 30, "a health report")
         assert json.loads(rtc.read_bytes())["crashes"] == FAILING_BOOTS
@@ -71,7 +71,7 @@ def test_a_battery_node_backs_off_too_and_forgives_after_a_wake(
         time_scale=9000,
         clock_start=time.time() - 6 * 3600,
         config={"uplink_every": 4},
-        faults={"i2c_init": FAILING_BOOTS},
+        faults={"wdt_init": FAILING_BOOTS},
         heapsize="256K",
     )
     sink = FleetSink(tmp_path, broker, [dev.device_id])
@@ -79,7 +79,7 @@ def test_a_battery_node_backs_off_too_and_forgives_after_a_wake(
     rtc = tmp_path / dev.device_id / "rtc_memory.bin"
     try:
         dev.start()
-        wait_until(lambda: "] sleep " in log(), 60, "a whole wake once the bus works")
+        wait_until(lambda: "] sleep " in log(), 60, "a whole wake once the watchdog starts")
         wait_until(lambda: sink.readings(dev.device_id), 30, "the first uplink's readings")
         # The first wake after the crashes goes up at once (not a timer wake) and says why.
         wait_until(lambda: sink.health, 30, "a health report")

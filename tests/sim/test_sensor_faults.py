@@ -110,3 +110,62 @@ def test_faults_are_flagged_and_clear(
         pack = json.loads(msg.payload)
         bt = pack[0]["bt"]
         assert not {(bt + r.get("t", 0), r["n"]) for r in pack} & bad
+
+
+BUS_CASES = [
+    ("devkitc-sht41", {"sample_interval_s": 1, "health_interval_s": 1}),
+    (
+        "firebeetle-sht41-ds18b20-2aa",
+        {
+            "sample_interval_s": 900,
+            "health_interval_s": 900,
+            "time_scale": 9000,
+            "config": {"uplink_every": 1},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("board", "settings"), BUS_CASES, ids=[c[0] for c in BUS_CASES])
+def test_a_bus_that_does_not_start_is_a_sensor_fault_not_a_crash(
+    tmp_path: Path,
+    micropython_bin: Path,
+    test_broker: Broker,
+    subscriber: Callable[..., Subscriber],
+    board: str,
+    settings: dict,
+) -> None:
+    dev = VirtualDevice(
+        data_dir=tmp_path,
+        seed=52,
+        board=board,
+        broker_host=test_broker.host,
+        broker_port=test_broker.port,
+        heapsize="256K",
+        # The I2C driver fails to install the first three times the node starts it.
+        faults={"i2c_init": 3},
+        **settings,
+    )
+    topic = f"cs/v1/d/{dev.device_id}/health"
+    up = f"cs/v1/d/{dev.device_id}/up"
+    sub = subscriber(topic, up)
+
+    def names() -> set[str]:
+        return {r["n"] for m in sub.on(up) for r in json.loads(m.payload)}
+
+    with dev:
+        _wait_health(sub, topic, lambda faults: faults == "sht4x:bus", "sht4x:bus in health")
+        if "ds18b20" in board:  # the probe on its own bus reports meanwhile
+            wait_until(lambda: "surface_temperature" in names(), 30, "the probe's readings")
+        assert "humidity" not in names()
+        # Retried with the sensor backoff (after 1, 2, 4 samples): the bus starts at the
+        # fourth try, the flag clears and the SHT41's readings arrive.
+        _wait_health(sub, topic, lambda faults: faults == "", "the flag to clear", timeout=60)
+        wait_until(lambda: "humidity" in names(), 30, "the SHT41's readings")
+        assert dev.is_running, dev.log_path.read_text()[-2000:]
+    log = dev.log_path.read_text()
+    assert "app crashed" not in log, log[-3000:]
+    if settings.get("time_scale") is None:
+        assert dev.boots == 1  # a mains node: never reset
+    assert log.count("sensor fault: sht4x bus") == 1, log[-3000:]
+    assert json.loads((tmp_path / dev.device_id / "sim.json").read_text())["faults"] == {}
