@@ -39,6 +39,7 @@ class Delivery(NamedTuple):
     payload: bytes
     mid: int  # 0 for QoS 0
     qos: int
+    dup: bool = False  # the broker sent it before (a redelivery after a lost connection)
 
 
 class Will(NamedTuple):
@@ -164,7 +165,7 @@ def parse(buf: bytearray, limit: int, publishes: list[Delivery], controls: list[
                 raise ProtocolError("a PUBLISH topic runs past the end of its packet")
             mid = buf[topic_end] << 8 | buf[topic_end + 1] if qos else 0
             topic = buf[i + 2 : topic_end].decode("utf-8", "replace")
-            publishes.append(Delivery(topic, bytes(buf[start:end]), mid, qos))
+            publishes.append(Delivery(topic, bytes(buf[start:end]), mid, qos, bool(first & 0x08)))
             taken += 1
         else:
             controls.append(Control(kind, bytes(buf[i:end])))

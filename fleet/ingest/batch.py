@@ -51,6 +51,7 @@ class Decoded:
     status: str | None = None
     ota: dict[str, Any] | None = None
     rejected: Rejected | None = None
+    dup: bool = False  # a redelivery: its reject may be stored already
 
 
 # Older than the risk worker's own late-data lookback (72 h by default), with a margin.
@@ -70,9 +71,11 @@ class _DeviceChange:
             self.values["last_seen_at"] = at
 
 
-def decode(topic: str, payload: bytes, *, now: float, max_payload_bytes: int) -> Decoded:
+def decode(
+    topic: str, payload: bytes, *, now: float, max_payload_bytes: int, dup: bool = False
+) -> Decoded:
     """Everything that can be checked without the database; never raises on bad input."""
-    msg = Decoded(topic, payload)
+    msg = Decoded(topic, payload, dup=dup)
     try:
         parsed = parse_topic(topic)
         msg.device_id, msg.kind = parsed.device_id, parsed.kind
@@ -133,19 +136,19 @@ def write_batch(
         readings: dict[store.SampleKey, store.SampleData] = {}
         health_rows: dict[tuple[int, float] | int, dict[str, Any]] = {}
         rejects: list[dict[str, Any]] = []
+        redelivered: list[dict[str, Any]] = []
         for seq, m in enumerate(decoded):
             if m.rejected is not None:
                 log.info("rejected %s on %s: %s", m.rejected.reason, m.topic, m.rejected.detail)
-                rejects.append(
-                    store.reject_row(
-                        topic=m.topic,
-                        device_id=m.device_id,
-                        reason=m.rejected.reason.value,
-                        detail=m.rejected.detail,
-                        payload=m.payload,
-                        received_at=received_at,
-                    )
+                row = store.reject_row(
+                    topic=m.topic,
+                    device_id=m.device_id,
+                    reason=m.rejected.reason.value,
+                    detail=m.rejected.detail,
+                    payload=m.payload,
+                    received_at=received_at,
                 )
+                (redelivered if m.dup else rejects).append(row)
                 continue
             if m.kind is None or m.device_id is None:
                 continue
@@ -161,6 +164,9 @@ def write_batch(
             session, readings, received_at, tolerate_conflicts=tolerate_conflicts
         )
         _keep_new_health(changes, store.insert_health(session, list(health_rows.values())))
+        if redelivered:
+            # Stored before a lost connection kept its acknowledgement from the broker.
+            rejects += store.unrecorded_rejects(session, redelivered)
         store.insert_rejects(session, rejects)
         store.insert_state_changes(session, _refresh_states(changes, received_at, policy))
         store.update_devices(

@@ -48,9 +48,12 @@ class IngestHandler:
         """Many messages in one transaction: all are stored (or rejected) or none is."""
         return self.store([self.decode(topic, payload) for topic, payload in messages])
 
-    def decode(self, topic: str, payload: bytes) -> Decoded:
-        """The CPU-bound half, safe to run on another thread than `store`."""
-        return decode(topic, payload, now=self._clock(), max_payload_bytes=self._max_payload)
+    def decode(self, topic: str, payload: bytes, dup: bool = False) -> Decoded:
+        """The CPU-bound half, safe to run on another thread than `store`. `dup`: the broker
+        delivers the message again (its reject may be stored already)."""
+        return decode(
+            topic, payload, now=self._clock(), max_payload_bytes=self._max_payload, dup=dup
+        )
 
     def store(self, decoded: Sequence[Decoded]) -> list[Outcome]:
         """The database half: one transaction for the whole batch.

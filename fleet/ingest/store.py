@@ -13,7 +13,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -361,6 +361,42 @@ def reject_row(
         "payload_excerpt": payload[:PAYLOAD_EXCERPT_BYTES].decode("utf-8", "backslashreplace"),
         "payload_size": len(payload),
     }
+
+
+# How far back a redelivered message's reject is looked for: a broker holds a persistent
+# session's unacknowledged messages while the ingest is down, for days if need be.
+REDELIVERY_WINDOW = timedelta(days=7)
+
+
+def unrecorded_rejects(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rejects of redelivered messages that are not stored yet. The broker sends a
+    message again when the connection that carried it ended before its acknowledgement,
+    which the ingest sends only after the commit: the reject may be stored already. A
+    stored reject with the same topic, reason, detail, size and payload excerpt within the
+    window is that message: payloads carry their readings' times, so a byte-identical one
+    is the same message sent again (by the broker, or by a device that never had its ack)."""
+    since = min(r["received_at"] for r in rows) - REDELIVERY_WINDOW
+    stored = set(
+        session.execute(
+            select(
+                RejectedMessage.topic,
+                RejectedMessage.reason,
+                RejectedMessage.detail,
+                RejectedMessage.payload_size,
+                RejectedMessage.payload_excerpt,
+            ).where(
+                RejectedMessage.received_at >= since,
+                RejectedMessage.topic.in_({r["topic"] for r in rows}),
+            )
+        ).tuples()
+    )
+    fresh = []
+    for r in rows:
+        key = (r["topic"], r["reason"], r["detail"], r["payload_size"], r["payload_excerpt"])
+        if key not in stored:
+            stored.add(key)
+            fresh.append(r)
+    return fresh
 
 
 def insert_rejects(session: Session, rows: Sequence[dict[str, Any]]) -> None:

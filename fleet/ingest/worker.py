@@ -165,7 +165,9 @@ class IngestWorker:
         self.counters.received += len(deliveries)
         # Decoding here overlaps the CPU-bound half with the writer's database round trips.
         decode = self.handler.decode
-        items = [_Item(generation, d.mid, d.qos, decode(d.topic, d.payload)) for d in deliveries]
+        items = [
+            _Item(generation, d.mid, d.qos, decode(d.topic, d.payload, d.dup)) for d in deliveries
+        ]
         lanes = self._lanes
         if len(lanes) == 1:
             self._hand_over(lanes[0], items)

@@ -82,3 +82,57 @@ def test_worker_stores_valid_and_records_bad(
         pub.loop_stop()
         pub.disconnect()
         worker.stop()
+
+
+class _CutAfterCommit(IngestHandler):
+    """Ends the broker connection after the first batch with a reject commits and before
+    the worker acknowledges it, as a lost network would."""
+
+    worker: IngestWorker
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.cut = False
+
+    def store(self, decoded):  # type: ignore[no-untyped-def]
+        outcomes = super().store(decoded)
+        if not self.cut and any(m.rejected for m in decoded):
+            self.cut = True
+            client = self.worker._client
+            client._call(client._drop, "connection cut after the commit")
+            wait_until(lambda: not self.worker.connected.is_set())
+        return outcomes
+
+
+@pytest.mark.mosquitto
+def test_a_reject_redelivered_after_a_lost_connection_is_recorded_once(
+    fleet_ctx: FleetContext, mosquitto: BrokerAddress
+) -> None:
+    # Mosquitto only: amqtt (the embedded broker) forgets a message whose delivery was cut
+    # off instead of sending it again on the next connection.
+    broker = mosquitto
+    dev = "cs-test-0003"
+    with fleet_ctx.sessions.begin() as session:
+        register_device(session, device_id=dev)
+    handler = _CutAfterCommit(fleet_ctx.sessions)
+    worker = handler.worker = IngestWorker(handler, broker, client_id="ingest-redelivery")
+    worker.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub-redelivery")
+    try:
+        assert worker.connected.wait(10)
+        pub.connect(broker.host, broker.port)
+        pub.loop_start()
+        now = float(int(time.time()))
+        pub.publish(f"cs/v1/d/{dev}/up", telemetry(dev, now - 30, [(0, 20.5, 48.0)]), qos=1)
+        pub.publish(f"cs/v1/d/{dev}/up", b"not json at all", qos=1).wait_for_publish(5)
+        # Both are delivered again (flagged DUP) on the next connection and handled again.
+        counters = worker.counters
+        wait_until(lambda: handler.cut and worker.connected.is_set())
+        wait_until(lambda: counters.rejected == 2)
+        with fleet_ctx.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Reading)) == 2
+            assert s.scalars(select(RejectedMessage.reason)).all() == ["malformed_json"]
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        worker.stop()

@@ -194,6 +194,37 @@ def test_rejects_are_recorded_and_valid_traffic_keeps_flowing(fleet_ctx: FleetCo
     assert _count(fleet_ctx, Reading) == 6
 
 
+def test_a_redelivered_reject_is_recorded_once(fleet_ctx: FleetContext) -> None:
+    # The broker sends a message again, flagged DUP, when the connection that carried it
+    # ended before the ingest's acknowledgement, which follows the commit.
+    handler = _setup(fleet_ctx)
+    bad, other = f"cs/v1/d/{DEV}/up", "cs/v1/d/cs-stranger-9/up"
+    handler.store([handler.decode(bad, b"{oops")])
+    outcomes = handler.store(
+        [
+            handler.decode(bad, b"{oops", dup=True),  # stored before: not again
+            handler.decode(bad, b"{oops!", dup=True),  # a different message: stored
+            handler.decode(other, b"{oops", dup=True),  # another topic: stored
+            handler.decode(other, b"{oops", dup=True),  # that one again in the same batch
+        ]
+    )
+    assert [o.action for o in outcomes] == ["rejected"] * 4
+    # A device that sends a bad message again without the DUP flag is counted again.
+    handler.handle(bad, b"{oops")
+    with fleet_ctx.sessions() as session:
+        rows = session.execute(
+            select(RejectedMessage.topic, RejectedMessage.payload_excerpt).order_by(
+                RejectedMessage.id
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (bad, "{oops"),
+        (bad, "{oops!"),
+        (other, "{oops"),
+        (bad, "{oops"),
+    ]
+
+
 @pytest.mark.parametrize("kind", ["up", "health", "status", "ota/progress"])
 def test_a_payload_nested_too_deeply_is_recorded_as_malformed(
     fleet_ctx: FleetContext, kind: str
