@@ -141,10 +141,38 @@ def projected_days_to_empty(points: Sequence[tuple[datetime, float]]) -> float |
     return max(current, 0.0) / -slope
 
 
+# What a technician reads for each `<sensor>:<kind>` flag (docs/wire-format.md).
+FAULT_HINTS = {
+    "bus": "its bus did not start: check the board profile's pins and the wiring",
+    "nack": "it does not answer: check its wiring and power",
+    "crc": "its data arrives corrupted: a noisy bus or loose wiring",
+    "range": "it reads an impossible value: a failing or damaged sensor",
+    "stuck": "it repeats the exact same reading: a hung sensor",
+    "id": "a different chip answers at its address: check the part fitted",
+    "error": "its driver failed: see the device's console log",
+}
+
+
+def describe_faults(faults: str) -> str:
+    """The health flags in words, e.g. `sht4x:nack` as "sht4x: it does not answer: check
+    its wiring and power"; an unknown kind is shown as it came."""
+    parts = []
+    for flag in faults.split(","):
+        sensor, _, kind = flag.strip().partition(":")
+        hint = FAULT_HINTS.get(kind)
+        parts.append(f"{sensor}: {hint}" if hint else flag.strip())
+    return "; ".join(parts)
+
+
 def _sensor_fault(health: dict[str, Any]) -> Finding:
     faults = health.get("sensor_faults")
     if isinstance(faults, str) and faults.strip():
-        return Finding("sensor_fault", True, f"sensor fault: {faults}", detail={"faults": faults})
+        return Finding(
+            "sensor_fault",
+            True,
+            f"sensor fault: {describe_faults(faults)}"[:400],  # the alert's message column
+            detail={"faults": faults},
+        )
     return Finding("sensor_fault", False)
 
 

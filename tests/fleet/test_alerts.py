@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from fleet.core.context import FleetContext
-from fleet.health.alert_rules import projected_days_to_empty
+from fleet.health.alert_rules import describe_faults, projected_days_to_empty
 from fleet.health.sweep import sweep
 from fleet.ingest.handler import IngestHandler
 from fleet.models import Alert, Device, HealthSnapshot, Reading, StateChange
@@ -94,6 +94,25 @@ def test_health_rules_open_dedupe_resolve(
     assert rule not in live(fleet_ctx)
     (alert,) = all_alerts(fleet_ctx, rule)
     assert alert.state == "resolved" and alert.resolved_by.startswith("system")
+
+
+def test_a_sensor_fault_alert_says_what_to_check(
+    fleet_ctx: FleetContext, handler: IngestHandler
+) -> None:
+    cycle(
+        fleet_ctx,
+        handler,
+        health(time.time(), sensor_faults="ds18b20:nack,sht4x:bus"),
+        "sensor_fault",
+    )
+    (alert,) = all_alerts(fleet_ctx, "sensor_fault")
+    assert alert.message == (
+        "sensor fault: ds18b20: it does not answer: check its wiring and power; "
+        "sht4x: its bus did not start: check the board profile's pins and the wiring"
+    )
+    assert alert.detail == {"faults": "ds18b20:nack,sht4x:bus"}
+    # A kind this release does not know (a newer firmware's) is shown as it came.
+    assert describe_faults("scd4x:brownout") == "scd4x:brownout"
 
 
 def test_reboot_loop(fleet_ctx: FleetContext, handler: IngestHandler) -> None:
