@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -53,6 +53,44 @@ class _Item(NamedTuple):
     message: Decoded
 
 
+class _AckOrder:
+    """PUBACKs in the order the PUBLISHes arrived, as MQTT requires ([MQTT-4.6.0-2]), though
+    lanes commit in any order: a committed message is acknowledged once every message that
+    arrived before it on the same connection is committed too."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._waiting: OrderedDict[int, bool] = OrderedDict()  # mid -> committed, by arrival
+
+    def arrived(self, generation: int, mids: list[int]) -> None:
+        with self._lock:
+            if generation != self._generation:
+                # A new connection: the broker redelivers what the old one left unacked.
+                self._generation = generation
+                self._waiting.clear()
+            for mid in mids:
+                self._waiting[mid] = False
+
+    def committed(self, generation: int, mids: list[int]) -> list[int]:
+        """The mids that can be acknowledged now, in arrival order."""
+        ready: list[int] = []
+        with self._lock:
+            if generation != self._generation:
+                return ready  # that connection has ended: its acks mean nothing now
+            waiting = self._waiting
+            for mid in mids:
+                if mid in waiting:
+                    waiting[mid] = True
+            while waiting:
+                mid, done = next(iter(waiting.items()))
+                if not done:
+                    break
+                del waiting[mid]
+                ready.append(mid)
+        return ready
+
+
 class _Lane:
     """Messages for one writer thread. A device always maps to the same lane, so its messages
     are stored in arrival order and lanes never wait on each other's device row locks."""
@@ -89,6 +127,7 @@ class IngestWorker:
         # a database that takes one writer at a time (SQLite) gets one.
         lanes = writers if handler.parallel_writes else 1
         self._lanes = [_Lane() for _ in range(lanes)]
+        self._acks = _AckOrder()
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._writers: list[threading.Thread] = []
@@ -168,6 +207,7 @@ class IngestWorker:
         items = [
             _Item(generation, d.mid, d.qos, decode(d.topic, d.payload, d.dup)) for d in deliveries
         ]
+        self._acks.arrived(generation, [d.mid for d in deliveries if d.qos])
         lanes = self._lanes
         if len(lanes) == 1:
             self._hand_over(lanes[0], items)
@@ -237,7 +277,9 @@ class IngestWorker:
             return
         self._count(outcomes)
         # Dropped by the client if the connection that delivered them has ended meanwhile.
-        self._client.ack([i.mid for i in live if i.qos], generation)
+        self._client.ack(
+            self._acks.committed(generation, [i.mid for i in live if i.qos]), generation
+        )
 
     def _count(self, outcomes: list[Outcome]) -> None:
         with self._count_lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,6 +133,71 @@ def test_a_reject_redelivered_after_a_lost_connection_is_recorded_once(
         with fleet_ctx.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Reading)) == 2
             assert s.scalars(select(RejectedMessage.reason)).all() == ["malformed_json"]
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        worker.stop()
+
+
+def _devices_on_two_lanes() -> tuple[str, str]:
+    """Two device ids that the worker's two lanes split between them (by hash, as it does)."""
+    first = "cs-test-0100"
+    other = next(
+        f"cs-test-{n:04d}"
+        for n in range(101, 200)
+        if hash(f"cs-test-{n:04d}") % 2 != hash(first) % 2
+    )
+    return first, other
+
+
+class _FirstLaneSlow(IngestHandler):
+    """Holds the slow device's first batch until a later message, on the other lane, has
+    committed: the lanes then finish in the opposite order to the messages' arrival."""
+
+    def __init__(self, *args, slow: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.slow = slow
+        self.overtaken = threading.Event()
+
+    def store(self, decoded):  # type: ignore[no-untyped-def]
+        if any(m.device_id == self.slow for m in decoded) and not self.overtaken.is_set():
+            assert self.overtaken.wait(20), "the other lane never committed"
+            return super().store(decoded)
+        outcomes = super().store(decoded)
+        self.overtaken.set()
+        return outcomes
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_acknowledgements_follow_arrival_order_across_lanes(
+    fleet_ctx: FleetContext, mosquitto: BrokerAddress
+) -> None:
+    slow, fast = _devices_on_two_lanes()
+    with fleet_ctx.sessions.begin() as session:
+        register_device(session, device_id=slow)
+        register_device(session, device_id=fast)
+    handler = _FirstLaneSlow(fleet_ctx.sessions, slow=slow)
+    worker = IngestWorker(handler, mosquitto, client_id="ingest-ack-order", writers=2)
+    acked: list[int] = []
+    send_acks = worker._client.ack
+    worker._client.ack = lambda mids, generation: (acked.extend(mids), send_acks(mids, generation))  # type: ignore[method-assign]
+    worker.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub-ack-order")
+    try:
+        assert worker.connected.wait(10)
+        pub.connect(mosquitto.host, mosquitto.port)
+        pub.loop_start()
+        now = float(int(time.time()))
+        for i, dev in enumerate([slow, fast, fast, fast]):
+            payload = telemetry(dev, now - 60 + i, [(0, 20.0 + i, 50.0)])
+            pub.publish(f"cs/v1/d/{dev}/up", payload, qos=1).wait_for_publish(5)
+        wait_until(lambda: len(acked) == 4)
+        assert handler.overtaken.is_set()
+        # Mosquitto numbers a fresh session's deliveries 1, 2, 3, ... in the order it sends
+        # them: acknowledgements in arrival order are in ascending order.
+        assert acked == sorted(acked), acked
+        assert worker.counters.stored == 4
     finally:
         pub.loop_stop()
         pub.disconnect()
