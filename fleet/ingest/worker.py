@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -61,16 +61,17 @@ class _AckOrder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._generation = -1
-        self._waiting: OrderedDict[int, bool] = OrderedDict()  # mid -> committed, by arrival
+        self._arrived: deque[int] = deque()  # mids not yet acknowledged, in arrival order
+        self._committed: set[int] = set()  # those of them committed
 
     def arrived(self, generation: int, mids: list[int]) -> None:
         with self._lock:
             if generation != self._generation:
                 # A new connection: the broker redelivers what the old one left unacked.
                 self._generation = generation
-                self._waiting.clear()
-            for mid in mids:
-                self._waiting[mid] = False
+                self._arrived.clear()
+                self._committed.clear()
+            self._arrived.extend(mids)
 
     def committed(self, generation: int, mids: list[int]) -> list[int]:
         """The mids that can be acknowledged now, in arrival order."""
@@ -78,15 +79,11 @@ class _AckOrder:
         with self._lock:
             if generation != self._generation:
                 return ready  # that connection has ended: its acks mean nothing now
-            waiting = self._waiting
-            for mid in mids:
-                if mid in waiting:
-                    waiting[mid] = True
-            while waiting:
-                mid, done = next(iter(waiting.items()))
-                if not done:
-                    break
-                del waiting[mid]
+            arrived, done = self._arrived, self._committed
+            done.update(mids)
+            while arrived and arrived[0] in done:
+                mid = arrived.popleft()
+                done.discard(mid)
                 ready.append(mid)
         return ready
 

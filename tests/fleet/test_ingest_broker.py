@@ -202,3 +202,17 @@ def test_acknowledgements_follow_arrival_order_across_lanes(
         pub.loop_stop()
         pub.disconnect()
         worker.stop()
+
+
+def test_acks_wait_for_every_earlier_message_of_their_connection() -> None:
+    from fleet.ingest.worker import _AckOrder
+
+    order = _AckOrder()
+    order.arrived(1, [7, 8, 9, 10])
+    assert order.committed(1, [9, 10]) == []  # 7 and 8 are not in the database yet
+    assert order.committed(1, [7]) == [7]
+    order.arrived(1, [11])
+    assert order.committed(1, [8]) == [8, 9, 10]
+    order.arrived(2, [1, 2])  # a new connection: the old one's messages come again
+    assert order.committed(1, [11]) == []  # a stale ack means nothing on the new connection
+    assert order.committed(2, [2, 1]) == [1, 2]
