@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -43,6 +44,22 @@ def wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-unt
     raise AssertionError("condition not reached before the deadline")
 
 
+@contextmanager
+def _running(worker: IngestWorker, broker: BrokerAddress, name: str) -> Iterator[mqtt.Client]:
+    """The worker started and subscribed, and a publisher connected to the same broker."""
+    worker.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{name}")
+    try:
+        assert worker.connected.wait(10)
+        pub.connect(broker.host, broker.port)
+        pub.loop_start()
+        yield pub
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        worker.stop()
+
+
 def test_worker_stores_valid_and_records_bad(
     fleet_ctx: FleetContext, broker: BrokerAddress
 ) -> None:
@@ -50,12 +67,7 @@ def test_worker_stores_valid_and_records_bad(
     with fleet_ctx.sessions.begin() as session:
         register_device(session, device_id=dev)
     worker = IngestWorker(IngestHandler(fleet_ctx.sessions), broker, client_id="ingest-test")
-    worker.start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub-test")
-    try:
-        assert worker.connected.wait(10)
-        pub.connect(broker.host, broker.port)
-        pub.loop_start()
+    with _running(worker, broker, "test") as pub:
         now = float(int(time.time()))
         msgs = [
             (f"cs/v1/d/{dev}/up", telemetry(dev, now - 30, [(0, 20.5, 48.0)])),
@@ -79,10 +91,6 @@ def test_worker_stores_valid_and_records_bad(
             reasons = sorted(s.scalars(select(RejectedMessage.reason)).all())
         assert reasons == ["malformed_json", "malformed_json", "unknown_device", "unknown_topic"]
         assert worker.counters.stored == 4
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
-        worker.stop()
 
 
 class _CutAfterCommit(IngestHandler):
@@ -117,12 +125,7 @@ def test_a_reject_redelivered_after_a_lost_connection_is_recorded_once(
         register_device(session, device_id=dev)
     handler = _CutAfterCommit(fleet_ctx.sessions)
     worker = handler.worker = IngestWorker(handler, broker, client_id="ingest-redelivery")
-    worker.start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub-redelivery")
-    try:
-        assert worker.connected.wait(10)
-        pub.connect(broker.host, broker.port)
-        pub.loop_start()
+    with _running(worker, broker, "redelivery") as pub:
         now = float(int(time.time()))
         pub.publish(f"cs/v1/d/{dev}/up", telemetry(dev, now - 30, [(0, 20.5, 48.0)]), qos=1)
         pub.publish(f"cs/v1/d/{dev}/up", b"not json at all", qos=1).wait_for_publish(5)
@@ -133,10 +136,6 @@ def test_a_reject_redelivered_after_a_lost_connection_is_recorded_once(
         with fleet_ctx.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Reading)) == 2
             assert s.scalars(select(RejectedMessage.reason)).all() == ["malformed_json"]
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
-        worker.stop()
 
 
 def _devices_on_two_lanes() -> tuple[str, str]:
@@ -182,12 +181,7 @@ def test_acknowledgements_follow_arrival_order_across_lanes(
     acked: list[int] = []
     send_acks = worker._client.ack
     worker._client.ack = lambda mids, generation: (acked.extend(mids), send_acks(mids, generation))  # type: ignore[method-assign]
-    worker.start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub-ack-order")
-    try:
-        assert worker.connected.wait(10)
-        pub.connect(mosquitto.host, mosquitto.port)
-        pub.loop_start()
+    with _running(worker, mosquitto, "ack-order") as pub:
         now = float(int(time.time()))
         for i, dev in enumerate([slow, fast, fast, fast]):
             payload = telemetry(dev, now - 60 + i, [(0, 20.0 + i, 50.0)])
@@ -198,10 +192,6 @@ def test_acknowledgements_follow_arrival_order_across_lanes(
         # them: acknowledgements in arrival order are in ascending order.
         assert acked == sorted(acked), acked
         assert worker.counters.stored == 4
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
-        worker.stop()
 
 
 def test_acks_wait_for_every_earlier_message_of_their_connection() -> None:

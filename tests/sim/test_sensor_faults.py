@@ -53,6 +53,18 @@ CASES = [
 ]
 
 
+def _device(tmp_path: Path, broker: Broker, board: str, seed: int, settings: dict) -> VirtualDevice:
+    return VirtualDevice(
+        data_dir=tmp_path,
+        seed=seed,
+        board=board,
+        broker_host=broker.host,
+        broker_port=broker.port,
+        heapsize="256K",
+        **settings,
+    )
+
+
 def _faults(msg_payload: bytes) -> str:
     return next(r["vs"] for r in json.loads(msg_payload) if r["n"] == "sensor_faults")
 
@@ -75,15 +87,7 @@ def test_faults_are_flagged_and_clear(
     settings: dict,
     steps: list[tuple[str, str, str]],
 ) -> None:
-    dev = VirtualDevice(
-        data_dir=tmp_path,
-        seed=51,
-        board=board,
-        broker_host=test_broker.host,
-        broker_port=test_broker.port,
-        heapsize="256K",
-        **settings,
-    )
+    dev = _device(tmp_path, test_broker, board, 51, settings)
     topic = f"cs/v1/d/{dev.device_id}/health"
     sub = subscriber(topic, f"cs/v1/d/{dev.device_id}/up")
     with dev:
@@ -135,17 +139,8 @@ def test_a_bus_that_does_not_start_is_a_sensor_fault_not_a_crash(
     board: str,
     settings: dict,
 ) -> None:
-    dev = VirtualDevice(
-        data_dir=tmp_path,
-        seed=52,
-        board=board,
-        broker_host=test_broker.host,
-        broker_port=test_broker.port,
-        heapsize="256K",
-        # The I2C driver fails to install the first three times the node starts it.
-        faults={"i2c_init": 3},
-        **settings,
-    )
+    # The I2C driver fails to install the first three times the node starts it.
+    dev = _device(tmp_path, test_broker, board, 52, {**settings, "faults": {"i2c_init": 3}})
     topic = f"cs/v1/d/{dev.device_id}/health"
     up = f"cs/v1/d/{dev.device_id}/up"
     sub = subscriber(topic, up)
