@@ -10,6 +10,8 @@ from fastapi import status
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from fleet.health.alert_rules import describe_faults
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 OVERVIEW_METRICS = {
@@ -42,6 +44,7 @@ def fmt_time(value: datetime | str | None) -> str:
 
 TEMPLATES.env.filters["value"] = fmt_value
 TEMPLATES.env.filters["when"] = fmt_time
+TEMPLATES.env.filters["faults"] = describe_faults
 TEMPLATES.env.globals["STATES"] = STATES
 TEMPLATES.env.globals["METRICS"] = OVERVIEW_METRICS
 TEMPLATES.env.globals["UNITS"] = DISPLAY_UNITS
