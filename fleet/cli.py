@@ -14,6 +14,7 @@ from rich.table import Table
 
 from fleet.core.settings import Settings, get_settings
 from fleet.ota.cli import release_app
+from fleet.simulator.paths import DEFAULT_HEAPSIZE
 
 app = typer.Typer(
     help="City sensor fleet: provision, monitor and publish damp and mould sensors.",
@@ -103,7 +104,7 @@ def ingest_command(
 def demo(
     devices: Annotated[int, typer.Option(min=1, max=200, help="Virtual devices to start.")] = 5,
     interval: Annotated[int, typer.Option(min=2, help="Seconds between samples.")] = 10,
-    heapsize: Annotated[str, typer.Option(help="MicroPython heap per device.")] = "144K",
+    heapsize: Annotated[str, typer.Option(help="MicroPython heap per device.")] = DEFAULT_HEAPSIZE,
     port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder for embedded defaults.")] = None,
     verbose: Verbose = False,
@@ -129,7 +130,7 @@ def sim(
         str | None,
         typer.Option(envvar="FLEET_ADMIN_TOKEN", help="Admin API token (default: data-dir file)."),
     ] = None,
-    heapsize: Annotated[str, typer.Option(help="MicroPython heap, e.g. 144K.")] = "144K",
+    heapsize: Annotated[str, typer.Option(help="MicroPython heap, e.g. 144K.")] = DEFAULT_HEAPSIZE,
     interval: Annotated[int, typer.Option(min=2, help="Seconds between samples.")] = 10,
     data_dir: Annotated[Path, typer.Option(help="Per-device folders go here.")] = Path(
         "data/devices"

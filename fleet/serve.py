@@ -11,6 +11,7 @@ from fleet.api.app import create_app
 from fleet.core.context import build_context
 from fleet.core.settings import Settings
 from fleet.runtime import FleetRuntime
+from fleet.simulator.paths import DEFAULT_HEAPSIZE
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def run_service(
     *,
     virtual_devices: int = 0,
     sample_interval_s: int = 10,
-    heapsize: str = "144K",
+    heapsize: str = DEFAULT_HEAPSIZE,
 ) -> None:
     ctx = build_context(settings)
     runtime = FleetRuntime(ctx)

@@ -15,7 +15,13 @@ from typing import Any
 
 from fleet.simulator.build import build_firmware
 from fleet.simulator.identity import device_id_for_seed, mac_for_seed
-from fleet.simulator.paths import BOARDS_DIR, FROZEN_PATH, SimulatorError, find_micropython
+from fleet.simulator.paths import (
+    BOARDS_DIR,
+    DEFAULT_HEAPSIZE,
+    FROZEN_PATH,
+    SimulatorError,
+    find_micropython,
+)
 
 # Exit codes of the simulated board (hardware/sim/simdev/state.py).
 EXIT_RESET = 100
@@ -51,7 +57,7 @@ class VirtualDevice:
         data_dir: Path | str = "data/sim",
         broker_host: str = "127.0.0.1",
         broker_port: int = 1883,
-        heapsize: str = "144K",
+        heapsize: str = DEFAULT_HEAPSIZE,
         sample_interval_s: int = 900,
         health_interval_s: int = 3600,
         seed: int | None = None,

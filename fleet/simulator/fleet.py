@@ -8,6 +8,7 @@ from pathlib import Path
 from fleet.simulator.build import build_firmware
 from fleet.simulator.device import VirtualDevice
 from fleet.simulator.identity import device_id_for_seed
+from fleet.simulator.paths import DEFAULT_HEAPSIZE
 
 
 class VirtualFleet:
@@ -19,7 +20,7 @@ class VirtualFleet:
         data_dir: Path | str,
         broker_host: str = "127.0.0.1",
         broker_port: int = 1883,
-        heapsize: str = "144K",
+        heapsize: str = DEFAULT_HEAPSIZE,
         sample_interval_s: int = 900,
         health_interval_s: int = 3600,
         base_seed: int = 1,

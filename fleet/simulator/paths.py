@@ -14,6 +14,10 @@ BOARDS_DIR = REPO_ROOT / "hardware" / "boards"
 # The unix port keeps asyncio and friends frozen under this sys.path entry.
 FROZEN_PATH = ".frozen"
 
+# A virtual device's VM heap: a mains node needs 128 KB of the 64-bit VM's heap for a day
+# (`fleet bench firmware`), and this leaves it a margin.
+DEFAULT_HEAPSIZE = "144K"
+
 
 class SimulatorError(RuntimeError):
     """A virtual device could not be prepared or started; the message says what to do."""
