@@ -24,8 +24,8 @@ _FAULT, _FAILS, _SKIP, _RAW, _REP, _HEAT = range(6)
 
 
 def make(board, s: dict, battery: bool):
-    """The driver for one profile sensor (its module loads only when the board has one).
-    Raises what the board raises when the sensor's bus does not start."""
+    """The driver for one profile sensor, whose type cs.config has checked (its module loads
+    only when the board has one). Raises what the board raises when its bus does not start."""
     kind = s["type"]
     # A battery board light-sleeps while a chip converts (the radio is off then); a mains
     # board keeps its connection serviced instead.
@@ -52,9 +52,6 @@ def make(board, s: dict, battery: bool):
     return Battery(board.adc_uv(s["pin"]), s["divider"])
 
 
-KINDS = ("sht4x", "scd4x", "ds18b20", "bme280", "battery")
-
-
 class Sensors:
     def __init__(self, board, profile: dict, battery: bool, state: dict) -> None:
         self._board = board
@@ -62,7 +59,7 @@ class Sensors:
         # [name, driver, profile entry]: a driver is made at its sensor's first sample, so
         # a bus that does not start (an I2C driver install failing) is a fault of its
         # sensors, retried with their backoff, instead of a node that cannot boot.
-        self.drivers = [[s["type"], None, s] for s in profile["sensors"] if s["type"] in KINDS]
+        self.drivers = [[s["type"], None, s] for s in profile["sensors"]]
         self.state = state  # name -> list (see above); kept in RTC memory on battery boards
 
     def faults(self) -> str:

@@ -120,9 +120,7 @@ def _chip(addr):
 class I2C:
     def __init__(self, id=0, *, scl=None, sda=None, freq=400000, timeout=50000):
         self.freq = freq
-        fails = state.fault("i2c_init")
-        if fails:  # sim.json faults "i2c_init": N: the bus driver fails to install N times
-            state.clear_fault("i2c_init", fails - 1)
+        if state.count_down("i2c_init"):  # sim.json faults "i2c_init": N: fails to install N times
             raise OSError(-1)  # ESP_FAIL, as check_esp_err raises it
         _chip(None)  # the chips exist from power-on: build them before the heap fragments
 

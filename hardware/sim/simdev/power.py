@@ -69,9 +69,7 @@ class WDT:
     feeds stop. A feed later than the timeout also resets, as the timer would have."""
 
     def __init__(self, id=0, timeout=5000):
-        fails = state.fault("wdt_init")
-        if fails:  # sim.json faults "wdt_init": N: the watchdog fails to start at N boots
-            state.clear_fault("wdt_init", fails - 1)
+        if state.count_down("wdt_init"):  # sim.json faults "wdt_init": N: fails at N boots
             raise OSError(-1)  # ESP_FAIL, as check_esp_err raises it
         self.timeout = max(1, int(timeout))
         self._last = time.ticks_ms()

@@ -46,6 +46,15 @@ def fault(name):
     return sim()["faults"].get(name)
 
 
+def count_down(name):
+    """True while a fault that lasts N uses ("i2c_init": N) has uses left, counting one."""
+    left = fault(name)
+    if not left:
+        return False
+    clear_fault(name, left - 1)
+    return True
+
+
 def clear_fault(name, left=0):
     """Take a one-shot fault out of sim.json, so the boot after it runs clean (or count
     one use of a fault that lasts `left` more)."""
