@@ -81,8 +81,11 @@ class Sensors:
             if drv is None:
                 try:
                     drv = entry[1] = make(self._board, entry[2], self._battery)
-                except Exception as e:  # e.g. OSError(ESP_FAIL): the bus driver did not install
+                except OSError as e:  # e.g. ESP_FAIL: the bus driver did not install
                     self._failed(name, st, "bus", repr(e))
+                    continue
+                except Exception as e:  # e.g. no heap to load the driver: not the wiring
+                    self._failed(name, st, "error", repr(e))
                     continue
             try:
                 values = drv.read()

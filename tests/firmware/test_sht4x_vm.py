@@ -81,3 +81,29 @@ print("RESULT", json.dumps([sht4x.crc8(b"\\xbe\\xef"), sht4x.to_celsius(0), sht4
     assert t_min == pytest.approx(-45.0) and t_max == pytest.approx(130.0)
     assert rh_low == 0.0 and rh_high == 100.0  # clipped, not -6 / 119
     assert rh_mid == pytest.approx(-6 + 125 * 32768 / 65535)
+
+
+MAKE_FAILS = """
+import json
+from cs.sensors import Sensors
+
+class Board:  # its I2C bus cannot be made, for the reason the test names
+    def i2c(self):
+        raise %s
+
+profile = {"sensors": [{"type": "sht4x", "addr": 0x44}]}
+sensors = Sensors(Board(), profile, False, {})
+print("RESULT", json.dumps({"values": sensors.sample(), "faults": sensors.faults()}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("raised", "flag"),
+    [
+        ("OSError(-1)", "sht4x:bus"),  # ESP_FAIL: the I2C driver did not install
+        ("MemoryError()", "sht4x:error"),  # no heap for the driver: not a wiring fault
+    ],
+)
+def test_a_driver_that_cannot_be_made_is_flagged_by_why(vm: VM, raised: str, flag: str) -> None:
+    (result,) = vm.results(vm.run(MAKE_FAILS % raised))
+    assert result == {"values": {}, "faults": flag}
