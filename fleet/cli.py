@@ -130,7 +130,7 @@ def sim(
         str | None,
         typer.Option(envvar="FLEET_ADMIN_TOKEN", help="Admin API token (default: data-dir file)."),
     ] = None,
-    heapsize: Annotated[str, typer.Option(help="MicroPython heap, e.g. 144K.")] = DEFAULT_HEAPSIZE,
+    heapsize: Annotated[str, typer.Option(help="MicroPython heap, e.g. 160K.")] = DEFAULT_HEAPSIZE,
     interval: Annotated[int, typer.Option(min=2, help="Seconds between samples.")] = 10,
     data_dir: Annotated[Path, typer.Option(help="Per-device folders go here.")] = Path(
         "data/devices"

@@ -15,7 +15,7 @@ base_seed+N-1``, so re-runs reproduce the same devices and data.
 API::
 
     dev = VirtualDevice(device_id=None, data_dir="data/sim", broker_host="127.0.0.1",
-                        broker_port=1883, heapsize="144K", sample_interval_s=900,
+                        broker_port=1883, heapsize="160K", sample_interval_s=900,
                         health_interval_s=3600, seed=None, board="devkitc-sht41",
                         room=None, faults=None, time_scale=1.0, clock_start=None,
                         config=None, speed=1.0)
@@ -32,7 +32,7 @@ room's UTC time at first power-on; ``config`` is merged into config.json (e.g.
 ``{"uplink_every": 4}``). The board profile decides the simulated chips.
 
     fleet = VirtualFleet(count, data_dir, broker_host="127.0.0.1", broker_port=1883,
-                         heapsize="144K", sample_interval_s=900, health_interval_s=3600,
+                         heapsize="160K", sample_interval_s=900, health_interval_s=3600,
                          base_seed=1)
     with fleet: ...   # start() / stop(); fleet.devices, fleet.device_ids, fleet.running()
 

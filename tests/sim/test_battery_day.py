@@ -19,7 +19,19 @@ BOARD = "firebeetle-sht41-ds18b20-2aa"
 DAY = 86400
 
 
-def test_a_day_on_batteries(tmp_path: Path, micropython_bin: Path) -> None:
+BATTERY_HEAP_GAP = (
+    "64K not met: on the 64-bit unix port a battery wake needs 140 KB (`fleet bench firmware`, "
+    "<board>.heap_peak_bytes): each wake loads the sensors' drivers, the queue and, on uplink "
+    "wakes, the MQTT and Wi-Fi code into one fresh heap, with the simulated board beside them"
+)
+
+
+@pytest.mark.parametrize(
+    # 160K: the 140 KB a wake needs (fleet bench firmware) and a margin, as virtual devices get.
+    "heapsize",
+    ["160K", pytest.param("64K", marks=pytest.mark.xfail(reason=BATTERY_HEAP_GAP, strict=True))],
+)
+def test_a_day_on_batteries(tmp_path: Path, micropython_bin: Path, heapsize: str) -> None:
     broker = RestartableBroker(tmp_path / "broker")
     broker.start()
     start = time.time() - DAY - 600  # the day ends just before now: the fleet refuses the future
@@ -33,7 +45,7 @@ def test_a_day_on_batteries(tmp_path: Path, micropython_bin: Path) -> None:
         time_scale=9000,
         clock_start=start,
         config={"uplink_every": 4, "rh_uplink_above": 101},
-        heapsize="256K",
+        heapsize=heapsize,
     )
     sink = FleetSink(tmp_path, broker, [dev.device_id])
     try:
@@ -67,6 +79,7 @@ def test_a_day_on_batteries(tmp_path: Path, micropython_bin: Path) -> None:
     assert dev.radio_uses() == uplinks
     assert 24 <= uplinks <= 26, uplinks
     assert "uplink failed" not in log
+    assert "memory allocation failed" not in log and "app crashed" not in log, log[-2000:]
     stored = sink.readings(dev.device_id)
     metrics = {m for m, _, _ in stored}
     assert metrics == {

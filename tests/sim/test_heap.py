@@ -47,7 +47,7 @@ def _no_memory_errors(dev: VirtualDevice) -> None:
 
 
 @pytest.mark.parametrize(
-    # 144K: the 124-128 KB the app needs (fleet bench firmware) and a margin for its growth.
+    # 144K: the 124-128 KB the mains node needs (fleet bench firmware) and a margin for its growth.
     "heapsize",
     ["144K", pytest.param("64K", marks=pytest.mark.xfail(reason=HEAP_GAP, strict=True))],
 )
