@@ -1,6 +1,9 @@
 """An in-process MQTT broker (amqtt) so `fleet` runs with nothing else installed.
 
-Production uses Mosquitto or an MQTT 5 cluster; this is the embedded default only.
+Production uses Mosquitto or an MQTT 5 cluster; this is the embedded default only. While it
+runs it keeps QoS 1 as Mosquitto does: persistent sessions, messages in flight sent again on
+the next connection (fleet.broker.amqtt_delivery), bounded queues, and take-overs that leave
+the new connection working.
 """
 
 from __future__ import annotations
@@ -12,9 +15,16 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from fleet.broker.amqtt_delivery import install as install_at_least_once
+from fleet.broker.amqtt_delivery import spawn
 from fleet.broker.url import BrokerAddress
 
 log = logging.getLogger(__name__)
+
+# As deploy/mosquitto/mosquitto.conf: messages queued per session while it is away, and
+# how long a session that does not come back is kept.
+MAX_QUEUED = 200_000
+SESSION_EXPIRY_S = 30 * 86400
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -48,10 +58,62 @@ class _SnapshotDict(dict[str, Any]):
 def _fleet_broker_class() -> type:
     from amqtt.broker import Broker
 
+    install_at_least_once()
+
     class FleetBroker(Broker):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._subscriptions = _SnapshotDict()
+            self._replays: set[asyncio.Task[Any]] = set()
+
+        async def _authenticate(self, session: Any, listener: Any) -> bool:
+            # Runs first for each connection. One whose client is still connected takes
+            # that connection over: mark the old one before amqtt ends it (see below).
+            if session.transitions.is_connected():
+                _, old = self._sessions.get(session.client_id, (None, None))
+                if old is not None:
+                    old.taken_over = True
+            ok = bool(await super()._authenticate(session, listener))
+            # Anyone may connect, but amqtt then marks the session anonymous and keeps
+            # neither its subscriptions nor its QoS 1 messages while it is away: a sleeping
+            # device's commands and the ingest's backlog would be lost. A session that asks
+            # to persist (clean_session off) persists, as with Mosquitto.
+            session.is_anonymous = False
+            return ok
+
+        async def _handle_disconnect(self, session: Any, handler: Any, waiter: Any) -> None:
+            if getattr(handler, "taken_over", False):
+                # A device back after a Wi-Fi drop its old connection never noticed: amqtt
+                # would end the old connection by marking the session, which the new one
+                # now uses, disconnected (nothing more delivered to it) and by publishing
+                # the will ("offline" while it is online). Only the old handler ends.
+                await self._stop_handler(handler)
+                return
+            await super()._handle_disconnect(session, handler, waiter)
+
+        async def _publish_session_retained_messages(self, session: Any) -> None:
+            # What was queued while the session was away, as amqtt sends it but without
+            # waiting for the PUBACKs before reading the session's own packets, and without
+            # the retain flag: these messages were queued for it, not retained.
+            handler = self._get_handler(session)
+            queue = session.retained_messages
+            while handler is not None and not queue.empty():
+                m = queue.get_nowait()
+                spawn(self._replays, handler.mqtt_publish(m.topic, m.data, m.qos, retain=False))
+
+        async def _retain_broadcast_message(
+            self, broadcast: dict[str, Any], qos: int, target_session: Any
+        ) -> None:
+            # A session away for good must not fill the memory: the oldest queued go first.
+            queue = target_session.retained_messages
+            if queue.qsize() >= MAX_QUEUED:
+                queue.get_nowait()
+                log.warning(
+                    "session %s is away with %d messages queued: dropped the oldest",
+                    target_session.client_id,
+                    MAX_QUEUED,
+                )
+            await super()._retain_broadcast_message(broadcast, qos, target_session)
 
         async def _publish_retained_messages_for_subscription(
             self, subscription: tuple[str, int], session: Any
@@ -127,6 +189,7 @@ class EmbeddedBroker:
             "plugins": {
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
             },
+            "session_expiry_interval": SESSION_EXPIRY_S,
         }
 
         async def boot() -> None:
