@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,18 +175,25 @@ def _heap_needed(folder: Path, port: int) -> int:
     """The smallest heap (in HEAP_STEP_KB steps) that runs a simulated day clean: the app's
     real peak, which free-heap samples cannot give (they count garbage not yet collected).
     Bisected over a few hours a trial, then confirmed over a whole day."""
-    low, high = HEAP_LOW_KB, HEAP_HIGH_KB  # low fails (the 64 KB budget), high must run
-    if not _runs_clean(folder, port, high, 24):
-        raise SimulatorError(f"the mains node does not run a day in {high} KB")
-    while high - low > HEAP_STEP_KB:
-        mid = (low + high) // 2 // HEAP_STEP_KB * HEAP_STEP_KB
-        if _runs_clean(folder, port, mid, HEAP_TRIAL_HOURS):
-            high = mid
-        else:
-            low = mid
+    if not _runs_clean(folder, port, HEAP_HIGH_KB, 24):
+        raise SimulatorError(f"the mains node does not run a day in {HEAP_HIGH_KB} KB")
+    high = _bisect_kb(lambda kb: _runs_clean(folder, port, kb, HEAP_TRIAL_HOURS), HEAP_HIGH_KB)
     while not _runs_clean(folder, port, high, 24):
         high += HEAP_STEP_KB
     return high * 1024
+
+
+def _bisect_kb(runs: Callable[[int], bool], high: int) -> int:
+    """The smallest heap in KB (in HEAP_STEP_KB steps, above HEAP_LOW_KB: the 64 KB budget,
+    which fails) in which `runs`, given that `high` does."""
+    low = HEAP_LOW_KB
+    while high - low > HEAP_STEP_KB:
+        mid = (low + high) // 2 // HEAP_STEP_KB * HEAP_STEP_KB
+        if runs(mid):
+            high = mid
+        else:
+            low = mid
+    return high
 
 
 def _wakes_clean(folder: Path, port: int, board: str, heap_kb: int) -> bool:
@@ -222,16 +230,10 @@ def _wakes_clean(folder: Path, port: int, board: str, heap_kb: int) -> bool:
 
 def _battery_heap_needed(folder: Path, port: int, board: str) -> int:
     """The smallest heap (in HEAP_STEP_KB steps) in which a battery node's wakes run clean."""
-    low, high = HEAP_LOW_KB, 2 * HEAP_HIGH_KB
+    high = 2 * HEAP_HIGH_KB
     if not _wakes_clean(folder, port, board, high):
         raise SimulatorError(f"the battery node {board} does not run in {high} KB")
-    while high - low > HEAP_STEP_KB:
-        mid = (low + high) // 2 // HEAP_STEP_KB * HEAP_STEP_KB
-        if _wakes_clean(folder, port, board, mid):
-            high = mid
-        else:
-            low = mid
-    return high * 1024
+    return _bisect_kb(lambda kb: _wakes_clean(folder, port, board, kb), high) * 1024
 
 
 def _battery(folder: Path, port: int, board: str, profile: dict[str, Any]) -> dict[str, Any]:
