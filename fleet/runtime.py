@@ -44,7 +44,9 @@ class FleetRuntime:
             self.broker = external
         else:
             self.embedded = EmbeddedBroker(
-                settings.embedded_broker_host, settings.embedded_broker_port
+                settings.embedded_broker_host,
+                settings.embedded_broker_port,
+                state_path=settings.data_dir / "broker-state.json",
             )
             self.broker = self.embedded.start()
         if settings.ingest_enabled:

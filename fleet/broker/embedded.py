@@ -1,9 +1,10 @@
 """An in-process MQTT broker (amqtt) so `fleet` runs with nothing else installed.
 
-Production uses Mosquitto or an MQTT 5 cluster; this is the embedded default only. While it
-runs it keeps QoS 1 as Mosquitto does: persistent sessions, messages in flight sent again on
-the next connection (fleet.broker.amqtt_delivery), bounded queues, and take-overs that leave
-the new connection working.
+Production uses Mosquitto or an MQTT 5 cluster; this is the embedded default only. It keeps
+QoS 1 as Mosquitto does: persistent sessions, messages in flight sent again on the next
+connection (fleet.broker.amqtt_delivery), bounded queues, take-overs that leave the new
+connection working, and, given a state file, all of it across a graceful restart
+(fleet.broker.amqtt_state).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+from fleet.broker import amqtt_state
 from fleet.broker.amqtt_delivery import install as install_at_least_once
 from fleet.broker.amqtt_delivery import spawn
 from fleet.broker.url import BrokerAddress
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 # how long a session that does not come back is kept.
 MAX_QUEUED = 200_000
 SESSION_EXPIRY_S = 30 * 86400
+# How long a stop waits for what clients sent before it to be routed, before saving anyway.
+SETTLE_S = 5.0
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -55,18 +60,116 @@ class _SnapshotDict(dict[str, Any]):
         return list(super().items())
 
 
+class _WatchedQueue(asyncio.Queue[dict[str, Any]]):
+    """amqtt's queue of messages to route, telling whether its router waits on it: between
+    taking a message and queueing it for its subscribers, the message is in neither."""
+
+    waiting = 0
+
+    async def get(self) -> dict[str, Any]:
+        self.waiting += 1
+        try:
+            return await super().get()
+        finally:
+            self.waiting -= 1
+
+
+def _transport(handler: Any) -> asyncio.Transport | None:
+    writer = getattr(handler, "writer", None)
+    stream = getattr(writer, "_writer", None)
+    return getattr(stream, "transport", None)
+
+
 def _fleet_broker_class() -> type:
     from amqtt.broker import Broker
 
     install_at_least_once()
 
     class FleetBroker(Broker):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
+        def __init__(self, config: dict[str, Any], state_path: Path | None = None) -> None:
+            super().__init__(config)
             self._subscriptions = _SnapshotDict()
             self._replays: set[asyncio.Task[Any]] = set()
+            self._broadcast_queue = _WatchedQueue()
+            self._routing = 0  # messages taken from a client and not yet queued to route
+            self._closing = False
+            self.state_path = state_path
+
+        async def _start_listeners(self) -> None:
+            # amqtt has cleared its tables; no client is connected yet.
+            state = amqtt_state.load(self.state_path) if self.state_path else None
+            if state is not None:
+                log.info("embedded broker restored %s", amqtt_state.restore(self, state))
+            await super()._start_listeners()
+            if state is not None and self.state_path is not None:
+                self.state_path.unlink()  # in memory now; a crash must not bring it back
+
+        async def shutdown(self) -> None:
+            if self.state_path is not None:
+                await self._settle()
+                state = amqtt_state.capture(self)
+                # Nothing the saved state lacks may be acknowledged or delivered after it.
+                for _, handler in self._sessions.values():
+                    if (transport := _transport(handler)) is not None:
+                        transport.abort()
+                try:
+                    amqtt_state.save(self.state_path, state)
+                except OSError as exc:
+                    log.error(
+                        "embedded broker could not save its state to %s (%s): its queued "
+                        "messages and sessions are lost",
+                        self.state_path,
+                        exc,
+                    )
+                else:
+                    log.info(
+                        "embedded broker saved %d retained messages and %d sessions to %s",
+                        len(state["retained"]),
+                        len(state["sessions"]),
+                        self.state_path,
+                    )
+            await super().shutdown()
+
+        async def _settle(self) -> None:
+            """Stop taking anything new, then let what clients already sent be routed."""
+            self._closing = True  # a connection accepted just before is refused (see below)
+            for server in self._servers.values():
+                if server.instance is not None:
+                    server.instance.close()
+            for _, handler in self._sessions.values():
+                if (transport := _transport(handler)) is not None:
+                    transport.pause_reading()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + SETTLE_S
+            quiet = 0
+            # Each step of a route runs on its own turn of the loop: quiet for three turns
+            # in a row means nothing is half-way.
+            while quiet < 3:
+                if loop.time() > deadline:
+                    log.warning("embedded broker: saving while messages are still routed")
+                    return
+                await asyncio.sleep(0 if quiet else 0.005)
+                quiet = quiet + 1 if self._idle() else 0
+
+        def _idle(self) -> bool:
+            queue = self._broadcast_queue
+            return (
+                self._routing == 0
+                and queue.empty()
+                and getattr(queue, "waiting", 0) > 0
+                and all(s.delivered_message_queue.empty() for s, _ in self._sessions.values())
+            )
+
+        async def _handle_message_delivery(self, session: Any, handler: Any, waiter: Any) -> bool:
+            self._routing += 1
+            try:
+                return bool(await super()._handle_message_delivery(session, handler, waiter))
+            finally:
+                self._routing -= 1
 
         async def _authenticate(self, session: Any, listener: Any) -> bool:
+            if self._closing:  # its packets would come after the state was saved
+                return False
             # Runs first for each connection. One whose client is still connected takes
             # that connection over: mark the old one before amqtt ends it (see below).
             if session.transitions.is_connected():
@@ -131,9 +234,12 @@ def _fleet_broker_class() -> type:
 class EmbeddedBroker:
     """Runs amqtt on its own event-loop thread; `start()` returns once it accepts connections."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 1883, *, state_path: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self.state_path = state_path  # kept across graceful restarts; None keeps nothing
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._broker: object | None = None
@@ -170,7 +276,7 @@ class EmbeddedBroker:
             return
         fut = asyncio.run_coroutine_threadsafe(broker.shutdown(), loop)  # type: ignore[attr-defined]
         try:
-            fut.result(timeout=10)
+            fut.result(timeout=60)  # settling and saving a full queue take seconds
         except Exception as exc:  # shutdown errors must not mask the caller's own exit
             log.warning("embedded broker shutdown: %s", exc)
         loop.call_soon_threadsafe(loop.stop)
@@ -193,7 +299,7 @@ class EmbeddedBroker:
         }
 
         async def boot() -> None:
-            broker = broker_class(config)
+            broker = broker_class(config, self.state_path)
             self._broker = broker
             await broker.start()
 

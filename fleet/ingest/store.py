@@ -376,8 +376,9 @@ def unrecorded_rejects(session: Session, rows: Sequence[dict[str, Any]]) -> list
     window is that message: payloads carry their readings' times, so a byte-identical one
     is the same message sent again (by the broker, or by a device that never had its ack)."""
     since = min(r["received_at"] for r in rows) - REDELIVERY_WINDOW
-    stored = set(
-        session.execute(
+    stored = {
+        tuple(row)
+        for row in session.execute(
             select(
                 RejectedMessage.topic,
                 RejectedMessage.reason,
@@ -388,8 +389,8 @@ def unrecorded_rejects(session: Session, rows: Sequence[dict[str, Any]]) -> list
                 RejectedMessage.received_at >= since,
                 RejectedMessage.topic.in_({r["topic"] for r in rows}),
             )
-        ).tuples()
-    )
+        )
+    }
     fresh = []
     for r in rows:
         key = (r["topic"], r["reason"], r["detail"], r["payload_size"], r["payload_excerpt"])
