@@ -74,7 +74,12 @@ def capture(broker: Any) -> dict[str, Any]:
         sessions.append(
             {
                 "client_id": client_id,
-                "disconnected_at": session.last_disconnect_time or now,
+                # Its 30 days away start now if it was connected until the stop.
+                "disconnected_at": (
+                    now
+                    if session.transitions.is_connected()
+                    else session.last_disconnect_time or now
+                ),
                 "subscriptions": subscriptions.get(id(session), []),
                 "in_flight": [
                     {**_message(m.topic, m.data, m.qos), "packet_id": pid}
@@ -99,7 +104,9 @@ def save(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        # Readings and commands are in it: for the service's own user only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as f:
             json.dump(state, f, separators=(",", ":"))
             f.flush()
             os.fsync(f.fileno())

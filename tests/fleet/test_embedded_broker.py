@@ -299,7 +299,7 @@ def test_a_graceful_restart_keeps_retained_messages_sessions_and_messages_in_fli
     offer.loop_stop()
     offer.disconnect()
     first.stop()
-    assert state.exists()
+    assert state.stat().st_mode & 0o777 == 0o600  # it holds readings and commands
 
     second = EmbeddedBroker("127.0.0.1", 0, state_path=state)
     address = second.start()
