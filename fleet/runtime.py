@@ -43,6 +43,14 @@ class FleetRuntime:
         if external is not None:
             self.broker = external
         else:
+            if settings.exposes_open_broker:
+                log.warning(
+                    "the embedded broker listens on %s with no TLS, authentication or topic "
+                    "ACLs: anyone who reaches it can publish as any device and command them; "
+                    "for devices on a network use Mosquitto (deploy/mosquitto). Production "
+                    "refuses this setting.",
+                    settings.embedded_broker_host,
+                )
             self.embedded = EmbeddedBroker(
                 settings.embedded_broker_host,
                 settings.embedded_broker_port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -150,6 +151,29 @@ class Settings(BaseSettings):
             if self.secret_key.lower().startswith(("changeme", "change-me", "secret")):
                 raise ValueError("FLEET_SECRET_KEY is a placeholder: generate a random one")
         return self
+
+    @model_validator(mode="after")
+    def _embedded_broker_stays_local(self) -> Settings:
+        # It has no TLS, no device identities and no topic ACLs: reachable from a network,
+        # anyone could publish as any device or send devices commands and update offers.
+        if self.environment == "production" and self.exposes_open_broker:
+            raise ValueError(
+                f"FLEET_EMBEDDED_BROKER_HOST={self.embedded_broker_host} would open the "
+                "embedded broker, which has no TLS, authentication or topic ACLs, to the "
+                "network: for devices on a network run Mosquitto (deploy/mosquitto) and set "
+                "FLEET_MQTT_URL, or keep the embedded broker on 127.0.0.1"
+            )
+        return self
+
+    @property
+    def exposes_open_broker(self) -> bool:
+        """The embedded broker listens beyond this machine."""
+        if self.mqtt_url is not None or self.embedded_broker_host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.embedded_broker_host).is_loopback
+        except ValueError:  # a host name: it may resolve to anything
+            return True
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from fleet.core.context import build_context
 from fleet.core.settings import Settings
+from fleet.runtime import FleetRuntime
+
+_PRODUCTION = {
+    "FLEET_ENVIRONMENT": "production",
+    "FLEET_ADMIN_TOKEN": "a" * 8 + "-production-admin-token",
+    "FLEET_SECRET_KEY": "k" * 8 + "-production-secret-key-of-32-chars",
+}
 
 
 @pytest.mark.parametrize(
@@ -22,6 +31,11 @@ from fleet.core.settings import Settings
         ({"FLEET_REJECTS_RETENTION_DAYS": "0"}, "rejects_retention_days"),
         ({"FLEET_ENVIRONMENT": "production"}, "FLEET_ADMIN_TOKEN"),
         ({"FLEET_ENVIRONMENT": "production", "FLEET_ADMIN_TOKEN": "changeme"}, "at least 24"),
+        (
+            {**_PRODUCTION, "FLEET_EMBEDDED_BROKER_HOST": "0.0.0.0"},
+            "FLEET_EMBEDDED_BROKER_HOST=0.0.0.0 would open the embedded broker",
+        ),
+        ({**_PRODUCTION, "FLEET_EMBEDDED_BROKER_HOST": "fleet.example"}, "run Mosquitto"),
     ],
 )
 def test_bad_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str) -> None:
@@ -68,3 +82,45 @@ def test_a_bad_log_format_is_refused_before_anything_runs(tmp_path) -> None:  # 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLEET_LOG_FORMAT", "yaml")
         assert ingest_main() == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "open_"),
+    [
+        ({"FLEET_EMBEDDED_BROKER_HOST": "127.0.0.1"}, False),
+        ({"FLEET_EMBEDDED_BROKER_HOST": "::1"}, False),
+        ({"FLEET_EMBEDDED_BROKER_HOST": "localhost"}, False),
+        ({"FLEET_EMBEDDED_BROKER_HOST": "0.0.0.0", "FLEET_MQTT_URL": "mqtt://broker"}, False),
+        ({"FLEET_EMBEDDED_BROKER_HOST": "192.168.1.20"}, True),
+    ],
+)
+def test_production_keeps_the_embedded_broker_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], open_: bool
+) -> None:
+    for key, value in {**_PRODUCTION, **env}.items():
+        monkeypatch.setenv(key, value)
+    if open_:
+        with pytest.raises(ValidationError, match="no TLS, authentication or topic ACLs"):
+            Settings()
+    else:
+        assert not Settings().exposes_open_broker
+
+
+def test_an_embedded_broker_open_to_the_network_is_warned_about_in_development(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        environment="development",
+        data_dir=tmp_path,
+        embedded_broker_host="0.0.0.0",
+        embedded_broker_port=0,
+    )
+    ctx = build_context(settings)
+    runtime = FleetRuntime(ctx)
+    try:
+        with caplog.at_level(logging.WARNING, logger="fleet.runtime"):
+            runtime.start()
+    finally:
+        runtime.stop()
+        ctx.close()
+    assert "listens on 0.0.0.0 with no TLS, authentication or topic ACLs" in caplog.text
