@@ -91,6 +91,7 @@ class FleetRuntime:
             lambda: self.commands,
             ota.public_url or f"http://{settings.http_host}:{settings.http_port}",
             interval_s=ota.tick_s,
+            restate_s=ota.restate_s,
         )
         self.ota.start()
         return self.broker

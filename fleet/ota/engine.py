@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from pydantic import Field
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.models.ota import Release, Rollout
-from fleet.ota.rollout import Publisher, advance
+from fleet.ota.rollout import Publisher, advance, restate_offers
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,12 @@ class OtaSettings(BaseSettings):
         "default http://FLEET_HTTP_HOST:FLEET_HTTP_PORT",
     )
     tick_s: float = Field(default=5.0, gt=0, description="How often rollouts are advanced")
+    restate_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often every device's retained offer is published again from the "
+        "database (also once at start), in case the broker lost or kept a stale one",
+    )
 
 
 def blob_url(base_url: str, release: Release) -> str:
@@ -50,8 +57,20 @@ def tick(sessions: sessionmaker[Session], publisher: Publisher, base_url: str) -
     return len(ids)
 
 
+def restate(sessions: sessionmaker[Session], publisher: Publisher, base_url: str) -> bool:
+    """Every device's retained offer published again; False if some could not be sent."""
+    with sessions() as session:
+        offers, withdrawals, ok = restate_offers(
+            session, publisher, lambda r: blob_url(base_url, r)
+        )
+    if offers or withdrawals:
+        log.info("restated %d update offers and %d withdrawals", offers, withdrawals)
+    return ok
+
+
 class RolloutEngine:
-    """Runs `tick` every `interval_s` until stopped; `wake()` runs one sooner."""
+    """Runs `tick` every `interval_s` until stopped; `wake()` runs one sooner. Every
+    `restate_s`, and first at start, each device's retained offer is published again."""
 
     def __init__(
         self,
@@ -59,11 +78,14 @@ class RolloutEngine:
         publisher: Callable[[], Publisher | None],
         base_url: str,
         interval_s: float = 5.0,
+        restate_s: float = 3600.0,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
         self.base_url = base_url
         self._interval = interval_s
+        self._restate_s = restate_s
+        self._restated_at: float | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ota-rollouts", daemon=True)
@@ -89,6 +111,14 @@ class RolloutEngine:
             if publisher is None:
                 continue
             try:
+                self._restate_when_due(publisher)
                 tick(self._sessions, publisher, self.base_url)
             except Exception:  # a database blip must not end rollouts; try again next tick
                 log.exception("rollout tick failed; retrying next interval")
+
+    def _restate_when_due(self, publisher: Publisher) -> None:
+        now = time.monotonic()
+        if self._restated_at is not None and now - self._restated_at < self._restate_s:
+            return
+        if restate(self._sessions, publisher, self.base_url):
+            self._restated_at = now  # else again next tick: the connection was down

@@ -246,6 +246,39 @@ def _withdraw(
         member.state = "withdrawn"
 
 
+def restate_offers(
+    session: Session, publisher: Publisher, blob_url: Callable[[Release], str]
+) -> tuple[int, int, bool]:
+    """Publish again the retained offer each device should find, from the database: the
+    broker may have lost it (a crash of the embedded broker, or of Mosquitto between its
+    autosaves) or missed a withdrawal sent while the fleet's connection was down.
+
+    Only a device's newest rollout membership counts, as only the newest offer is retained
+    on its topic: an older rollout's offer must never come back after a newer one. Returns
+    (offers, withdrawals, all published)."""
+    rows = session.execute(
+        select(RolloutDevice, Rollout, Release, Device.device_id)
+        .join(Rollout, Rollout.id == RolloutDevice.rollout_id)
+        .join(Release, Release.id == Rollout.release_id)
+        .join(Device, Device.id == RolloutDevice.device_pk)
+        .order_by(RolloutDevice.offered_at, RolloutDevice.id)
+    ).all()
+    newest = {device_id: (member, rollout, release) for member, rollout, release, device_id in rows}
+    offers = withdrawals = 0
+    ok = True
+    for device_id, (member, rollout, release) in newest.items():
+        if member.state == "offered" and rollout.state in ("running", "completed"):
+            payload = offer_payload(release, member.job_id, blob_url(release))
+            offers += 1
+        elif member.state == "withdrawn":
+            payload = b""
+            withdrawals += 1
+        else:
+            continue  # taken up, or finished: the device is past this offer
+        ok = publisher.publish(offer_topic(device_id), payload, qos=1, retain=True) and ok
+    return offers, withdrawals, ok
+
+
 def offer_payload(release: Release, job_id: str, url: str) -> bytes:
     body = {
         "sv": 1,

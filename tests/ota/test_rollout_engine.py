@@ -330,3 +330,55 @@ def test_pause_and_abort_without_a_broker_change_nothing(
         with pytest.raises(OtaError, match="only a paused one can resume"):
             rollout.act(s, SYSTEM, r, "resume", None)
     assert _state(fleet_ctx, rid)[0] == "running"
+
+
+def test_restating_offers_republishes_each_devices_newest_offer_only(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    """What a broker that lost its retained messages is given back: an offer for a device
+    whose newest membership is an open offer, an empty message where it was withdrawn, and
+    never an older rollout's offer over a newer one (that would downgrade the device)."""
+    _devices(fleet_ctx, 4)
+    pub = Recorder()
+
+    def new_rollout(version: str) -> int:
+        with fleet_ctx.sessions.begin() as s:
+            release = service.publish_release(s, SYSTEM, _release(key, version))
+            r = rollout.create_rollout(
+                s,
+                SYSTEM,
+                release_id=release.id,
+                target={},
+                waves=["100%"],
+                soak_s=0,
+                failure_threshold=1.0,
+            )
+            return r.id
+
+    with fleet_ctx.sessions.begin() as s:
+        service.trust_key(s, SYSTEM, key.public_hex)
+    new_rollout("0.2.0")
+    tick(fleet_ctx.sessions, pub, "http://x")
+    first = pub.offers()
+    _report(fleet_ctx, "cs-r-000", first["cs-r-000"]["id"], "succeeded", app="0.2.0")
+    newer = new_rollout("0.3.0")
+    tick(fleet_ctx.sessions, pub, "http://x")
+    second = pub.offers()
+    assert {b["version"] for b in second.values()} == {"0.3.0"}
+    _report(fleet_ctx, "cs-r-001", second["cs-r-001"]["id"], "downloading")
+    with fleet_ctx.sessions.begin() as s:
+        rollout.pause(s, SYSTEM, s.get(Rollout, newer), "by hand", pub)
+    with fleet_ctx.sessions.begin() as s:
+        s.add(Device(device_id="cs-r-004", fw_version="0.1.0", state="offline"))
+    tick(fleet_ctx.sessions, pub, "http://x")  # the first rollout takes the late joiner
+    late = pub.offers()["cs-r-004"]
+    assert late["version"] == "0.2.0"
+
+    lost = Recorder()  # what a broker that lost everything is sent
+    with fleet_ctx.sessions() as s:
+        offers, withdrawals, ok = rollout.restate_offers(s, lost, lambda r: "http://x/b")
+    assert (offers, withdrawals, ok) == (1, 3, True)
+    sent = dict(lost.sent)
+    assert json.loads(sent.pop("cs/v1/d/cs-r-004/ota"))["id"] == late["id"]  # the same job
+    # Withdrawn from the paused rollout; the first rollout's older offer is not brought back.
+    assert sent == {f"cs/v1/d/cs-r-00{i}/ota": b"" for i in (0, 2, 3)}
