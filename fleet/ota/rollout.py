@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
@@ -256,25 +256,40 @@ def restate_offers(
     Only a device's newest rollout membership counts, as only the newest offer is retained
     on its topic: an older rollout's offer must never come back after a newer one. Returns
     (offers, withdrawals, all published)."""
+    # Ranked in the database: only the newest membership of each device comes back.
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=RolloutDevice.device_pk,
+            order_by=(RolloutDevice.offered_at.desc(), RolloutDevice.id.desc()),
+        )
+        .label("rank")
+    )
+    newest = select(RolloutDevice.id, rank).subquery()
     rows = session.execute(
-        select(RolloutDevice, Rollout, Release, Device.device_id)
+        select(RolloutDevice.state, RolloutDevice.job_id, Rollout.state, Rollout.release_id)
+        .add_columns(Device.device_id)
+        .join(newest, newest.c.id == RolloutDevice.id)
         .join(Rollout, Rollout.id == RolloutDevice.rollout_id)
-        .join(Release, Release.id == Rollout.release_id)
         .join(Device, Device.id == RolloutDevice.device_pk)
-        .order_by(RolloutDevice.offered_at, RolloutDevice.id)
+        .where(newest.c.rank == 1, RolloutDevice.state.in_(("offered", "withdrawn")))
     ).all()
-    newest = {device_id: (member, rollout, release) for member, rollout, release, device_id in rows}
+    releases = {
+        r.id: r
+        for r in session.scalars(select(Release).where(Release.id.in_({row[3] for row in rows})))
+    }
     offers = withdrawals = 0
     ok = True
-    for device_id, (member, rollout, release) in newest.items():
-        if member.state == "offered" and rollout.state in ("running", "completed"):
-            payload = offer_payload(release, member.job_id, blob_url(release))
-            offers += 1
-        elif member.state == "withdrawn":
+    for member_state, job_id, rollout_state, release_id, device_id in rows:
+        if member_state == "withdrawn":
             payload = b""
             withdrawals += 1
+        elif rollout_state in ("running", "completed"):
+            release = releases[release_id]
+            payload = offer_payload(release, job_id, blob_url(release))
+            offers += 1
         else:
-            continue  # taken up, or finished: the device is past this offer
+            continue  # an offer of a rollout no longer open is withdrawn when it closes
         ok = publisher.publish(offer_topic(device_id), payload, qos=1, retain=True) and ok
     return offers, withdrawals, ok
 
