@@ -16,6 +16,7 @@ import pytest
 from fleet.broker import amqtt_delivery, embedded
 from fleet.broker.embedded import EmbeddedBroker
 from fleet.broker.url import BrokerAddress
+from tests.fleet.burst import Burst
 
 
 @pytest.fixture
@@ -339,30 +340,16 @@ def test_every_message_acknowledged_before_a_stop_is_delivered_after_the_restart
     address = first.start()
     ingest = _Persistent(address, "fleet-ingest-burst", "cs/v1/d/+/up")
     ingest.connect()  # connected through the stop, acknowledging nothing
-    acknowledged: list[int] = []
-    enough = threading.Event()
-
-    def on_publish(_c: mqtt.Client, _u: object, mid: int, *_: object) -> None:
-        acknowledged.append(mid)
-        if len(acknowledged) == 200:
-            enough.set()
-
-    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="cs-burst")
-    device.max_inflight_messages_set(100)
-    device.on_publish = on_publish
-    device.connect(address.host, address.port)
-    device.loop_start()
-    sent = {
-        device.publish("cs/v1/d/cs-burst/up", f"r{i}".encode(), qos=1).mid: i for i in range(2000)
-    }
-    assert enough.wait(10)
+    device = Burst(address, "cs-burst", in_flight=100)
+    sent = [f"r{i}".encode() for i in range(2000)]
+    assert device.send("cs/v1/d/cs-burst/up", sent, wait_for=200, timeout=10)
     first.stop()  # while the device is still sending
-    device.loop_stop()
+    device.stop()
     delivered_before = {p for p, _, _ in ingest.got}
     assert ingest.client is not None
     ingest.client.loop_stop()
     ingest.client = None
-    promised = {f"r{sent[mid]}".encode() for mid in list(acknowledged)}
+    promised = device.acknowledged()
     assert len(promised) < len(sent)  # the stop came mid-stream
     second = EmbeddedBroker("127.0.0.1", 0, state_path=state)
     ingest.address = second.start()

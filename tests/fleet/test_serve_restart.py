@@ -18,11 +18,13 @@ from fleet.broker.url import BrokerAddress
 from fleet.core.context import build_context
 from fleet.core.settings import Settings
 from fleet.models import Device, Reading
-from fleet.ota import bundle, rollout, service, signing
+from fleet.ota import bundle, service, signing
 from fleet.ota.package import ReleaseFile
 from fleet.registry.devices import register_device
 from fleet.runtime import FleetRuntime
+from tests.fleet.burst import Burst
 from tests.fleet.packs import telemetry
+from tests.ota.test_rollout_engine import rollout_to_all
 
 DEVICE = "cs-restart-01"
 PACKS = 1500
@@ -48,35 +50,18 @@ def test_readings_acknowledged_before_a_restart_are_stored_after_it(tmp_path: Pa
         register_device(session, device_id=DEVICE)
     runtime = FleetRuntime(ctx)
     broker = runtime.start()
-    acknowledged: list[int] = []
-    enough = threading.Event()
-
-    def on_publish(_c: mqtt.Client, _u: object, mid: int, *_: object) -> None:
-        acknowledged.append(mid)
-        if len(acknowledged) == 300:
-            enough.set()
-
-    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=DEVICE)
-    device.max_inflight_messages_set(50)
-    device.on_publish = on_publish
-    device.connect(broker.host, broker.port)
-    device.loop_start()
+    device = Burst(broker, DEVICE, in_flight=50)
     start = float(int(time.time())) - PACKS * 60
-    mids = [
-        device.publish(
-            f"cs/v1/d/{DEVICE}/up", telemetry(DEVICE, start + i * 60, [(0, 20.0, 50.0)]), qos=1
-        ).mid
-        for i in range(PACKS)
-    ]
+    packs = [telemetry(DEVICE, start + i * 60, [(0, 20.0, 50.0)]) for i in range(PACKS)]
     try:
-        assert enough.wait(20)
+        assert device.send(f"cs/v1/d/{DEVICE}/up", packs, wait_for=300, timeout=20)
         runtime.stop()  # ingest first, then the broker, while the device still sends
     finally:
-        device.loop_stop()
+        device.stop()
         ctx.close()
     # Usually the stop comes mid-stream; when the device was done first, what it sent is
     # still waiting in the broker for the ingest: either way, stored after the restart.
-    promised = len(set(acknowledged) & set(mids))
+    promised = len(device.acknowledged())
 
     ctx = build_context(_settings(tmp_path))
     runtime = FleetRuntime(ctx)
@@ -126,29 +111,20 @@ def test_an_offer_lost_with_the_brokers_state_is_published_again(
     with ctx.sessions.begin() as s:
         s.add(Device(device_id="cs-away-01", fw_version="0.1.0", state="offline"))
         service.trust_key(s, SYSTEM, key.public_hex)
-        stored = service.publish_release(s, SYSTEM, release)
-        rollout.create_rollout(
-            s,
-            SYSTEM,
-            release_id=stored.id,
-            target={},
-            waves=["100%"],
-            soak_s=0,
-            failure_threshold=0.5,
-        )
-    runtime = FleetRuntime(ctx)
-    try:
-        first = _retained_offer(runtime.start(), "cs-away-01")
-    finally:
-        runtime.stop()
-        ctx.close()
+        rollout_to_all(s, service.publish_release(s, SYSTEM, release).id)
+    ctx.close()
+    first = _offer_after_start(tmp_path, "cs-away-01")
     (tmp_path / "fleet" / "broker-state.json").unlink()  # as a crash would leave it
+    again = _offer_after_start(tmp_path, "cs-away-01")
+    assert (again["id"], again["version"]) == (first["id"], "0.2.0")
 
+
+def _offer_after_start(tmp_path: Path, device_id: str) -> dict[str, object]:
+    """Start the fleet, read the device's retained offer, stop the fleet."""
     ctx = build_context(_settings(tmp_path))
     runtime = FleetRuntime(ctx)
     try:
-        again = _retained_offer(runtime.start(), "cs-away-01")
+        return _retained_offer(runtime.start(), device_id)
     finally:
         runtime.stop()
         ctx.close()
-    assert (again["id"], again["version"]) == (first["id"], "0.2.0")

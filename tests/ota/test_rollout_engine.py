@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fleet.access.principal import SYSTEM
 from fleet.core.context import FleetContext
@@ -54,6 +55,19 @@ def _release(key: signing.SigningKey | None, version: str = "0.2.0") -> ReleaseF
     if key is not None:
         rel.sign(key)
     return rel
+
+
+def rollout_to_all(s: Session, release_id: int, failure_threshold: float = 0.1) -> int:
+    """A rollout of one wave to every device, without a soak."""
+    return rollout.create_rollout(
+        s,
+        SYSTEM,
+        release_id=release_id,
+        target={},
+        waves=["100%"],
+        soak_s=0,
+        failure_threshold=failure_threshold,
+    ).id
 
 
 def _devices(ctx: FleetContext, n: int) -> None:
@@ -310,17 +324,7 @@ def test_pause_and_abort_without_a_broker_change_nothing(
     _devices(fleet_ctx, 2)
     with fleet_ctx.sessions.begin() as s:
         service.trust_key(s, SYSTEM, key.public_hex)
-        release = service.publish_release(s, SYSTEM, _release(key))
-        r = rollout.create_rollout(
-            s,
-            SYSTEM,
-            release_id=release.id,
-            target={},
-            waves=["100%"],
-            soak_s=0,
-            failure_threshold=0.1,
-        )
-        rid = r.id
+        rid = rollout_to_all(s, service.publish_release(s, SYSTEM, _release(key)).id)
     with fleet_ctx.sessions.begin() as s:
         r = s.get(Rollout, rid)
         assert r is not None
@@ -344,16 +348,7 @@ def test_restating_offers_republishes_each_devices_newest_offer_only(
     def new_rollout(version: str) -> int:
         with fleet_ctx.sessions.begin() as s:
             release = service.publish_release(s, SYSTEM, _release(key, version))
-            r = rollout.create_rollout(
-                s,
-                SYSTEM,
-                release_id=release.id,
-                target={},
-                waves=["100%"],
-                soak_s=0,
-                failure_threshold=1.0,
-            )
-            return r.id
+            return rollout_to_all(s, release.id, failure_threshold=1.0)
 
     with fleet_ctx.sessions.begin() as s:
         service.trust_key(s, SYSTEM, key.public_hex)
