@@ -163,7 +163,8 @@ def _check(state: Any) -> None:
             if not all(m["packet_id"] in range(1, 65536) for m in s["in_flight"]):
                 raise StateUnreadable(f"session {s['client_id']!r} has a bad packet id")
         for m in messages:
-            if not isinstance(m["topic"], str) or m["qos"] not in (None, 0, 1, 2):
+            qos = (m["qos"], m.get("qos_in"))
+            if not isinstance(m["topic"], str) or not all(q in (None, 0, 1, 2) for q in qos):
                 raise StateUnreadable(f"message on {m.get('topic')!r} is malformed")
             base64.b64decode(m["data"], validate=True)
     except (KeyError, TypeError, ValueError) as exc:

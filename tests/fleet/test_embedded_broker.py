@@ -370,17 +370,26 @@ def test_every_message_acknowledged_before_a_stop_is_delivered_after_the_restart
         second.stop()
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"version": 1, "retained": [{"topic": 5}]',  # cut short, as by a full disk
+        '{"version": 1, "retained": [], "sessions": [{"client_id": 5}], "pending": []}',
+        '{"version": 99}',  # written by a later release
+    ],
+    ids=["cut-short", "malformed-session", "unknown-version"],
+)
 def test_a_state_file_that_cannot_be_read_is_kept_aside_and_the_broker_starts(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
 ) -> None:
     state = tmp_path / "broker-state.json"
-    state.write_text('{"version": 1, "retained": [{"topic": 5}]')  # cut short, as by a full disk
+    state.write_text(content)
     broker = EmbeddedBroker("127.0.0.1", 0, state_path=state)
     with caplog.at_level(logging.ERROR, logger="fleet.broker.amqtt_state"):
         address = broker.start()
     try:
         (aside,) = tmp_path.glob("broker-state.json.unreadable-*")
-        assert aside.read_text().startswith('{"version": 1')
+        assert aside.read_text() == content
         assert not state.exists()
         assert "cannot be read" in caplog.text and str(aside) in caplog.text
         _publish(address, "cs/v1/d/cs-a/up", b"works")  # and it serves
