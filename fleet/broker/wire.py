@@ -40,6 +40,7 @@ class Delivery(NamedTuple):
     mid: int  # 0 for QoS 0
     qos: int
     dup: bool = False  # the broker sent it before (a redelivery after a lost connection)
+    retained: bool = False  # the broker's stored copy, sent because we (re)subscribed
 
 
 class Will(NamedTuple):
@@ -165,7 +166,10 @@ def parse(buf: bytearray, limit: int, publishes: list[Delivery], controls: list[
                 raise ProtocolError("a PUBLISH topic runs past the end of its packet")
             mid = buf[topic_end] << 8 | buf[topic_end + 1] if qos else 0
             topic = buf[i + 2 : topic_end].decode("utf-8", "replace")
-            publishes.append(Delivery(topic, bytes(buf[start:end]), mid, qos, bool(first & 0x08)))
+            payload = bytes(buf[start:end])
+            publishes.append(
+                Delivery(topic, payload, mid, qos, bool(first & 0x08), bool(first & 0x01))
+            )
             taken += 1
         else:
             controls.append(Control(kind, bytes(buf[i:end])))

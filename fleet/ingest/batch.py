@@ -52,6 +52,9 @@ class Decoded:
     ota: dict[str, Any] | None = None
     rejected: Rejected | None = None
     dup: bool = False  # a redelivery: its reject may be stored already
+    # Replayed by the broker because the ingest (re)subscribed: the device's last retained
+    # status, however old, so no sign that the device is there now.
+    retained: bool = False
 
 
 # Older than the risk worker's own late-data lookback (72 h by default), with a margin.
@@ -72,10 +75,16 @@ class _DeviceChange:
 
 
 def decode(
-    topic: str, payload: bytes, *, now: float, max_payload_bytes: int, dup: bool = False
+    topic: str,
+    payload: bytes,
+    *,
+    now: float,
+    max_payload_bytes: int,
+    dup: bool = False,
+    retained: bool = False,
 ) -> Decoded:
     """Everything that can be checked without the database; never raises on bad input."""
-    msg = Decoded(topic, payload, dup=dup)
+    msg = Decoded(topic, payload, dup=dup, retained=retained)
     try:
         parsed = parse_topic(topic)
         msg.device_id, msg.kind = parsed.device_id, parsed.kind
@@ -200,6 +209,10 @@ def _apply(
     health_rows: dict[tuple[int, float] | int, dict[str, Any]],
 ) -> None:
     row = change.row
+    # A message the broker replays because the ingest (re)subscribed is its stored copy,
+    # however old: no sign that the device is there now. A dead battery device's last
+    # "sleeping" would otherwise bring it back to life at every ingest restart.
+    live = not m.retained
     if m.samples is not None:
         pk = row.pk
         for s in m.samples:
@@ -207,16 +220,23 @@ def _apply(
             readings.setdefault((pk, s.metric, s.t), (s.value, s.unit, seq))
         _update_latest(change, m.samples)
         change.samples.extend(m.samples)
-        change.seen(at)
+        if live:
+            change.seen(at)
     elif m.health is not None:
         _apply_health(change, m.health, seq, at, health_rows)
-        change.seen(at)
+        if live:
+            change.seen(at)
     elif m.status is not None:
+        if not live:
+            if row.status == "unknown":  # all there is to know (a new database)
+                row.status = m.status
+                change.values.update(status=m.status)
+            return
         row.status = m.status
         change.values.update(status=m.status, status_at=at)
         if m.status != "offline":
             change.seen(at)
-    else:
+    elif live:
         change.seen(at)
 
 

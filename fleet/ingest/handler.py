@@ -48,11 +48,19 @@ class IngestHandler:
         """Many messages in one transaction: all are stored (or rejected) or none is."""
         return self.store([self.decode(topic, payload) for topic, payload in messages])
 
-    def decode(self, topic: str, payload: bytes, dup: bool = False) -> Decoded:
+    def decode(
+        self, topic: str, payload: bytes, dup: bool = False, retained: bool = False
+    ) -> Decoded:
         """The CPU-bound half, safe to run on another thread than `store`. `dup`: the broker
-        delivers the message again (its reject may be stored already)."""
+        delivers the message again (its reject may be stored already); `retained`: the
+        broker's stored copy, replayed because the ingest subscribed."""
         return decode(
-            topic, payload, now=self._clock(), max_payload_bytes=self._max_payload, dup=dup
+            topic,
+            payload,
+            now=self._clock(),
+            max_payload_bytes=self._max_payload,
+            dup=dup,
+            retained=retained,
         )
 
     def store(self, decoded: Sequence[Decoded]) -> list[Outcome]:

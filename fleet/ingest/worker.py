@@ -202,7 +202,8 @@ class IngestWorker:
         # Decoding here overlaps the CPU-bound half with the writer's database round trips.
         decode = self.handler.decode
         items = [
-            _Item(generation, d.mid, d.qos, decode(d.topic, d.payload, d.dup)) for d in deliveries
+            _Item(generation, d.mid, d.qos, decode(d.topic, d.payload, d.dup, d.retained))
+            for d in deliveries
         ]
         self._acks.arrived(generation, [d.mid for d in deliveries if d.qos])
         lanes = self._lanes

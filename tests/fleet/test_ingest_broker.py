@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -17,7 +19,8 @@ from fleet.broker.url import BrokerAddress
 from fleet.core.context import FleetContext
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.worker import IngestWorker
-from fleet.models import Reading, RejectedMessage
+from fleet.models import Device, Reading, RejectedMessage
+from fleet.models.base import utcnow
 from fleet.registry.devices import register_device
 from tests.fleet.packs import telemetry
 
@@ -206,3 +209,54 @@ def test_acks_wait_for_every_earlier_message_of_their_connection() -> None:
     order.arrived(2, [1, 2])  # a new connection: the old one's messages come again
     assert order.committed(1, [11]) == []  # a stale ack means nothing on the new connection
     assert order.committed(2, [2, 1]) == [1, 2]
+
+
+def _status(state: str) -> bytes:
+    return b'{"sv":1,"state":"%s"}' % state.encode()
+
+
+def test_a_status_replayed_on_subscribe_is_not_a_sign_of_life(
+    fleet_ctx: FleetContext, broker: BrokerAddress
+) -> None:
+    """A battery device that died asleep keeps "sleeping" as its retained status. The broker
+    replays it whenever the ingest subscribes (every restart): that must not make the
+    device look alive again. A device the fleet knows nothing of takes the status, and the
+    same status sent live still counts."""
+    tag = uuid.uuid4().hex[:6]
+    asleep, unknown = f"cs-asleep-{tag}", f"cs-unknown-{tag}"
+    long_ago = utcnow() - timedelta(hours=6)
+    with fleet_ctx.sessions.begin() as s:
+        register_device(s, device_id=asleep, power_mode="battery")
+        register_device(s, device_id=unknown)
+        device = s.scalars(select(Device).where(Device.device_id == asleep)).one()
+        device.status, device.status_at, device.last_seen_at = "sleeping", long_ago, long_ago
+    topics = {d: f"cs/v1/d/{d}/status" for d in (asleep, unknown)}
+    before = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"devices-{tag}")
+    before.connect(broker.host, broker.port)
+    before.loop_start()
+    try:
+        before.publish(topics[asleep], _status("sleeping"), qos=1, retain=True).wait_for_publish(5)
+        before.publish(topics[unknown], _status("online"), qos=1, retain=True).wait_for_publish(5)
+        worker = IngestWorker(
+            IngestHandler(fleet_ctx.sessions), broker, client_id=f"ingest-retained-{tag}"
+        )
+        with _running(worker, broker, f"retained-{tag}") as pub:
+            counters = worker.counters
+            wait_until(lambda: counters.stored == 2)
+            with fleet_ctx.sessions() as s:
+                rows = {
+                    d.device_id: d
+                    for d in s.scalars(select(Device).where(Device.device_id.in_(topics)))
+                }
+                assert (rows[asleep].status, rows[asleep].last_seen_at) == ("sleeping", long_ago)
+                assert (rows[unknown].status, rows[unknown].last_seen_at) == ("online", None)
+            pub.publish(topics[asleep], _status("sleeping"), qos=1).wait_for_publish(5)
+            wait_until(lambda: counters.stored == 3)
+            with fleet_ctx.sessions() as s:
+                seen = s.scalars(select(Device.last_seen_at).where(Device.device_id == asleep))
+                assert seen.one() > long_ago + timedelta(hours=5)
+    finally:
+        for topic in topics.values():  # the shared broker keeps retained messages
+            before.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        before.loop_stop()
+        before.disconnect()

@@ -22,6 +22,7 @@ deliveries = st.builds(
     mid=st.integers(1, 0xFFFF),
     qos=st.sampled_from([0, 1]),
     dup=st.booleans(),
+    retained=st.booleans(),
 ).map(lambda d: d._replace(mid=d.mid if d.qos else 0, dup=d.dup and d.qos > 0))
 
 
@@ -41,7 +42,8 @@ def _feed(stream: bytes, cuts: list[int], limit: int = 10**9) -> tuple[list[Deli
 @given(st.lists(deliveries, max_size=30), st.lists(st.integers(0, 20_000), max_size=12))
 def test_publishes_survive_any_split_of_the_stream(msgs: list[Delivery], cuts: list[int]) -> None:
     stream = b"".join(
-        wire.publish(d.topic, d.payload, qos=d.qos, mid=d.mid, dup=d.dup) for d in msgs
+        wire.publish(d.topic, d.payload, qos=d.qos, mid=d.mid, dup=d.dup, retain=d.retained)
+        for d in msgs
     )
     got, rest = _feed(stream, [c for c in cuts if c <= len(stream)])
     assert got == msgs
