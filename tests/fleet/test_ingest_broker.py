@@ -250,7 +250,9 @@ def test_a_status_replayed_on_subscribe_is_not_a_sign_of_life(
                 }
                 assert (rows[asleep].status, rows[asleep].last_seen_at) == ("sleeping", long_ago)
                 assert (rows[unknown].status, rows[unknown].last_seen_at) == ("online", None)
-            pub.publish(topics[asleep], _status("sleeping"), qos=1).wait_for_publish(5)
+            # Retained, as the firmware sends it: a live copy comes without the flag.
+            live = pub.publish(topics[asleep], _status("sleeping"), qos=1, retain=True)
+            live.wait_for_publish(5)
             wait_until(lambda: counters.stored == 3)
             with fleet_ctx.sessions() as s:
                 seen = s.scalars(select(Device.last_seen_at).where(Device.device_id == asleep))
