@@ -19,6 +19,7 @@ from fleet.broker.url import BrokerAddress
 from fleet.core.context import FleetContext
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.worker import IngestWorker
+from fleet.loadgen.payloads import status
 from fleet.models import Device, Reading, RejectedMessage
 from fleet.models.base import utcnow
 from fleet.registry.devices import register_device
@@ -211,10 +212,6 @@ def test_acks_wait_for_every_earlier_message_of_their_connection() -> None:
     assert order.committed(2, [2, 1]) == [1, 2]
 
 
-def _status(state: str) -> bytes:
-    return b'{"sv":1,"state":"%s"}' % state.encode()
-
-
 def test_a_status_replayed_on_subscribe_is_not_a_sign_of_life(
     fleet_ctx: FleetContext, broker: BrokerAddress
 ) -> None:
@@ -235,8 +232,8 @@ def test_a_status_replayed_on_subscribe_is_not_a_sign_of_life(
     before.connect(broker.host, broker.port)
     before.loop_start()
     try:
-        before.publish(topics[asleep], _status("sleeping"), qos=1, retain=True).wait_for_publish(5)
-        before.publish(topics[unknown], _status("online"), qos=1, retain=True).wait_for_publish(5)
+        before.publish(topics[asleep], status("sleeping"), qos=1, retain=True).wait_for_publish(5)
+        before.publish(topics[unknown], status("online"), qos=1, retain=True).wait_for_publish(5)
         worker = IngestWorker(
             IngestHandler(fleet_ctx.sessions), broker, client_id=f"ingest-retained-{tag}"
         )
@@ -251,7 +248,7 @@ def test_a_status_replayed_on_subscribe_is_not_a_sign_of_life(
                 assert (rows[asleep].status, rows[asleep].last_seen_at) == ("sleeping", long_ago)
                 assert (rows[unknown].status, rows[unknown].last_seen_at) == ("online", None)
             # Retained, as the firmware sends it: a live copy comes without the flag.
-            live = pub.publish(topics[asleep], _status("sleeping"), qos=1, retain=True)
+            live = pub.publish(topics[asleep], status("sleeping"), qos=1, retain=True)
             live.wait_for_publish(5)
             wait_until(lambda: counters.stored == 3)
             with fleet_ctx.sessions() as s:
