@@ -40,6 +40,12 @@ def offer_topic(device_id: str) -> str:
     return f"cs/v1/d/{device_id}/ota"
 
 
+def publish_offer(publisher: Publisher, device_id: str, payload: bytes) -> bool:
+    """An offer, or its withdrawal when empty: the retained message on the device's topic,
+    so a device that is away finds it when it comes back."""
+    return publisher.publish(offer_topic(device_id), payload, qos=1, retain=True)
+
+
 def check_waves(waves: Sequence[Any]) -> list[Any]:
     if not waves:
         raise OtaError('give at least one wave, e.g. [2, "10%", "50%", "100%"]')
@@ -242,7 +248,7 @@ def _withdraw(
         .where(RolloutDevice.rollout_id == rollout.id, RolloutDevice.state.in_(states))
     ).all()
     for member, device_id in rows:
-        publisher.publish(offer_topic(device_id), b"", qos=1, retain=True)
+        publish_offer(publisher, device_id, b"")
         member.state = "withdrawn"
 
 
@@ -274,9 +280,9 @@ def restate_offers(
         .join(Device, Device.id == RolloutDevice.device_pk)
         .where(newest.c.rank == 1, RolloutDevice.state.in_(("offered", "withdrawn")))
     ).all()
+    release_ids = {row.release_id for row in rows}
     releases = {
-        r.id: r
-        for r in session.scalars(select(Release).where(Release.id.in_({row[3] for row in rows})))
+        r.id: r for r in session.scalars(select(Release).where(Release.id.in_(release_ids)))
     }
     offers = withdrawals = 0
     ok = True
@@ -290,7 +296,7 @@ def restate_offers(
             offers += 1
         else:
             continue  # an offer of a rollout no longer open is withdrawn when it closes
-        ok = publisher.publish(offer_topic(device_id), payload, qos=1, retain=True) and ok
+        ok = publish_offer(publisher, device_id, payload) and ok
     return offers, withdrawals, ok
 
 
@@ -343,9 +349,7 @@ def advance(
         member.job_id, member.state, member.reason = job, "offered", None
         member.from_version = device.fw_version
         member.offered_at = member.updated_at = now
-        publisher.publish(
-            offer_topic(device.device_id), offer_payload(release, job, url), qos=1, retain=True
-        )
+        publish_offer(publisher, device.device_id, offer_payload(release, job, url))
 
     for member in [m for m in members.values() if m.state == "pending"]:
         device = by_pk.get(member.device_pk)
