@@ -16,6 +16,7 @@ import pytest
 from fleet.broker import amqtt_delivery, embedded
 from fleet.broker.embedded import EmbeddedBroker
 from fleet.broker.url import BrokerAddress
+from tests.firmware.conftest import wait_until
 from tests.fleet.burst import Burst
 
 
@@ -256,9 +257,7 @@ def test_a_client_back_before_its_old_connection_ended_gets_its_messages(
     new.ack(mid)
     # A marker on the status topic: a will published at the take-over would come first.
     _publish(broker, "cs/v1/d/cs-x/status", b"marker")
-    deadline = time.monotonic() + 10
-    while "cs/v1/d/cs-x/status" not in wills and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: "cs/v1/d/cs-x/status" in wills, 10, "the marker on the status topic")
     assert wills == ["cs/v1/d/cs-x/status"]
     new.leave()
     watcher.loop_stop()
@@ -356,13 +355,13 @@ def test_every_message_acknowledged_before_a_stop_is_delivered_after_the_restart
     try:
         ingest.got.clear()
         ingest.connect(subscribe=False)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def delivered() -> set[bytes]:
             with ingest._lock:
-                after = {p for p, _, _ in ingest.got}
-            if promised <= after:
-                break
-            time.sleep(0.02)
+                return {p for p, _, _ in ingest.got}
+
+        wait_until(lambda: promised <= delivered(), 10, "every acknowledged message")
+        after = delivered()
         assert promised - after == set(), f"{len(promised - after)} acknowledged, never delivered"
         assert delivered_before <= after  # nor was anything in flight to the ingest
         ingest.leave()

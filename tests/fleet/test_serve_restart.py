@@ -22,6 +22,7 @@ from fleet.ota import bundle, service, signing
 from fleet.ota.package import ReleaseFile
 from fleet.registry.devices import register_device
 from fleet.runtime import FleetRuntime
+from tests.firmware.conftest import wait_until
 from tests.fleet.burst import Burst
 from tests.fleet.packs import telemetry
 from tests.ota.test_rollout_engine import rollout_to_all
@@ -67,9 +68,7 @@ def test_readings_acknowledged_before_a_restart_are_stored_after_it(tmp_path: Pa
     runtime = FleetRuntime(ctx)
     runtime.start()
     try:
-        deadline = time.monotonic() + 30
-        while _stored(runtime) < 2 * promised and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: _stored(runtime) >= 2 * promised, 30, "the acknowledged readings")
         assert _stored(runtime) >= 2 * promised  # two readings in each acknowledged pack
     finally:
         runtime.stop()
