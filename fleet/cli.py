@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -53,6 +53,18 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _run_service(settings: Settings, **devices: Any) -> None:
+    from fleet.runtime import StartError
+    from fleet.serve import run_service
+    from fleet.simulator.paths import SimulatorError
+
+    try:
+        run_service(settings, **devices)
+    except (StartError, SimulatorError) as exc:
+        console.print(f"[red]cannot start:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="HTTP bind address.")] = None,
@@ -69,13 +81,11 @@ def serve(
     verbose: Verbose = False,
 ) -> None:
     """Run the fleet service: broker (embedded unless FLEET_MQTT_URL), ingest, API and dashboard."""
-    from fleet.serve import run_service
-
     _setup_logging(verbose)
     settings = _settings(
         http_host=host, http_port=port, data_dir=data_dir, ingest_enabled=None if ingest else False
     )
-    run_service(settings)
+    _run_service(settings)
 
 
 @app.command("ingest")
@@ -110,11 +120,9 @@ def demo(
     verbose: Verbose = False,
 ) -> None:
     """Fleet service, dashboard and virtual devices together: open http://127.0.0.1:8000."""
-    from fleet.serve import run_service
-
     _setup_logging(verbose)
     settings = _settings(http_port=port, data_dir=data_dir)
-    run_service(settings, virtual_devices=devices, sample_interval_s=interval, heapsize=heapsize)
+    _run_service(settings, virtual_devices=devices, sample_interval_s=interval, heapsize=heapsize)
 
 
 @app.command()

@@ -24,6 +24,10 @@ from fleet.risk.service.sweep import RiskWorker
 log = logging.getLogger(__name__)
 
 
+class StartError(RuntimeError):
+    """The service cannot start; the message says what to change."""
+
+
 @dataclass
 class FleetRuntime:
     ctx: FleetContext
@@ -117,7 +121,7 @@ class FleetRuntime:
         self.ingest.start()
         if not self.ingest.connected.wait(timeout):
             self.stop()
-            raise RuntimeError(
+            raise StartError(
                 f"the ingest worker could not reach the broker at {broker.url}; "
                 "check FLEET_MQTT_URL and that the broker is running"
             )

@@ -3,23 +3,69 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 
 import uvicorn
 
 from fleet.api.app import create_app
 from fleet.core.context import build_context
+from fleet.core.folder_lock import FolderInUse, FolderLock
 from fleet.core.settings import Settings
-from fleet.runtime import FleetRuntime
+from fleet.runtime import FleetRuntime, StartError
 from fleet.simulator.paths import DEFAULT_HEAPSIZE
 
 log = logging.getLogger(__name__)
+
+# Held while a service keeps state in its data folder that no other process may share.
+SERVICE_LOCK = "fleet.lock"
 
 
 def _terminate_gracefully(signum: int, frame: object) -> None:
     # uvicorn re-raises SIGTERM after its own shutdown; the default action would kill this
     # process before the virtual devices, ingest and broker below are stopped.
     raise KeyboardInterrupt
+
+
+def _hangup_as_terminate(signum: int, frame: object) -> None:
+    # A closed terminal sends SIGHUP, whose default action would leave the broker's state
+    # unsaved; as SIGTERM it takes uvicorn's graceful path, then the one above.
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _lock_data_folder(settings: Settings, virtual_devices: int) -> FolderLock | None:
+    """The embedded broker's saved state and the virtual devices' flash folders belong to
+    one service; API-only replicas on an external broker may share a folder."""
+    if settings.broker_address() is not None and not virtual_devices:
+        return None
+    lock = FolderLock(
+        settings.data_dir / SERVICE_LOCK,
+        f"fleet service pid {os.getpid()}, dashboard on port {settings.http_port}",
+    )
+    try:
+        lock.acquire()
+    except FolderInUse as exc:
+        raise StartError(
+            f"the data folder {settings.data_dir} is in use by another fleet service "
+            f"({exc.holder}); stop it first, or give this one its own folder with "
+            "--data-dir or FLEET_DATA_DIR"
+        ) from None
+    return lock
+
+
+def _bind_http(host: str, port: int) -> socket.socket:
+    """Listen before anything else starts, so a taken port fails fast with a clear reason
+    instead of after the broker, ingest and devices are up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartError(
+            f"cannot listen on {host}:{port} for the dashboard ({reason}); "
+            "stop what holds it or choose another port with --port or FLEET_HTTP_PORT"
+        ) from None
 
 
 def run_service(
@@ -29,9 +75,35 @@ def run_service(
     sample_interval_s: int = 10,
     heapsize: str = DEFAULT_HEAPSIZE,
 ) -> None:
+    """Raises StartError, with what to change, when the service cannot start."""
+    lock = _lock_data_folder(settings, virtual_devices)
+    try:
+        http = _bind_http(settings.http_host, settings.http_port)
+    except StartError:
+        if lock is not None:
+            lock.release()
+        raise
+    # Port 0 asks for any free port: the one given is what update offers must point at.
+    settings = settings.model_copy(update={"http_port": http.getsockname()[1]})
+    try:
+        _serve(settings, http, virtual_devices, sample_interval_s, heapsize)
+    finally:
+        http.close()
+        if lock is not None:
+            lock.release()  # last: the broker's state is saved by now
+
+
+def _serve(
+    settings: Settings,
+    http: socket.socket,
+    virtual_devices: int,
+    sample_interval_s: int,
+    heapsize: str,
+) -> None:
     ctx = build_context(settings)
     runtime = FleetRuntime(ctx)
     signal.signal(signal.SIGTERM, _terminate_gracefully)
+    signal.signal(signal.SIGHUP, _hangup_as_terminate)
     devices = None
     try:
         broker = runtime.start()
@@ -60,7 +132,7 @@ def run_service(
             settings.http_port,
             "FLEET_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin-token",
         )
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[http])
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM, during start-up or re-raised by uvicorn after its own graceful
         # shutdown: a requested stop, so everything is stopped below and the exit is clean.

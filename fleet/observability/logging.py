@@ -7,7 +7,7 @@ import logging
 import os
 from datetime import UTC, datetime
 
-NOISY = ("amqtt", "transitions", "uvicorn.access")
+NOISY = ("amqtt", "transitions", "uvicorn.access", "alembic.runtime.plugins")
 LOG_FORMATS = ("text", "json")
 
 
@@ -42,5 +42,5 @@ def setup_logging(*, verbose: bool = False, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for name in NOISY:  # the embedded broker's state machine is chatty at INFO
+    for name in NOISY:  # chatty at INFO: the embedded broker's state machine, alembic's imports
         logging.getLogger(name).setLevel(logging.WARNING)

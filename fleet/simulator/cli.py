@@ -95,6 +95,7 @@ def run_sim(
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: stop.set())  # the terminal was closed
     console.print(f"{devices} virtual devices running on {broker.url}; Ctrl-C stops them")
     stop.wait()
     console.print("stopping virtual devices...")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fleet.core.folder_lock import FolderInUse, FolderLock
 from fleet.simulator.build import build_firmware
 from fleet.simulator.identity import device_id_for_seed, mac_for_seed
 from fleet.simulator.paths import (
@@ -33,6 +34,7 @@ FIRMWARE_LINK = "fw"  # the build, linked into the device folder (see VirtualDev
 WDT_FILE = ".sim_wdt"  # the watchdog timeout (ms), rewritten on every feed
 RADIO_FILE = "sim_radio.log"
 POWER_CUT_FILE = ".sim_power_cut"  # left by hardware/sim/simdev/flash.py when it cuts the power
+LOCK_FILE = ".lock"  # held by the launcher and its VM: one running device per folder
 WDT_RESET_CAUSE = 3
 # A watchdog never fires within this much host time: at `speed` 1440 a 30 s timeout is
 # 21 ms of host time, which a busy host's scheduling alone can exceed while the device is
@@ -41,6 +43,14 @@ WDT_HOST_FLOOR_S = 1.0
 
 # Config fields the launcher owns; anything else in an existing config.json is kept.
 _LAUNCHER_FIELDS = ("mqtt.host", "mqtt.port", "sample_interval_s", "health_interval_s")
+
+
+def _die_with_launcher() -> list[str]:
+    setpriv = shutil.which("setpriv")  # util-linux; without it a VM outlives a killed launcher
+    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
+
+
+_DIE_WITH_LAUNCHER = _die_with_launcher()
 
 
 class VirtualDevice:
@@ -102,6 +112,9 @@ class VirtualDevice:
         self.config_overrides = config or {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
+        self._folder_lock = FolderLock(
+            self.device_dir / LOCK_FILE, f"the launcher with pid {os.getpid()} and its VM"
+        )
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.returncode: int | None = None
@@ -264,29 +277,57 @@ class VirtualDevice:
         with self._lock:
             if self.is_running:
                 return
-            self.prepare()
-            cmd = self.command()
-            for name in (RESET_FILE, RTC_FILE, WDT_FILE):
-                (self.device_dir / name).unlink(missing_ok=True)
-            self._power_on_clock()
-            self._stop.clear()
-            self.returncode = None
-            self._spawn(cmd)
-            self._thread = threading.Thread(
-                target=self._supervise, args=(cmd,), name=f"vdev-{self.device_id}", daemon=True
-            )
-            self._thread.start()
+            self._lock_folder()
+            try:
+                self.prepare()
+                cmd = self.command()
+                for name in (RESET_FILE, RTC_FILE, WDT_FILE):
+                    (self.device_dir / name).unlink(missing_ok=True)
+                self._power_on_clock()
+                self._stop.clear()
+                self.returncode = None
+                booted = threading.Event()
+                failed: list[BaseException] = []
+                self._thread = threading.Thread(
+                    target=self._supervise,
+                    args=(cmd, booted, failed),
+                    name=f"vdev-{self.device_id}",
+                    daemon=True,
+                )
+                self._thread.start()
+                booted.wait()
+                if failed:
+                    self._thread.join()
+                    self._thread = None
+                    raise failed[0]
+            except BaseException:
+                self._folder_lock.release()
+                raise
+
+    def _lock_folder(self) -> None:
+        try:
+            self._folder_lock.acquire()
+        except FolderInUse as exc:
+            raise SimulatorError(
+                f"virtual device {self.device_id} is already running from another process "
+                f"({exc.holder}) in {self.device_dir}; stop that one first, or give this one "
+                "another data folder (--data-dir)"
+            ) from None
 
     def _spawn(self, cmd: list[str]) -> None:
+        # Always called from the supervising thread: the VM gets SIGKILL when the thread
+        # that started it ends (`setpriv --pdeathsig`), i.e. when its launcher dies, even by
+        # `kill -9`, so no VM is left running on a folder nobody watches.
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                cmd,
+                [*_DIE_WITH_LAUNCHER, *cmd],
                 cwd=self.device_dir,
                 env=self.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() reaches every child
+                pass_fds=(self._folder_lock.fd,),  # the folder stays locked while the VM runs
             )
         self.boots += 1
 
@@ -327,10 +368,19 @@ class VirtualDevice:
                     log.write(f"WDT: not fed for {stale:.1f} s, resetting\n".encode())
                 return EXIT_RESET
 
-    def _supervise(self, cmd: list[str]) -> None:
+    def _supervise(
+        self, cmd: list[str], booted: threading.Event, failed: list[BaseException]
+    ) -> None:
         # Plays the part of the chip: machine.reset() and deepsleep() end the process
         # with agreed exit codes, and the device boots again; a watchdog that is not
         # fed resets it.
+        try:
+            self._spawn(cmd)
+        except BaseException as exc:
+            failed.append(exc)
+            return
+        finally:
+            booted.set()
         while True:
             proc = self._proc
             if proc is None:
@@ -403,6 +453,7 @@ class VirtualDevice:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self._folder_lock.release()
         if proc is not None:
             self.returncode = proc.returncode
 

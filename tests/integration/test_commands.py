@@ -45,7 +45,11 @@ def _interrupt(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGIN
     return proc.wait(timeout=30)
 
 
-def test_demo_stopped_by_sigterm_leaves_no_devices_running(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_demo_stopped_by_a_signal_saves_its_state_and_leaves_no_devices_running(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """SIGHUP is what a closed terminal sends."""
     data = tmp_path / "data"
     env = {"FLEET_DATA_DIR": str(data), "FLEET_EMBEDDED_BROKER_PORT": "0"}
     log = tmp_path / "demo.log"
@@ -54,9 +58,75 @@ def test_demo_stopped_by_sigterm_leaves_no_devices_running(tmp_path: Path) -> No
     try:
         wait_until(lambda: len(_micropython_pids(data)) == 2, 60, "two virtual devices running")
     finally:
-        code = _interrupt(proc, signal.SIGTERM)
+        code = _interrupt(proc, stop)
     assert code == 0, log.read_text()[-3000:]
     assert _micropython_pids(data) == []
+    assert (data / "broker-state.json").exists(), log.read_text()[-3000:]
+
+
+def test_demo_killed_leaves_no_devices_running_and_starts_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"FLEET_DATA_DIR": str(data), "FLEET_EMBEDDED_BROKER_PORT": "0"}
+    args = ["demo", "--devices", "2", "--interval", "3", "--port", str(free_port())]
+    proc = _start(args, env, tmp_path / "killed.log")
+    try:
+        wait_until(lambda: len(_micropython_pids(data)) == 2, 60, "two virtual devices running")
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_until(lambda: _micropython_pids(data) == [], 10, "the devices gone with the demo")
+    log = tmp_path / "again.log"
+    proc = _start(args, env, log)
+    try:
+        wait_until(lambda: len(_micropython_pids(data)) == 2, 60, "the devices running again")
+    finally:
+        code = _interrupt(proc)
+    assert code == 0, log.read_text()[-3000:]
+
+
+def test_a_second_service_refuses_a_taken_data_folder_or_port(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    env = {"FLEET_DATA_DIR": str(data), "FLEET_EMBEDDED_BROKER_PORT": "0"}
+    log = tmp_path / "demo.log"
+    demo = _start(["demo", "--devices", "1", "--interval", "3", "--port", str(port)], env, log)
+    try:
+        wait_until(lambda: _healthy(port) and len(_micropython_pids(data)) == 1, 60, "the demo")
+        same_folder = _run(["serve", "--port", str(free_port())], env)
+        assert same_folder.returncode == 1
+        assert f"{data} is in use by another fleet service" in same_folder.stdout
+        assert f"pid {demo.pid}" in same_folder.stdout
+        assert "broker listening" not in same_folder.stdout  # refused before starting
+
+        other = tmp_path / "other"
+        same_port = _run(["serve", "--port", str(port)], {**env, "FLEET_DATA_DIR": str(other)})
+        assert same_port.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in same_port.stdout
+        assert not (other / "fleet.sqlite3").exists()  # refused before starting
+
+        fleet_url = f"http://127.0.0.1:{port}"
+        devices = _run(
+            ["sim", "-n", "1", "--data-dir", str(data / "devices"), "--fleet-url", fleet_url], {}
+        )
+        assert devices.returncode == 2
+        assert "is already running from another process" in devices.stdout
+        assert len(_micropython_pids(data)) == 1 and _healthy(port)
+    finally:
+        code = _interrupt(demo)
+    assert code == 0, log.read_text()[-3000:]
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run to the end, output and errors together; a wide terminal keeps rich's messages
+    on one line each."""
+    return subprocess.run(
+        [FLEET, *args],
+        env={**os.environ, "COLUMNS": "400", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_demo_shows_devices_online_with_changing_readings(tmp_path: Path) -> None:

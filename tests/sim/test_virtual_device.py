@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fleet.simulator import VirtualDevice, VirtualFleet, device_id_for_seed
+from fleet.simulator.paths import SimulatorError
 from tests.firmware.conftest import Broker, Subscriber, wait_until
 
 pytestmark = [pytest.mark.vm, pytest.mark.mosquitto]
@@ -204,6 +207,59 @@ def test_fleet_start_stop_leaves_no_processes(
     assert fleet.running() == []
     cfg = json.loads((tmp_path / fleet.device_ids[0] / "config.json").read_text())
     assert cfg["device_id"] == fleet.device_ids[0] and cfg["mqtt"]["port"] == test_broker.port
+
+
+def test_one_device_folder_runs_one_device_at_a_time(
+    tmp_path: Path, micropython_bin: Path, test_broker: Broker
+) -> None:
+    def device() -> VirtualDevice:
+        return VirtualDevice(data_dir=tmp_path, seed=12, broker_port=test_broker.port)
+
+    first, second = device(), device()
+    with first:
+        with pytest.raises(SimulatorError, match=f"launcher with pid {os.getpid()}"):
+            second.start()
+        assert first.pid is not None and not second.is_running
+    with second:
+        assert second.pid is not None
+
+
+# Starts a device, reports its VM's pid, then waits to be killed.
+LAUNCHER = """
+import sys, threading
+from fleet.simulator import VirtualDevice
+dev = VirtualDevice(data_dir=sys.argv[1], seed=13, broker_port=int(sys.argv[2]))
+dev.start()
+print(dev.pid, flush=True)
+threading.Event().wait()
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit is reaped by whoever adopted it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_a_killed_launcher_takes_its_vm_with_it(
+    tmp_path: Path, micropython_bin: Path, test_broker: Broker
+) -> None:
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(tmp_path), str(test_broker.port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert launcher.stdout is not None
+    vm = int(launcher.stdout.readline())
+    assert _running(vm)
+    launcher.kill()  # as `kill -9` of `fleet demo`: no clean-up code runs
+    launcher.wait()
+    wait_until(lambda: not _running(vm), 10, "the VM ended with its launcher")
+    with VirtualDevice(data_dir=tmp_path, seed=13, broker_port=test_broker.port) as dev:
+        assert dev.pid is not None  # the folder is free again
 
 
 def test_changed_launcher_settings_bump_the_config_version(tmp_path: Path) -> None:
