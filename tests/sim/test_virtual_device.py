@@ -235,6 +235,13 @@ threading.Event().wait()
 """
 
 
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _running(pid: int) -> bool:
     """Alive and not a zombie (an orphan's exit is reaped by whoever adopted it)."""
     try:
@@ -254,7 +261,9 @@ def test_a_killed_launcher_takes_its_vm_with_it(
     )
     assert launcher.stdout is not None
     vm = int(launcher.stdout.readline())
-    assert _running(vm)
+    # Once the VM runs, the wrapper that arms its parent-death signal has done so (a
+    # launcher killed within the wrapper's first instants leaves it to the folder lock).
+    wait_until(lambda: _command(vm) == "micropython", 10, "the VM running")
     launcher.kill()  # as `kill -9` of `fleet demo`: no clean-up code runs
     launcher.wait()
     wait_until(lambda: not _running(vm), 10, "the VM ended with its launcher")
