@@ -99,7 +99,8 @@ class RolloutDevice(Base):
     )
     device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
     wave: Mapped[int] = mapped_column(Integer)
-    # offered | downloading | verifying | installing | rebooting | succeeded | failed
+    # pending | offered | downloading | verifying | installing | rebooting | succeeded | failed
+    # | withdrawn (paused or aborted) | superseded (a newer rollout's offer replaced this one)
     state: Mapped[str] = mapped_column(String(16), default="offered")
     reason: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[str] = mapped_column(String(64))

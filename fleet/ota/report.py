@@ -36,6 +36,7 @@ class WaveView:
     succeeded: int
     failed: int
     withdrawn: int
+    superseded: int  # a newer rollout's offer replaced this one's
     status: str  # done | offering | soaking | waiting | paused | aborted | not reached
     soak_left: timedelta | None = None
 
@@ -156,6 +157,7 @@ def rollout_view(
                 succeeded=states["succeeded"],
                 failed=states["failed"],
                 withdrawn=states["withdrawn"],
+                superseded=states["superseded"],
                 status=status,
                 soak_left=soak_left,
             )

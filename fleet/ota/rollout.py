@@ -4,6 +4,10 @@ A tick (`advance`) is idempotent and runs from the engine thread: it offers the 
 pauses the rollout when the wave's failure rate passes the threshold or its health regresses,
 waits the soak once the wave has finished, then moves to the next wave. After the last wave
 the rollout stays open to devices that join the target later.
+
+A device's topic retains one offer, the newest: offering a device overtakes its open
+memberships of other rollouts (`superseded`), which then neither hold their wave nor come
+back when their rollout resumes.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from fleet.access import audit
 from fleet.access.principal import SYSTEM, Principal
@@ -30,6 +34,9 @@ from fleet.ota.progress import TERMINAL
 
 PCT = re.compile(r"^(\d{1,3}(?:\.\d+)?)%$")
 OPEN = ("running", "paused")
+# Open memberships an offer of another rollout overtakes: their offer is no longer retained.
+OVERTAKEN = ("offered", "pending", "withdrawn")
+SUPERSEDE_CHUNK = 500  # device ids per UPDATE, well inside SQLite's bound-parameter limit
 
 
 class Publisher(Protocol):
@@ -222,9 +229,20 @@ def resume(session: Session, principal: Principal, rollout: Rollout) -> None:
             RolloutDevice.state.in_(("failed", "withdrawn")),
         )
     ).all()
+    overtaken = _offered_since(session, rollout)
     for member in retry:
+        if member.id in overtaken:
+            # Another rollout has offered the device since: retrying would take it back a
+            # release. Its failure leaves the wave's count, as a retried one does.
+            by, version = overtaken[member.id]
+            failure = f" after failing: {member.reason}" if member.state == "failed" else ""
+            member.state = "superseded"
+            member.reason = f"superseded by rollout {by} ({version}){failure}"
+            member.updated_at = rollout.updated_at
+            continue
         member.state = "pending"  # offered again, under a new job id, on the next tick
         member.reason = None
+    retry = [m for m in retry if m.state == "pending"]
     _audit(session, principal, rollout, "ota.rollout.resume", retried=len(retry))
 
 
@@ -236,6 +254,26 @@ def abort(session: Session, principal: Principal, rollout: Rollout, publisher: P
     rollout.updated_at = utcnow()
     _withdraw(session, rollout, publisher, ("offered", "pending"))
     _audit(session, principal, rollout, "ota.rollout.abort")
+
+
+def _offered_since(session: Session, rollout: Rollout) -> dict[int, tuple[int, str]]:
+    """{membership id: (rollout, release version)} of this rollout's members whose device
+    another rollout offered later: the latest such offer."""
+    later = aliased(RolloutDevice)
+    rows = session.execute(
+        select(RolloutDevice.id, later.rollout_id, Release.version)
+        .join(
+            later,
+            (later.device_pk == RolloutDevice.device_pk)
+            & (later.rollout_id != RolloutDevice.rollout_id)
+            & (later.offered_at > RolloutDevice.offered_at),
+        )
+        .join(Rollout, Rollout.id == later.rollout_id)
+        .join(Release, Release.id == Rollout.release_id)
+        .where(RolloutDevice.rollout_id == rollout.id)
+        .order_by(later.offered_at, later.id)
+    )
+    return {member: (by, version) for member, by, version in rows}  # the latest wins
 
 
 def _withdraw(
@@ -300,6 +338,23 @@ def restate_offers(
     return offers, withdrawals, ok
 
 
+def supersede(
+    session: Session, rollout: Rollout, release: Release, device_pks: Sequence[int], now: datetime
+) -> None:
+    """Mark the open memberships of other rollouts that these devices' new offers replaced."""
+    reason = f"superseded by rollout {rollout.id} ({release.version})"
+    for i in range(0, len(device_pks), SUPERSEDE_CHUNK):
+        session.execute(
+            update(RolloutDevice)
+            .where(
+                RolloutDevice.device_pk.in_(device_pks[i : i + SUPERSEDE_CHUNK]),
+                RolloutDevice.rollout_id != rollout.id,
+                RolloutDevice.state.in_(OVERTAKEN),
+            )
+            .values(state="superseded", reason=reason, updated_at=now)
+        )
+
+
 def offer_payload(release: Release, job_id: str, url: str) -> bytes:
     body = {
         "sv": 1,
@@ -337,6 +392,7 @@ def advance(
     eligible = not_yet_offered(devices, release, members.keys(), pinned)
     total = len(members) + len(eligible)
     url = blob_url(release)
+    offered: list[int] = []
 
     def offer(device: Device, member: RolloutDevice | None) -> None:
         job = f"r{rollout.id}-{secrets.token_hex(4)}"
@@ -350,6 +406,7 @@ def advance(
         member.from_version = device.fw_version
         member.offered_at = member.updated_at = now
         publish_offer(publisher, device.device_id, offer_payload(release, job, url))
+        offered.append(device.id)
 
     for member in [m for m in members.values() if m.state == "pending"]:
         device = by_pk.get(member.device_pk)
@@ -358,12 +415,14 @@ def advance(
     if rollout.state == "completed":
         for device in eligible:  # joined the target after the last wave
             offer(device, None)
+        supersede(session, rollout, release, offered, now)
         return
     sizes = cumulative_sizes(rollout.waves, total)
     # Online devices first, so a wave is not held up by devices that are not there.
     eligible.sort(key=lambda d: (d.state != "online", d.id))
     for device in eligible[: max(0, sizes[rollout.wave] - len(members))]:
         offer(device, None)
+    supersede(session, rollout, release, offered, now)
     wave = [m for m in members.values() if m.wave == rollout.wave]
     reason = wave_problem(session, rollout, wave, by_pk)
     if reason is not None:
@@ -373,7 +432,7 @@ def advance(
     # for when the device is back); a device in the middle of its update does.
     done = all(
         m.state in TERMINAL
-        or m.state == "withdrawn"
+        or m.state in ("withdrawn", "superseded")
         or (m.state == "offered" and _away(by_pk.get(m.device_pk)))
         for m in wave
     )

@@ -82,6 +82,7 @@ def test_rollout_page_shows_wave_progress_failures_and_soak(
         "succeeded": "0",
         "failed": "1",
         "withdrawn": "0",
+        "superseded": "0",
         "status": "offering",
     }
     assert cells(html, 2)["targeted"] == "2" and cells(html, 2)["status"] == "waiting"
@@ -104,6 +105,24 @@ def test_rollout_page_shows_wave_progress_failures_and_soak(
     assert f'href="/rollouts/{rollout_id}"' in releases
     listing = client.get("/rollouts").text
     assert f'data-rollout="{rollout_id}"' in listing and "1 updated, 1 failed" in listing
+
+
+def test_a_rollout_overtaken_by_a_newer_one_shows_it_per_wave_and_device(
+    client: TestClient,
+    fleet_ctx: FleetContext,  # noqa: F811
+    recorder: Recorder,
+    rollout_id: int,
+    tmp_path: Path,
+) -> None:
+    newer = hackney_rollout(
+        fleet_ctx, publish_release(fleet_ctx, tmp_path / "newer", "0.3.0"), extra_devices=0
+    )
+    tick(fleet_ctx.sessions, recorder, BASE)  # the newer canary wave: the same two devices
+    sign_in(client, "staff_hackney")
+    html = client.get(f"/rollouts/{rollout_id}").text
+    assert cells(html, 1)["superseded"] == "2" and cells(html, 1)["waiting"] == "0"
+    reason = f'data-field="reason">superseded by rollout {newer} (0.3.0)<'
+    assert html.count(reason) == 2
 
 
 def test_other_boroughs_staff_do_not_see_the_rollout(

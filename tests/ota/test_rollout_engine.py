@@ -377,3 +377,80 @@ def test_restating_offers_republishes_each_devices_newest_offer_only(
     assert json.loads(sent.pop("cs/v1/d/cs-r-004/ota"))["id"] == late["id"]  # the same job
     # Withdrawn from the paused rollout; the first rollout's older offer is not brought back.
     assert sent == {f"cs/v1/d/cs-r-00{i}/ota": b"" for i in (0, 2, 3)}
+
+
+def _new_rollout(ctx: FleetContext, key: signing.SigningKey, version: str, threshold: float) -> int:
+    with ctx.sessions.begin() as s:
+        service.trust_key(s, SYSTEM, key.public_hex)
+        release = service.publish_release(s, SYSTEM, _release(key, version))
+        return rollout_to_all(s, release.id, failure_threshold=threshold)
+
+
+def _members(ctx: FleetContext, rollout_id: int) -> dict[str, tuple[str, str | None]]:
+    with ctx.sessions() as s:
+        rows = s.execute(
+            select(Device.device_id, RolloutDevice.state, RolloutDevice.reason)
+            .join(Device, Device.id == RolloutDevice.device_pk)
+            .where(RolloutDevice.rollout_id == rollout_id)
+        )
+        return {device: (state, reason) for device, state, reason in rows}
+
+
+def test_a_newer_rollout_overtakes_older_offers_so_the_older_rollout_finishes(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    """A device's topic retains only its newest offer: an older rollout's offer it replaced
+    can never be taken up, and must not hold that rollout's wave open for good."""
+    _devices(fleet_ctx, 3)  # online, on 0.1.0
+    pub = Recorder()
+    older = _new_rollout(fleet_ctx, key, "0.2.0", threshold=1.0)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    first = pub.offers()
+    _report(fleet_ctx, "cs-r-000", first["cs-r-000"]["id"], "succeeded", app="0.2.0")
+    _report(fleet_ctx, "cs-r-001", first["cs-r-001"]["id"], "failed", reason="no sensor")
+    newer = _new_rollout(fleet_ctx, key, "0.3.0", threshold=1.0)  # cs-r-002 has not begun
+    tick(fleet_ctx.sessions, pub, "http://x")
+    assert {o["version"] for o in pub.offers().values()} == {"0.3.0"}
+    tick(fleet_ctx.sessions, pub, "http://x")  # the older wave is over: its soak (0 s) starts
+    tick(fleet_ctx.sessions, pub, "http://x")
+    assert _state(fleet_ctx, older)[0] == "completed"
+    assert _members(fleet_ctx, older) == {
+        "cs-r-000": ("succeeded", None),
+        "cs-r-001": ("failed", "no sensor"),
+        "cs-r-002": ("superseded", f"superseded by rollout {newer} (0.3.0)"),
+    }
+    assert {o["version"] for o in pub.offers().values()} == {"0.3.0"}
+
+
+def test_resuming_an_older_rollout_never_offers_over_a_newer_one(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    """Resuming retries failed and withdrawn devices, but not those a newer rollout has
+    offered since: that would take them back to the older release. Their failures leave
+    the wave's count, as retried ones do, so the resumed rollout can finish."""
+    _devices(fleet_ctx, 3)
+    pub = Recorder()
+    older = _new_rollout(fleet_ctx, key, "0.2.0", threshold=0.1)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    first = pub.offers()
+    _report(fleet_ctx, "cs-r-000", first["cs-r-000"]["id"], "failed", reason="no sensor")
+    tick(fleet_ctx.sessions, pub, "http://x")
+    assert _state(fleet_ctx, older)[0] == "paused"  # its other offers are withdrawn
+    newer = _new_rollout(fleet_ctx, key, "0.3.0", threshold=1.0)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    with fleet_ctx.sessions.begin() as s:
+        rollout.resume(s, SYSTEM, s.get(Rollout, older))
+    offered_before = len(pub.sent)
+    for _ in range(3):
+        tick(fleet_ctx.sessions, pub, "http://x")
+    assert pub.sent[offered_before:] == []  # nothing offered again
+    assert {d: o["version"] for d, o in pub.offers().items()} == {
+        f"cs-r-00{i}": "0.3.0" for i in range(3)
+    }
+    assert _state(fleet_ctx, older)[0] == "completed"
+    reason = f"superseded by rollout {newer} (0.3.0)"
+    assert _members(fleet_ctx, older) == {
+        "cs-r-000": ("superseded", f"{reason} after failing: no sensor"),
+        "cs-r-001": ("superseded", reason),
+        "cs-r-002": ("superseded", reason),
+    }
