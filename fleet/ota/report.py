@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
 from fleet.models import Borough, Device, Estate
-from fleet.models.ota import Release, Rollout, RolloutDevice, VersionPin
+from fleet.models.ota import Release, Rollout, RolloutDevice
 from fleet.ota.rollout import (
     OPEN,
     cumulative_sizes,
+    held_back,
     not_yet_offered,
     target_devices,
     visible_rollouts,
@@ -131,10 +132,8 @@ def rollout_view(
     )
     still_to_offer: Sequence[Device] = []
     if rollout.state in OPEN:
-        pinned = set(session.scalars(select(VersionPin.device_pk)))
-        still_to_offer = not_yet_offered(
-            target_devices(session, rollout), release, member_pks, pinned
-        )
+        targeted = target_devices(session, rollout)
+        still_to_offer = not_yet_offered(targeted, release, member_pks, held_back(session, rollout))
     planned = cumulative_sizes(rollout.waves, len(member_pks) + len(still_to_offer))
     by_wave: dict[int, Counter[str]] = {}
     for m in members:

@@ -5,9 +5,10 @@ pauses the rollout when the wave's failure rate passes the threshold or its heal
 waits the soak once the wave has finished, then moves to the next wave. After the last wave
 the rollout stays open to devices that join the target later.
 
-A device's topic retains one offer, the newest: offering a device overtakes its open
-memberships of other rollouts (`superseded`), which then neither hold their wave nor come
-back when their rollout resumes.
+Rollouts may overlap. A device follows the newest rollout that has taken it (`newer_claims`):
+older ones no longer offer it, which would take it back a release, and its open memberships
+of older rollouts become `superseded`, so they neither hold their wave nor come back when
+their rollout resumes. Its topic retains one offer, so only the newest could be taken anyway.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from fleet.access import audit
 from fleet.access.principal import SYSTEM, Principal
@@ -34,8 +35,10 @@ from fleet.ota.progress import TERMINAL
 
 PCT = re.compile(r"^(\d{1,3}(?:\.\d+)?)%$")
 OPEN = ("running", "paused")
-# Open memberships an offer of another rollout overtakes: their offer is no longer retained.
+# Open memberships an offer of a newer rollout overtakes: their offer is no longer retained.
 OVERTAKEN = ("offered", "pending", "withdrawn")
+# An aborted rollout still holds the devices that took its release up.
+TAKEN = ("downloading", "verifying", "installing", "rebooting", "succeeded")
 SUPERSEDE_CHUNK = 500  # device ids per UPDATE, well inside SQLite's bound-parameter limit
 
 
@@ -101,14 +104,38 @@ def target_devices(session: Session, rollout: Rollout) -> list[Device]:
 
 
 def not_yet_offered(
-    devices: Sequence[Device], release: Release, members: Collection[int], pinned: Collection[int]
+    devices: Sequence[Device], release: Release, members: Collection[int], held: Collection[int]
 ) -> list[Device]:
-    """Targeted devices still to be offered: not members yet, not pinned, not on the release."""
+    """Targeted devices still to be offered: not members yet, not held (pinned, or taken by
+    a newer rollout), not on the release."""
     return [
         d
         for d in devices
-        if d.id not in members and d.id not in pinned and d.fw_version != release.version
+        if d.id not in members and d.id not in held and d.fw_version != release.version
     ]
+
+
+def held_back(session: Session, rollout: Rollout) -> set[int]:
+    """Devices this rollout leaves alone: pinned ones and those a newer rollout has taken."""
+    pinned = set(session.scalars(select(VersionPin.device_pk)))
+    return pinned | newer_claims(session, rollout).keys()
+
+
+def newer_claims(session: Session, rollout: Rollout) -> dict[int, tuple[int, str]]:
+    """{device pk: (rollout id, release version)}: the newest later rollout that has taken
+    each device. Such devices follow it, not this rollout; an aborted rollout keeps only the
+    devices that took its release up."""
+    rows = session.execute(
+        select(RolloutDevice.device_pk, Rollout.id, Release.version)
+        .join(Rollout, Rollout.id == RolloutDevice.rollout_id)
+        .join(Release, Release.id == Rollout.release_id)
+        .where(
+            Rollout.id > rollout.id,
+            (Rollout.state != "aborted") | RolloutDevice.state.in_(TAKEN),
+        )
+        .order_by(Rollout.id)
+    )
+    return {device: (by, version) for device, by, version in rows}  # the newest wins
 
 
 def create_rollout(
@@ -229,12 +256,12 @@ def resume(session: Session, principal: Principal, rollout: Rollout) -> None:
             RolloutDevice.state.in_(("failed", "withdrawn")),
         )
     ).all()
-    overtaken = _offered_since(session, rollout)
+    claims = newer_claims(session, rollout)
     for member in retry:
-        if member.id in overtaken:
-            # Another rollout has offered the device since: retrying would take it back a
-            # release. Its failure leaves the wave's count, as a retried one does.
-            by, version = overtaken[member.id]
+        if member.device_pk in claims:
+            # A newer rollout has the device: retrying would take it back a release. Its
+            # failure leaves the wave's count, as a retried one does.
+            by, version = claims[member.device_pk]
             failure = f" after failing: {member.reason}" if member.state == "failed" else ""
             member.state = "superseded"
             member.reason = f"superseded by rollout {by} ({version}){failure}"
@@ -254,26 +281,6 @@ def abort(session: Session, principal: Principal, rollout: Rollout, publisher: P
     rollout.updated_at = utcnow()
     _withdraw(session, rollout, publisher, ("offered", "pending"))
     _audit(session, principal, rollout, "ota.rollout.abort")
-
-
-def _offered_since(session: Session, rollout: Rollout) -> dict[int, tuple[int, str]]:
-    """{membership id: (rollout, release version)} of this rollout's members whose device
-    another rollout offered later: the latest such offer."""
-    later = aliased(RolloutDevice)
-    rows = session.execute(
-        select(RolloutDevice.id, later.rollout_id, Release.version)
-        .join(
-            later,
-            (later.device_pk == RolloutDevice.device_pk)
-            & (later.rollout_id != RolloutDevice.rollout_id)
-            & (later.offered_at > RolloutDevice.offered_at),
-        )
-        .join(Rollout, Rollout.id == later.rollout_id)
-        .join(Release, Release.id == Rollout.release_id)
-        .where(RolloutDevice.rollout_id == rollout.id)
-        .order_by(later.offered_at, later.id)
-    )
-    return {member: (by, version) for member, by, version in rows}  # the latest wins
 
 
 def _withdraw(
@@ -341,14 +348,14 @@ def restate_offers(
 def supersede(
     session: Session, rollout: Rollout, release: Release, device_pks: Sequence[int], now: datetime
 ) -> None:
-    """Mark the open memberships of other rollouts that these devices' new offers replaced."""
+    """Mark the open memberships of older rollouts that these devices' new offers replaced."""
     reason = f"superseded by rollout {rollout.id} ({release.version})"
     for i in range(0, len(device_pks), SUPERSEDE_CHUNK):
         session.execute(
             update(RolloutDevice)
             .where(
                 RolloutDevice.device_pk.in_(device_pks[i : i + SUPERSEDE_CHUNK]),
-                RolloutDevice.rollout_id != rollout.id,
+                RolloutDevice.rollout_id < rollout.id,
                 RolloutDevice.state.in_(OVERTAKEN),
             )
             .values(state="superseded", reason=reason, updated_at=now)
@@ -386,10 +393,10 @@ def advance(
             select(RolloutDevice).where(RolloutDevice.rollout_id == rollout.id)
         )
     }
-    pinned = set(session.scalars(select(VersionPin.device_pk)))
+    held = held_back(session, rollout)
     devices = target_devices(session, rollout)
     by_pk = {d.id: d for d in devices}
-    eligible = not_yet_offered(devices, release, members.keys(), pinned)
+    eligible = not_yet_offered(devices, release, members.keys(), held)
     total = len(members) + len(eligible)
     url = blob_url(release)
     offered: list[int] = []
@@ -408,9 +415,12 @@ def advance(
         publish_offer(publisher, device.device_id, offer_payload(release, job, url))
         offered.append(device.id)
 
-    for member in [m for m in members.values() if m.state == "pending"]:
+    for member in [m for m in members.values() if m.state in ("pending", "superseded")]:
         device = by_pk.get(member.device_pk)
-        if device is not None and member.device_pk not in pinned:
+        if device is None or member.device_pk in held:
+            continue
+        # Superseded, but the newer rollout was aborted before the device took it up.
+        if member.state == "pending" or device.fw_version != release.version:
             offer(device, member)
     if rollout.state == "completed":
         for device in eligible:  # joined the target after the last wave

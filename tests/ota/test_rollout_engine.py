@@ -454,3 +454,60 @@ def test_resuming_an_older_rollout_never_offers_over_a_newer_one(
         "cs-r-001": ("superseded", reason),
         "cs-r-002": ("superseded", reason),
     }
+
+
+def test_an_older_rollout_leaves_devices_a_newer_one_has_taken(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    """A slow rollout whose later wave reaches devices a newer rollout has already updated
+    must not take them back to its older release."""
+    _devices(fleet_ctx, 3)
+    pub = Recorder()
+    with fleet_ctx.sessions.begin() as s:
+        service.trust_key(s, SYSTEM, key.public_hex)
+        release = service.publish_release(s, SYSTEM, _release(key, "0.2.0"))
+        older = rollout.create_rollout(
+            s,
+            SYSTEM,
+            release_id=release.id,
+            target={},
+            waves=[1, "100%"],
+            soak_s=0,
+            failure_threshold=1.0,
+        ).id
+    tick(fleet_ctx.sessions, pub, "http://x")  # the older canary: one device
+    ((canary, offer),) = pub.offers().items()
+    _report(fleet_ctx, canary, offer["id"], "succeeded", app="0.2.0")
+    newer = _new_rollout(fleet_ctx, key, "0.3.0", threshold=1.0)
+    tick(fleet_ctx.sessions, pub, "http://x")  # the newer rollout offers all three
+    for device, body in pub.offers().items():
+        assert body["version"] == "0.3.0"
+        _report(fleet_ctx, device, body["id"], "succeeded", app="0.3.0")
+    for _ in range(4):  # the older rollout's soak, then its second wave
+        tick(fleet_ctx.sessions, pub, "http://x")
+    assert {o["version"] for o in pub.offers().values()} == {"0.3.0"}
+    assert _members(fleet_ctx, older) == {canary: ("succeeded", None)}
+    assert _state(fleet_ctx, older)[0] == "completed"
+    assert _state(fleet_ctx, newer)[0] == "completed"
+
+
+def test_devices_an_aborted_rollout_never_updated_go_back_to_the_older_one(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    _devices(fleet_ctx, 2)
+    pub = Recorder()
+    older = _new_rollout(fleet_ctx, key, "0.2.0", threshold=1.0)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    newer = _new_rollout(fleet_ctx, key, "0.3.0", threshold=1.0)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    taken = pub.offers()["cs-r-000"]
+    assert taken["version"] == "0.3.0"
+    _report(fleet_ctx, "cs-r-000", taken["id"], "downloading")
+    with fleet_ctx.sessions.begin() as s:
+        rollout.abort(s, SYSTEM, s.get(Rollout, newer), pub)  # cs-r-001 had not begun
+    tick(fleet_ctx.sessions, pub, "http://x")
+    # The update cs-r-000 is taking keeps its offer; cs-r-001 is offered the older release.
+    versions = {d: o["version"] for d, o in pub.offers().items()}
+    assert versions == {"cs-r-000": "0.3.0", "cs-r-001": "0.2.0"}
+    assert _members(fleet_ctx, older)["cs-r-001"] == ("offered", None)
+    assert _members(fleet_ctx, older)["cs-r-000"][0] == "superseded"  # took 0.3.0 up
