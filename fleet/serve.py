@@ -76,6 +76,13 @@ def run_service(
     heapsize: str = DEFAULT_HEAPSIZE,
 ) -> None:
     """Raises StartError, with what to change, when the service cannot start."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartError(
+            f"cannot use the data folder {settings.data_dir} ({exc.strerror or exc}); "
+            "choose another with --data-dir or FLEET_DATA_DIR"
+        ) from None
     lock = _lock_data_folder(settings, virtual_devices)
     try:
         http = _bind_http(settings.http_host, settings.http_port)

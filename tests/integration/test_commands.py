@@ -116,6 +116,15 @@ def test_a_second_service_refuses_a_taken_data_folder_or_port(tmp_path: Path) ->
     assert code == 0, log.read_text()[-3000:]
 
 
+def test_a_data_folder_that_cannot_be_made_is_refused_with_the_reason(tmp_path: Path) -> None:
+    taken = tmp_path / "data"
+    taken.write_text("a file where the folder should be")
+    result = _run(["serve", "--port", str(free_port())], {"FLEET_DATA_DIR": str(taken)})
+    assert result.returncode == 1
+    assert f"cannot use the data folder {taken} (File exists)" in result.stdout
+    assert "Traceback" not in result.stdout
+
+
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run to the end, output and errors together; a wide terminal keeps rich's messages
     on one line each."""
