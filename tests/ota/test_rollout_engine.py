@@ -379,11 +379,26 @@ def test_restating_offers_republishes_each_devices_newest_offer_only(
     assert sent == {f"cs/v1/d/cs-r-00{i}/ota": b"" for i in (0, 2, 3)}
 
 
-def _new_rollout(ctx: FleetContext, key: signing.SigningKey, version: str, threshold: float) -> int:
+def _new_rollout(
+    ctx: FleetContext,
+    key: signing.SigningKey,
+    version: str,
+    threshold: float,
+    waves: list[int | str] | None = None,
+) -> int:
+    """A rollout of a new release to every device, without a soak; one wave unless given."""
     with ctx.sessions.begin() as s:
         service.trust_key(s, SYSTEM, key.public_hex)
         release = service.publish_release(s, SYSTEM, _release(key, version))
-        return rollout_to_all(s, release.id, failure_threshold=threshold)
+        return rollout.create_rollout(
+            s,
+            SYSTEM,
+            release_id=release.id,
+            target={},
+            waves=waves or ["100%"],
+            soak_s=0,
+            failure_threshold=threshold,
+        ).id
 
 
 def _members(ctx: FleetContext, rollout_id: int) -> dict[str, tuple[str, str | None]]:
@@ -463,18 +478,7 @@ def test_an_older_rollout_leaves_devices_a_newer_one_has_taken(
     must not take them back to its older release."""
     _devices(fleet_ctx, 3)
     pub = Recorder()
-    with fleet_ctx.sessions.begin() as s:
-        service.trust_key(s, SYSTEM, key.public_hex)
-        release = service.publish_release(s, SYSTEM, _release(key, "0.2.0"))
-        older = rollout.create_rollout(
-            s,
-            SYSTEM,
-            release_id=release.id,
-            target={},
-            waves=[1, "100%"],
-            soak_s=0,
-            failure_threshold=1.0,
-        ).id
+    older = _new_rollout(fleet_ctx, key, "0.2.0", threshold=1.0, waves=[1, "100%"])
     tick(fleet_ctx.sessions, pub, "http://x")  # the older canary: one device
     ((canary, offer),) = pub.offers().items()
     _report(fleet_ctx, canary, offer["id"], "succeeded", app="0.2.0")
