@@ -85,17 +85,11 @@ def run_service(
         ) from None
     lock = _lock_data_folder(settings, virtual_devices)
     try:
-        http = _bind_http(settings.http_host, settings.http_port)
-    except StartError:
-        if lock is not None:
-            lock.release()
-        raise
-    # Port 0 asks for any free port: the one given is what update offers must point at.
-    settings = settings.model_copy(update={"http_port": http.getsockname()[1]})
-    try:
-        _serve(settings, http, virtual_devices, sample_interval_s, heapsize)
+        with _bind_http(settings.http_host, settings.http_port) as http:
+            # Port 0 asks for any free port: the one given is what update offers point at.
+            settings = settings.model_copy(update={"http_port": http.getsockname()[1]})
+            _serve(settings, http, virtual_devices, sample_interval_s, heapsize)
     finally:
-        http.close()
         if lock is not None:
             lock.release()  # last: the broker's state is saved by now
 

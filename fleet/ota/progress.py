@@ -7,8 +7,9 @@ from typing import Any
 from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.jsondoc import parse_json
 
-STATES = frozenset({"downloading", "verifying", "installing", "rebooting", "succeeded", "failed"})
+IN_PROGRESS = frozenset({"downloading", "verifying", "installing", "rebooting"})
 TERMINAL = frozenset({"succeeded", "failed"})
+STATES = IN_PROGRESS | TERMINAL
 
 
 def decode_progress(payload: bytes) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from fleet.access.principal import Principal
 from fleet.models import Borough, Device, Estate
 from fleet.models.ota import Release, Rollout, RolloutDevice
+from fleet.ota.progress import IN_PROGRESS
 from fleet.ota.rollout import (
     OPEN,
     cumulative_sizes,
@@ -23,7 +24,6 @@ from fleet.ota.rollout import (
 )
 from fleet.ota.service import list_releases
 
-IN_PROGRESS = frozenset({"downloading", "verifying", "installing", "rebooting"})
 KIND_LABELS = {"app": "app bundle", "image": "firmware image"}
 
 

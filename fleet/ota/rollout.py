@@ -31,14 +31,14 @@ from fleet.models import Alert, Device, Placement, Property, Tag
 from fleet.models.base import utcnow
 from fleet.models.ota import Release, Rollout, RolloutDevice, VersionPin
 from fleet.ota.errors import NoBroker, NotFound, OtaError
-from fleet.ota.progress import TERMINAL
+from fleet.ota.progress import IN_PROGRESS, TERMINAL
 
 PCT = re.compile(r"^(\d{1,3}(?:\.\d+)?)%$")
 OPEN = ("running", "paused")
 # Open memberships an offer of a newer rollout overtakes: their offer is no longer retained.
 OVERTAKEN = ("offered", "pending", "withdrawn")
 # An aborted rollout still holds the devices that took its release up.
-TAKEN = ("downloading", "verifying", "installing", "rebooting", "succeeded")
+TAKEN = (*sorted(IN_PROGRESS), "succeeded")
 SUPERSEDE_CHUNK = 500  # device ids per UPDATE, well inside SQLite's bound-parameter limit
 
 
