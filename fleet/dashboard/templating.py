@@ -10,6 +10,7 @@ from fastapi import status
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from fleet.dashboard.health_view import health_rows
 from fleet.health.alert_rules import describe_faults
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -46,5 +47,6 @@ TEMPLATES.env.filters["value"] = fmt_value
 TEMPLATES.env.filters["when"] = fmt_time
 TEMPLATES.env.filters["faults"] = describe_faults
 TEMPLATES.env.globals["STATES"] = STATES
+TEMPLATES.env.globals["health_rows"] = health_rows
 TEMPLATES.env.globals["METRICS"] = OVERVIEW_METRICS
 TEMPLATES.env.globals["UNITS"] = DISPLAY_UNITS

@@ -47,11 +47,24 @@ def test_staff_see_own_borough_live(fleet: RunningFleet, page) -> None:  # type:
     expect(row.locator('[data-metric="humidity"]')).to_have_text("71.5%", timeout=15000)
     expect(row.locator('[data-field="state"]')).to_have_text("online")
     expect(page.locator('[data-count="hackney:online"]')).to_have_text("1")
+    _assert_rows_stack(page, "#counts")
     save_screenshot(page, "overview")
 
     # Another borough's device page is not there for this user.
     response = page.goto(fleet.base_url + "/devices/cs-camden-0001")
     assert response is not None and response.status == 404
+
+
+def _assert_rows_stack(page, table: str) -> None:  # type: ignore[no-untyped-def]
+    """A table's caption, header and rows lie one under another, left-aligned: as a table,
+    not laid out side by side (as a flex container would)."""
+    boxes = [
+        page.locator(f"{table} {part}").first.bounding_box()
+        for part in ("caption", "thead tr", "tbody tr")
+    ]
+    assert all(boxes), boxes
+    assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"], boxes
+    assert boxes[1]["x"] == boxes[2]["x"], boxes
 
 
 def test_device_page_charts_and_alert_acknowledged_into_audit_log(
