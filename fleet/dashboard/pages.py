@@ -19,7 +19,7 @@ from fleet.commands.send import CommandUnavailable, send_command
 from fleet.dashboard.charts import Series, line_chart
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.health import alerts as lifecycle
-from fleet.models import AuditEntry, HealthSnapshot, StateChange
+from fleet.models import AuditEntry, HealthSnapshot, Placement, Property, StateChange
 from fleet.models.base import utcnow
 from fleet.models.health import SAMPLED_ORDER
 from fleet.models.ota import VersionPin
@@ -147,12 +147,15 @@ def device_page(
         states=("open", "acknowledged", "resolved"),
         limit=50,
     )
+    placement = session.get(Placement, device.placement_id) if device.placement_id else None
     return TEMPLATES.TemplateResponse(
         request,
         "device.html",
         {
             "user": user,
             "device": device,
+            "placement": placement,
+            "home": session.get(Property, placement.property_id) if placement else None,
             "charts": charts,
             "range": range,
             "timeline": timeline,

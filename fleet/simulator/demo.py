@@ -6,12 +6,13 @@ import secrets
 
 from rich.console import Console
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fleet.access import accounts
 from fleet.access.roles import Role
 from fleet.broker.url import BrokerAddress
 from fleet.core.context import FleetContext
-from fleet.models import Borough, User
+from fleet.models import Borough, Device, Estate, Property, User
 from fleet.registry import places
 from fleet.registry.devices import DeviceExists, register_device
 from fleet.simulator.fleet import VirtualFleet
@@ -37,6 +38,35 @@ def ensure_demo_login(ctx: FleetContext, console: Console) -> None:
     )
 
 
+# Flat 1's room: damp air and a cold wall, so the risk pages have something to show within a
+# few hours (room RH above 70 % for 2 h in 12 h, most readings above the mould limit).
+DAMP_ROOM = {"rh_base": 78.0, "f_rsi": 0.55}
+DEMO_ESTATE = "Demo Court"
+DEMO_ROOMS = ("bathroom", "bedroom", "kitchen", "living room")
+
+
+def _place_in_demo_flat(session: Session, borough: Borough, device: Device, i: int) -> None:
+    """Flat `i` of the demo estate, with one placement for the device: the registry and risk
+    pages then show homes, not only devices."""
+    estate = session.scalars(
+        select(Estate).where(Estate.borough_id == borough.id, Estate.name == DEMO_ESTATE)
+    ).first() or places.create_estate(session, borough=borough, name=DEMO_ESTATE)
+    reference = f"DEMO-{i:03d}"
+    prop = session.scalars(
+        select(Property).where(Property.borough_id == borough.id, Property.reference == reference)
+    ).first() or places.create_property(
+        session,
+        borough=borough,
+        reference=reference,
+        estate_id=estate.id,
+        housing_type="flat",
+        construction_age_band="1945-1964" if i % 2 else "1965-1980",
+        floor=(i - 1) % 4,
+    )
+    room = DEMO_ROOMS[(i - 1) % len(DEMO_ROOMS)]
+    device.placement_id = places.create_placement(session, prop=prop, room=room).id
+
+
 def start_demo_devices(
     ctx: FleetContext,
     broker: BrokerAddress,
@@ -57,11 +87,13 @@ def start_demo_devices(
         sample_interval_s=sample_interval_s,
         health_interval_s=max(sample_interval_s * 3, 30),
     )
+    if fleet.devices:
+        fleet.devices[0].room = DAMP_ROOM  # applies when its folder is first made
     with ctx.sessions.begin() as session:
         borough = session.scalars(select(Borough).where(Borough.code == DEMO_BOROUGH)).one()
         for i, device_id in enumerate(fleet.device_ids, start=1):
             try:
-                register_device(
+                device = register_device(
                     session,
                     device_id=device_id,
                     name=f"Demo flat {i}",
@@ -69,7 +101,9 @@ def start_demo_devices(
                     report_interval_s=sample_interval_s,
                 )
             except DeviceExists:
-                continue
+                device = session.scalars(select(Device).where(Device.device_id == device_id)).one()
+            if device.placement_id is None:
+                _place_in_demo_flat(session, borough, device, i)
     console.print(f"starting {count} virtual devices (MicroPython VM, heap {heapsize})...")
     fleet.start()
     return fleet

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from fleet.core.context import FleetContext
 from fleet.dashboard.health_view import fmt_duration, health_rows
-from fleet.models import Device
+from fleet.models import Device, Placement
 from tests.dashboard.test_ota_pages import client, recorder, sign_in  # noqa: F401
 from tests.fleet.conftest import World, fleet_ctx, world  # noqa: F401
 
@@ -112,3 +112,24 @@ def test_durations_keep_their_two_largest_units() -> None:
         "23 h 59 min",
         "3 d 2 h",
     ]
+
+
+def test_the_device_page_links_to_the_home_it_is_installed_in(
+    client: TestClient,  # noqa: F811
+    fleet_ctx: FleetContext,  # noqa: F811
+    world: World,  # noqa: F811
+) -> None:
+    sign_in(client, "staff_hackney")
+    page = client.get(f"/devices/{DEVICE}").text
+    installed = re.search(r'<dd id="installed">(.*?)</dd>', page)
+    assert installed is not None
+    with fleet_ctx.sessions.begin() as s:
+        device = s.scalars(select(Device).where(Device.device_id == DEVICE)).one()
+        home = s.get(Placement, device.placement_id).property_id  # type: ignore[union-attr]
+        assert installed.group(1) == (
+            f'<a href="/registry/properties/{home}">HACKNEY-0001</a>, bathroom'
+            f' · <a href="/risk/properties/{home}">risk</a>'
+        )
+        device.placement_id = None
+    page = client.get(f"/devices/{DEVICE}").text
+    assert '<dd id="installed">not installed in a property</dd>' in page

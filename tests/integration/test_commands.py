@@ -79,6 +79,15 @@ def test_demo_killed_leaves_no_devices_running_and_starts_again(tmp_path: Path) 
     proc = _start(args, env, log)
     try:
         wait_until(lambda: len(_micropython_pids(data)) == 2, 60, "the devices running again")
+        # The restart found its demo flats and placed nobody twice.
+        wait_until(lambda: _healthy(int(args[-1])), 30, "the dashboard")
+        base = f"http://127.0.0.1:{args[-1]}"
+        headers = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}
+        flats = httpx.get(f"{base}/api/v1/boroughs/demo/properties", headers=headers).json()
+        assert [f["reference"] for f in flats] == ["DEMO-001", "DEMO-002"]
+        for flat in flats:
+            url = f"{base}/api/v1/properties/{flat['id']}/placements"
+            assert len(httpx.get(url, headers=headers).json()) == 1
     finally:
         code = _interrupt(proc)
     assert code == 0, log.read_text()[-3000:]
@@ -177,6 +186,18 @@ def test_demo_shows_devices_online_with_changing_readings(tmp_path: Path) -> Non
         )
         assert "admin@demo.local" in log.read_text()
         assert len(_micropython_pids(data)) == 5
+        # Each device is in a flat of the demo estate, so the registry and risk pages show
+        # homes: five flats, one placement each, every device at its own.
+        flats = httpx.get(f"{base}/api/v1/boroughs/demo/properties", headers=headers).json()
+        assert sorted(f["reference"] for f in flats) == [f"DEMO-{i:03d}" for i in range(1, 6)]
+        placed = {
+            p["id"]
+            for f in flats
+            for p in httpx.get(
+                f"{base}/api/v1/properties/{f['id']}/placements", headers=headers
+            ).json()
+        }
+        assert {d["placement_id"] for d in devices()} == placed and len(placed) == 5
     finally:
         code = _interrupt(proc)
     assert code == 0, log.read_text()[-3000:]
