@@ -47,14 +47,44 @@ def build(
     typer.echo(f"{out}: app {version}, {len(built.blob)} bytes ({built.raw_size} uncompressed)")
 
 
+def _key_file(key: str | None, keys: Path) -> Path:
+    """`--key` as a file, or a key id in the keys folder; without it, the folder's only key."""
+    if key is not None:
+        path = Path(key)
+        return path if path.suffix == ".pem" or path.exists() else keys / f"{key}.pem"
+    found = sorted(keys.glob("*.pem"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise OtaError(f"no signing key in {keys}/; make one with `fleet release keygen`")
+    kids = ", ".join(p.stem for p in found)
+    raise OtaError(f"{keys}/ holds {len(found)} keys ({kids}); choose one with --key")
+
+
+def _post(
+    api: str, path: str, token: str, body: dict[str, object], timeout: float
+) -> httpx.Response:
+    try:
+        return httpx.post(
+            f"{api}{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the fleet at {api} ({exc}); check --api") from exc
+
+
 @release_app.command()
 def sign(
-    release: Path, key: Annotated[Path, typer.Option(help="Private key file (<kid>.pem).")]
+    release: Path,
+    key: Annotated[
+        str | None,
+        typer.Option(help="Key id or private key file (<kid>.pem); default: the only key."),
+    ] = None,
+    keys: KeyDir = Path("release-keys"),
 ) -> None:
     """Add (or replace) this key's signature on a release file."""
     try:
         rel = ReleaseFile.load(release)
-        signer = signing.load(key)
+        signer = signing.load(_key_file(key, keys))
     except OtaError as exc:
         raise _fail(str(exc)) from exc
     rel.sign(signer)
@@ -65,12 +95,7 @@ def sign(
 @release_app.command()
 def trust(public_hex: str, api: Api = "http://127.0.0.1:8000", token: Token = "") -> None:
     """Make the fleet accept releases signed by this public key."""
-    r = httpx.post(
-        f"{api}/api/v1/release-keys",
-        json={"public_hex": public_hex},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
+    r = _post(api, "/api/v1/release-keys", token, {"public_hex": public_hex}, 30)
     if r.status_code != 201:
         raise _fail(f"the fleet refused the key ({r.status_code}): {r.text[:300]}")
     typer.echo(f"trusted {r.json()['kid']}")
@@ -91,12 +116,7 @@ def upload(release: Path, api: Api = "http://127.0.0.1:8000", token: Token = "")
         "blob_b64": base64.b64encode(rel.blob).decode(),
         "raw_size": rel.raw_size,
     }
-    r = httpx.post(
-        f"{api}/api/v1/releases",
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=120,
-    )
+    r = _post(api, "/api/v1/releases", token, body, 120)
     if r.status_code != 201:
         raise _fail(f"the fleet refused the release ({r.status_code}): {r.text[:300]}")
     out = r.json()

@@ -18,6 +18,7 @@ from fleet.models.ota import RolloutDevice
 from fleet.ota import bundle, service, signing
 from fleet.ota.cli import release_app
 from fleet.ota.package import ReleaseFile
+from tests.conftest import free_port
 from tests.firmware.conftest import wait_until
 from tests.fleet.server import RunningFleet, running_fleet
 
@@ -92,3 +93,40 @@ def test_a_rollout_made_through_the_api_is_offered_at_once(
                 return s.scalar(select(RolloutDevice.state)) == "offered"
 
         wait_until(offered, 30, "the new rollout's device to be offered the release")
+
+
+def test_sign_finds_its_key_by_id_or_as_the_only_one(tmp_path: Path) -> None:
+    runner = CliRunner()
+    keys = ["--keys", str(tmp_path / "k")]
+    path = tmp_path / "r.zip"
+    ReleaseFile.from_built(bundle.build_app("0.2.0", files={"cs/app.mpy": b"M\x06a"})).save(path)
+
+    none = runner.invoke(release_app, ["sign", str(path), *keys])
+    assert none.exit_code == 1 and "fleet release keygen" in none.output
+
+    first = runner.invoke(release_app, ["keygen", *keys]).output.split()[0]
+    only = runner.invoke(release_app, ["sign", str(path), *keys])
+    assert only.exit_code == 0 and f"signed by {first}" in only.output
+
+    second = runner.invoke(release_app, ["keygen", *keys]).output.split()[0]
+    several = runner.invoke(release_app, ["sign", str(path), *keys])
+    assert several.exit_code == 1 and "--key" in several.output
+    assert first in several.output and second in several.output
+    by_id = runner.invoke(release_app, ["sign", str(path), "--key", second, *keys])
+    assert by_id.exit_code == 0 and f"signed by {second}" in by_id.output
+    assert sorted(kid for kid, _ in ReleaseFile.load(path).sigs) == sorted([first, second])
+
+
+def test_an_unreachable_fleet_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    runner = CliRunner()
+    key = signing.generate(tmp_path / "k")
+    path = tmp_path / "r.zip"
+    rel = ReleaseFile.from_built(bundle.build_app("0.2.0", files={"cs/app.mpy": b"M\x06a"}))
+    rel.sign(key)
+    rel.save(path)
+    closed = f"http://127.0.0.1:{free_port()}"
+    for args in (["trust", key.public_hex], ["upload", str(path)]):
+        result = runner.invoke(release_app, [*args, "--api", closed, "--token", "t"])
+        assert result.exit_code == 1, result.output
+        assert f"cannot reach the fleet at {closed}" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
