@@ -109,6 +109,11 @@ def enrol(ctx: Context, *, device_id: str, place: Place) -> dict[str, Any] | Non
         f"certificate {result['certificate']['serial']} valid until "
         f"{result['certificate']['not_after'][:10]}"
     )
+    if not result.get("release_keys"):
+        ctx.ui.warn(
+            "the fleet trusts no release signing key yet, so this sensor will refuse every "
+            "update: have an admin run `fleet release trust`, then enrol and install again"
+        )
     return result
 
 

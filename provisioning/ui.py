@@ -49,6 +49,9 @@ class Ui:
     def ok(self, message: str) -> None:
         self.console.print(f"[green]✓[/] {message}")
 
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]![/] {message}")
+
     def dry(self, message: str) -> None:
         self.console.print(f"[yellow]dry run:[/] {message}")
 

@@ -23,6 +23,7 @@ from fleet.enrolment.secrets import SecretBox
 from fleet.identity.rotation import ROTATE_BEFORE_DAYS
 from fleet.models import Borough, Device, Placement, Property
 from fleet.models.base import utcnow
+from fleet.ota.service import trusted_keys
 from fleet.registry import places
 from fleet.registry.devices import register_device
 
@@ -52,6 +53,9 @@ class Enrolment:
     certificate: CertificateBundle
     broker: DeviceBroker
     wifi: wifi.WifiCredentials
+    # The release keys the fleet trusts (kid -> public key hex), for the device's
+    # ota/trust.json: without them it refuses every update.
+    release_keys: dict[str, str]
 
 
 def _borough(session: Session, code: str, principal: Principal) -> Borough:
@@ -188,6 +192,7 @@ def enrol(
         certificate=bundle,
         broker=device_broker(settings),
         wifi=credentials,
+        release_keys=trusted_keys(session),
     )
 
 

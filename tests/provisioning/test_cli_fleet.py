@@ -15,8 +15,11 @@ import pytest
 from cryptography import x509
 from sqlalchemy import func, select
 
+from fleet.access.principal import SYSTEM
 from fleet.core.context import FleetContext
 from fleet.models import Device, DeviceCertificate
+from fleet.ota import service as ota_service
+from fleet.ota import signing
 from provisioning.cli import main
 from provisioning.errors import ExitCode
 from provisioning.label import payload
@@ -91,6 +94,23 @@ def test_enroll_writes_the_bundle_and_is_repeatable(
             )
             == 1
         )
+
+
+def test_enroll_warns_when_the_fleet_trusts_no_release_key(
+    fleet: RunningFleet, world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = world.tokens["tech_hackney"]
+    assert _enroll(fleet, token, tmp_path) == 0
+    trust = tmp_path / "cs-0102030a0b0c" / "files" / "ota" / "trust.json"
+    assert json.loads(trust.read_text()) == {"keys": {}, "floor": "0.0.0"}
+    assert "will refuse every update" in _said(capsys)
+
+    key = signing.generate(tmp_path / "keys")
+    with fleet.ctx.sessions.begin() as s:
+        ota_service.trust_key(s, SYSTEM, key.public_hex)
+    assert _enroll(fleet, token, tmp_path) == 0
+    assert json.loads(trust.read_text())["keys"] == {key.kid: key.public_hex}
+    assert "refuse every update" not in _said(capsys)
 
 
 def test_token_invalid(

@@ -16,7 +16,10 @@ import pytest
 from cryptography import x509
 from sqlalchemy import func, select
 
+from fleet.access.principal import SYSTEM
 from fleet.models import Device, DeviceCertificate
+from fleet.ota import service as ota_service
+from fleet.ota import signing
 from provisioning.cli import main
 from provisioning.errors import ExitCode
 from provisioning.virtual_board import VirtualBoard
@@ -45,6 +48,9 @@ def test_enroll_install_verify_over_tls(
     tmp_path: Path, tls_fleet: TlsFleet, virtual_board: Callable[[str], VirtualBoard]
 ) -> None:
     tls_fleet.set_wifi()
+    release_key = signing.generate(tmp_path / "release-keys")
+    with tls_fleet.running.ctx.sessions.begin() as s:
+        ota_service.trust_key(s, SYSTEM, release_key.public_hex)
     work = tmp_path / "work"
     place = ["--borough", "hackney", "--property", "HACKNEY-0100", "--room", "bedroom 1"]
     enroll = ["enroll", "--device-id", DEVICE, *place, "--sample-interval", "1"]
@@ -71,6 +77,11 @@ def test_enroll_install_verify_over_tls(
     assert (root / "cs" / "app.mpy").is_file() and not (root / "cs" / "app.py").exists()
     assert (root / "boards" / "devkitc-sht41.json").is_file()
     assert not (root / "maintenance").exists()
+    # The release keys the fleet trusts, so the sensor accepts signed updates.
+    assert json.loads((root / "ota" / "trust.json").read_text()) == {
+        "keys": {release_key.kid: release_key.public_hex},
+        "floor": "0.0.0",
+    }
 
     _firmware_tls_usable()
     device = InstalledDevice(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -12,11 +13,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from fleet.access.principal import SYSTEM
 from fleet.api.app import create_app
 from fleet.core.context import FleetContext
 from fleet.enrolment.secrets import SecretBox, SecretUnreadable
 from fleet.identity import CAStore
 from fleet.models import AuditEntry, Device, DeviceCertificate, Placement, Property, WifiProfile
+from fleet.models.ota import TrustedKey
+from fleet.ota import service as ota_service
+from fleet.ota import signing
 from tests.fleet.conftest import World
 
 DEVICE = "cs-0a0b0c0d0e0f"
@@ -95,6 +100,22 @@ def test_re_enrolling_in_place_is_idempotent(
     assert again.json()["placement_id"] == first["placement_id"]
     assert (_count(fleet_ctx, Device), _count(fleet_ctx, Placement)) == (devices, placements)
     assert _count(fleet_ctx, DeviceCertificate) == 2
+
+
+def test_enrolment_carries_the_release_keys_the_fleet_trusts(
+    client: TestClient, world: World, fleet_ctx: FleetContext, tmp_path: Path
+) -> None:
+    """Without them in its ota/trust.json a sensor refuses every update."""
+    _wifi(client, world)
+    assert _enrol(client, world).json()["release_keys"] == {}
+    kept, revoked = signing.generate(tmp_path / "k"), signing.generate(tmp_path / "k")
+    with fleet_ctx.sessions.begin() as s:
+        ota_service.trust_key(s, SYSTEM, kept.public_hex)
+        ota_service.trust_key(s, SYSTEM, revoked.public_hex)
+        s.scalars(
+            select(TrustedKey).where(TrustedKey.kid == revoked.kid)
+        ).one().revoked_at = datetime.now(UTC)
+    assert _enrol(client, world).json()["release_keys"] == {kept.kid: kept.public_hex}
 
 
 def test_enrolled_elsewhere_is_a_conflict_naming_the_place(

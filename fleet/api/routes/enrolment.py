@@ -104,6 +104,10 @@ class EnrolmentOut(BaseModel):
     certificate: CertificateOut
     mqtt: BrokerOut
     wifi: WifiOut
+    release_keys: dict[str, str] = Field(
+        description="Release signing keys the fleet trusts (key id -> Ed25519 public key hex), "
+        "for the device's ota/trust.json"
+    )
 
 
 class RotateIn(BaseModel):
@@ -180,6 +184,7 @@ def enrol(
         certificate=CertificateOut.of(result.certificate),
         mqtt=BrokerOut(host=result.broker.host, port=result.broker.port, tls=result.broker.tls),
         wifi=WifiOut(ssid=result.wifi.ssid, password=result.wifi.password),
+        release_keys=result.release_keys,
     )
 
 
