@@ -9,10 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.access import accounts
+from fleet.access.principal import SYSTEM
 from fleet.access.roles import Role
 from fleet.broker.url import BrokerAddress
 from fleet.core.context import FleetContext
 from fleet.models import Borough, Device, Estate, Property, User
+from fleet.ota import service as ota_service
+from fleet.ota import signing
+from fleet.ota.sim import write_trust
 from fleet.registry import places
 from fleet.registry.devices import DeviceExists, register_device
 from fleet.simulator.fleet import VirtualFleet
@@ -67,6 +71,31 @@ def _place_in_demo_flat(session: Session, borough: Borough, device: Device, i: i
     device.placement_id = places.create_placement(session, prop=prop, room=room).id
 
 
+def _demo_release_key(ctx: FleetContext, console: Console) -> signing.SigningKey:
+    """The demo's release signing key in the data folder, trusted by the fleet when first
+    made, so a release signed with it updates the virtual devices."""
+    folder = ctx.settings.data_dir / "release-keys"
+    found = sorted(folder.glob("*.pem"))
+    if found:
+        return signing.load(found[0])
+    key = signing.generate(folder)
+    with ctx.sessions.begin() as session:
+        ota_service.trust_key(session, SYSTEM, key.public_hex, name="demo")
+    keys, port = folder, ctx.settings.http_port
+    token_file = ctx.settings.data_dir / "admin-token"
+    token = f"$(cat {token_file})" if token_file.exists() else "$FLEET_ADMIN_TOKEN"
+    console.print(
+        f"Release key {key.kid} is in {keys}/ and trusted. Try an update:\n"
+        f"  fleet release build 0.2.0 --out app-0.2.0.zip\n"
+        f"  fleet release sign app-0.2.0.zip --keys {keys}\n"
+        f"  fleet release upload app-0.2.0.zip --api http://127.0.0.1:{port} "
+        f"--token {token}\n"
+        "then start a rollout on the dashboard's Updates page.",
+        soft_wrap=True,  # commands to copy stay on one line each
+    )
+    return key
+
+
 def start_demo_devices(
     ctx: FleetContext,
     broker: BrokerAddress,
@@ -89,6 +118,12 @@ def start_demo_devices(
     )
     if fleet.devices:
         fleet.devices[0].room = DAMP_ROOM  # applies when its folder is first made
+    key = _demo_release_key(ctx, console)
+    for dev in fleet.devices:
+        if not dev.device_dir.exists():
+            # As provisioning does for a real sensor: the release keys it accepts.
+            dev.prepare()
+            write_trust(dev.device_dir, {key.kid: key.public_hex})
     with ctx.sessions.begin() as session:
         borough = session.scalars(select(Borough).where(Borough.code == DEMO_BOROUGH)).one()
         for i, device_id in enumerate(fleet.device_ids, start=1):

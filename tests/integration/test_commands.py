@@ -10,7 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from fleet.ota import bundle, signing
+from fleet.ota.cli import release_app
+from fleet.ota.package import ReleaseFile
+from fleet.ota.sim import read_files
 from tests.conftest import free_port
 from tests.firmware.conftest import wait_until
 
@@ -198,10 +203,24 @@ def test_demo_shows_devices_online_with_changing_readings(tmp_path: Path) -> Non
             ).json()
         }
         assert {d["placement_id"] for d in devices()} == placed and len(placed) == 5
+        # The demo's release key is trusted: a release signed with it is published.
+        (pem,) = (data / "release-keys").glob("*.pem")
+        key = signing.load(pem)
+        release = ReleaseFile.from_built(bundle.build_app("0.2.0", files={"cs/x.mpy": b"M"}))
+        release.sign(key)
+        release.save(tmp_path / "r.zip")
+        args = ["upload", str(tmp_path / "r.zip"), "--api", base, "--token", token]
+        uploaded = CliRunner().invoke(release_app, args)
+        assert uploaded.exit_code == 0, uploaded.output
+        assert "fleet release sign app-0.2.0.zip --keys" in log.read_text()
     finally:
         code = _interrupt(proc)
     assert code == 0, log.read_text()[-3000:]
     assert _micropython_pids(data) == []
+    # ...and every virtual device accepts releases signed with it.
+    for device_dir in (data / "devices").glob("cs-*"):
+        trust = read_files(device_dir, ("ota/trust.json",))["ota/trust.json"]
+        assert trust == {"keys": {key.kid: key.public_hex}, "floor": "0.0.0"}
 
 
 @pytest.mark.mosquitto
