@@ -142,6 +142,14 @@ class PropertyOut(PropertyCreate):
     borough_id: int
 
 
+class WifiProfileIn(BaseModel):
+    """A borough's Wi-Fi network as enrolment hands it to devices (WPA2: 8-64 characters;
+    no password for an open network)."""
+
+    ssid: str = Field(min_length=1, max_length=32)
+    password: str | None = Field(default=None, min_length=8, max_length=64)
+
+
 class PlacementCreate(BaseModel):
     room: str = Field(min_length=1, max_length=64)
     position: str | None = Field(default=None, max_length=64)

@@ -13,9 +13,12 @@ from sqlalchemy.orm import Session
 from fleet.access import audit
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
-from fleet.api.deps import check_csrf, get_session, page_user
-from fleet.api.schemas import MAX_ID, PlacementCreate, PropertyCreate
+from fleet.api.deps import check_csrf, get_context, get_session, page_user
+from fleet.api.schemas import MAX_ID, PlacementCreate, PropertyCreate, WifiProfileIn
+from fleet.core.context import FleetContext
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
+from fleet.enrolment import wifi
+from fleet.enrolment.secrets import SecretBox
 from fleet.models import Device, Estate, Placement
 from fleet.registry import changes, places
 
@@ -45,6 +48,11 @@ def registry_page(
         (b, places.list_estates(session, borough=b), places.list_properties(session, borough=b))
         for b in boroughs
     ]
+    networks = (
+        {b.id: wifi.list_profiles(session, borough=b) for b in boroughs}
+        if Scope.DEVICES_READ in user.scopes
+        else {}
+    )
     return TEMPLATES.TemplateResponse(
         request,
         "registry.html",
@@ -52,6 +60,7 @@ def registry_page(
             "user": user,
             "listing": listing,
             "devices_per_property": devices_per_property,
+            "networks": networks,
             "can_edit": Scope.REGISTRY_WRITE in user.scopes,
             "notice": request.query_params.get("notice"),
         },
@@ -119,6 +128,41 @@ def create_estate(
     changes.created(session, user, estate)
     session.commit()
     return back_with_notice("/registry", f"estate {estate.name} created")
+
+
+@router.post("/registry/{code}/wifi-profiles")
+def set_wifi_profile(
+    code: str,
+    name: str = Form(wifi.DEFAULT_PROFILE),
+    ssid: str = Form(""),
+    password: str = Form(""),
+    csrf: str = Form(""),
+    ctx: FleetContext = Depends(get_context),
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> Response:
+    """Create or replace a Wi-Fi profile that enrolment writes into the borough's sensors."""
+    check_csrf(user, csrf)
+    user.require(Scope.REGISTRY_WRITE)
+    borough = places.borough_by_code(session, code=code, principal=user)
+    name = name.strip() or wifi.DEFAULT_PROFILE
+    if len(name) > 64:
+        return back_with_notice("/registry", "not saved: a profile name is at most 64 characters")
+    try:
+        body = WifiProfileIn(ssid=ssid.strip(), password=password or None)
+    except ValidationError as exc:
+        return back_with_notice("/registry", f"not saved: {_errors(exc)}")
+    wifi.set_profile(
+        session,
+        box=SecretBox.from_settings(ctx.settings),
+        borough=borough,
+        ssid=body.ssid,
+        password=body.password,
+        name=name,
+        principal=user,
+    )
+    session.commit()
+    return back_with_notice("/registry", f"Wi-Fi profile {name} saved for {borough.name}")
 
 
 @router.get("/registry/properties/{property_id}", response_class=HTMLResponse)

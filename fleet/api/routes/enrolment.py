@@ -19,6 +19,7 @@ from fleet.access import audit
 from fleet.access.principal import Forbidden, Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import get_context, get_session, require
+from fleet.api.schemas import WifiProfileIn
 from fleet.core.context import FleetContext
 from fleet.enrolment import certificates, errors, service, wifi
 from fleet.enrolment.certificates import CertificateBundle
@@ -131,11 +132,6 @@ class CertificateRecordOut(BaseModel):
     reason: str
     revoked_at: datetime | None
     revoke_reason: str | None
-
-
-class WifiProfileIn(BaseModel):
-    ssid: str = Field(min_length=1, max_length=32)
-    password: str | None = Field(default=None, min_length=8, max_length=64)
 
 
 class WifiProfileOut(BaseModel):
@@ -301,15 +297,7 @@ def set_wifi_profile(
         ssid=body.ssid,
         password=body.password,
         name=name,
-    )
-    audit.record(
-        session,
-        principal,
-        "wifi_profile.set",
-        target_type="wifi_profile",
-        target_id=name,
-        borough_id=found.id,
-        detail={"ssid": body.ssid},  # never the password
+        principal=principal,
     )
     session.commit()
     return WifiProfileOut(
