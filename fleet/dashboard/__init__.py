@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from fleet.dashboard import auth, live, ota, pages, register, registry, risk
+from fleet.dashboard import auth, live, ota, pages, register, registry, rejects, risk
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
@@ -12,3 +12,4 @@ router.include_router(register.router)
 router.include_router(registry.router)
 router.include_router(risk.router)
 router.include_router(ota.router)
+router.include_router(rejects.router)

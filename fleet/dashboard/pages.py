@@ -17,6 +17,7 @@ from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.commands.send import CommandUnavailable, send_command
 from fleet.dashboard.charts import Series, line_chart
+from fleet.dashboard.rejects import refused_from
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.health import alerts as lifecycle
 from fleet.models import AuditEntry, HealthSnapshot, Placement, Property, StateChange
@@ -162,6 +163,7 @@ def device_page(
             "alerts": alerts,
             "updates": ota_service.history(session, device, limit=50),
             "pin": session.get(VersionPin, device.id),
+            "rejects": refused_from(session, device.device_id),
             "can_command": Scope.COMMANDS in user.scopes,
             "can_pin": Scope.RELEASES_WRITE in user.scopes,
             "notice": request.query_params.get("notice"),
