@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import click
 import typer
@@ -20,7 +20,7 @@ from provisioning import __version__, steps
 from provisioning.batch import Options as BatchOptions
 from provisioning.batch import run_batch
 from provisioning.bundle import Intervals
-from provisioning.errors import BatchIncomplete, ExitCode, ProvisionError
+from provisioning.errors import BatchIncomplete, ExitCode, ProvisionError, UsageError
 from provisioning.flashing import DEFAULT_BAUD
 from provisioning.ui import Ui
 
@@ -307,7 +307,10 @@ def device(
     found_id = device_id or (steps.resolve_device_id(None, mac) if mac else None)
     if not skip_flash:
         if image is None:
-            raise click.UsageError("--image is required unless --skip-flash is given")
+            raise UsageError(
+                "--image is required unless --skip-flash is given",
+                remedy="pass the MicroPython image with --image, or --skip-flash",
+            )
         chip = steps.flash(ctx, port=port, image=image, baud=baud)
         found_id = chip.device_id if chip else found_id
     device_id = (
@@ -423,6 +426,14 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# Bad arguments, unknown options and commands. typer 0.29+ parses with its own copy of click,
+# whose errors derive from typer.TyperException rather than click.ClickException.
+COMMAND_LINE_ERRORS: tuple[type[Exception], ...] = (
+    click.ClickException,
+    getattr(typer, "TyperException", click.ClickException),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every failure to one message and one exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -430,20 +441,18 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="provision", standalone_mode=False)
+        code = command.main(args=args, prog_name="provision", standalone_mode=False)
     except ProvisionError as exc:
         if verbose:
             console.print(traceback.format_exc(), markup=False)
         console.print(f"[red bold]error:[/] {exc}")
         console.print(f"[bold]fix:[/] {exc.remedy}")
         return int(exc.exit_code)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()
-        return int(ExitCode.OK)
-    except click.ClickException as exc:
-        exc.show()
-        return int(ExitCode.USAGE)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except COMMAND_LINE_ERRORS as exc:
+        cast(click.ClickException, exc).show()  # typer's own copy has the same method
+        # No arguments at all shows the help, which is not a mistake.
+        return int(ExitCode.OK if type(exc).__name__ == "NoArgsIsHelpError" else ExitCode.USAGE)
+    except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
         console.print("[yellow]interrupted[/]: run the same command again to continue")
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:
@@ -452,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red bold]unexpected error:[/] {type(exc).__name__}: {exc}")
         console.print("[bold]fix:[/] run again with --verbose and report the output")
         return int(ExitCode.FAILURE)
-    return int(ExitCode.OK)
+    return code if isinstance(code, int) else int(ExitCode.OK)
 
 
 def entry() -> None:  # pragma: no cover - console script wrapper

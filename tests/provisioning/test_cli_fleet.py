@@ -244,6 +244,31 @@ def test_batch_csv_errors_are_usage_errors(tmp_path: Path) -> None:
     assert main(["batch", str(bad), "--skip-flash", "--token", "t"]) == ExitCode.USAGE
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["enroll", "--bogus"], "No such option: --bogus"),
+        (["enroll", "--room", "hall"], "Missing option '--borough'"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["flash", "--baud", "fast"], "Invalid value for '--baud'"),
+        (["device", "--borough", "b", "--property", "p", "--room", "r"], "--image is required"),
+    ],
+)
+def test_command_line_mistakes_are_usage_errors_that_say_what_is_wrong(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == ExitCode.USAGE
+    text = _said(capsys)
+    assert said in text and "unexpected error" not in text
+
+
+def test_no_arguments_and_help_show_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in ([], ["--help"], ["enroll", "--help"]):
+        assert main(args) == ExitCode.OK
+        shown = capsys.readouterr()
+        assert "Usage: provision" in shown.out + shown.err
+
+
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
