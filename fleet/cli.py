@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from fleet.core.settings import Settings, get_settings
+from fleet.access.cli import user_app
+from fleet.cli_common import Verbose, console
+from fleet.cli_common import settings_or_exit as _settings
+from fleet.cli_common import setup_logging_or_exit as _setup_logging
+from fleet.core.settings import Settings
 from fleet.ota.cli import release_app
 from fleet.simulator.paths import DEFAULT_HEAPSIZE
 
@@ -23,34 +26,8 @@ app = typer.Typer(
 )
 device_app = typer.Typer(help="Manage the device registry.", no_args_is_help=True)
 app.add_typer(device_app, name="device")
-user_app = typer.Typer(help="Manage users and boroughs.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(release_app, name="release")
-console = Console(stderr=True)
-
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
-
-
-def _setup_logging(verbose: bool) -> None:
-    from fleet.observability.logging import log_format_from_env, setup_logging
-
-    try:
-        fmt = log_format_from_env()
-    except ValueError as exc:
-        console.print(f"[red]configuration error[/red]: {exc}")
-        raise typer.Exit(2) from None
-    setup_logging(verbose=verbose, fmt=fmt)
-
-
-def _settings(**overrides: object) -> Settings:
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return get_settings(**clean)
-    except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            console.print(f"[red]configuration error[/red] in {where}: {err['msg']}")
-        raise typer.Exit(2) from None
 
 
 def _run_service(settings: Settings, **devices: Any) -> None:
@@ -193,73 +170,6 @@ def device_add(
     finally:
         ctx.close()
     console.print(f"registered {device_id}")
-
-
-@user_app.command("add-borough")
-def borough_add(
-    code: Annotated[str, typer.Argument(help="Short code, e.g. hackney")],
-    name: Annotated[str, typer.Option(help="Display name, e.g. 'London Borough of Hackney'")],
-) -> None:
-    """Create a borough."""
-    from fleet.core.context import build_context
-    from fleet.registry.places import Conflict, create_borough
-
-    ctx = build_context(_settings())
-    try:
-        with ctx.sessions.begin() as session:
-            create_borough(session, code=code, name=name)
-    except Conflict as exc:
-        console.print(f"[yellow]{exc}[/yellow]")
-        raise typer.Exit(1) from None
-    finally:
-        ctx.close()
-    console.print(f"created borough {code}")
-
-
-@user_app.command("add")
-def user_add(
-    email: str,
-    name: Annotated[str, typer.Option(help="Full name")],
-    role: Annotated[str, typer.Option(help="admin, staff, technician or readonly")],
-    borough: Annotated[
-        list[str] | None, typer.Option("--borough", "-b", help="Borough code (repeatable)")
-    ] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input")
-    ] = False,
-) -> None:
-    """Create a user. Without --password-stdin you are prompted (input hidden)."""
-    from fleet.access.accounts import AccountError, create_user
-    from fleet.access.roles import Role
-    from fleet.access.secrets import WeakPassword
-    from fleet.core.context import build_context
-
-    try:
-        parsed_role = Role(role)
-    except ValueError:
-        console.print(f"[red]unknown role {role!r}[/red]: use admin, staff, technician or readonly")
-        raise typer.Exit(2) from None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    ctx = build_context(_settings())
-    try:
-        with ctx.sessions.begin() as session:
-            create_user(
-                session,
-                email=email,
-                name=name,
-                role=parsed_role,
-                password=password,
-                borough_codes=borough or [],
-            )
-    except (AccountError, WeakPassword) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    finally:
-        ctx.close()
-    console.print(f"created {parsed_role.value} {email}")
 
 
 @app.command()

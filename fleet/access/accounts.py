@@ -42,15 +42,7 @@ def create_user(
         role=role.value,
         password_hash=hash_password(password) if password else None,
     )
-    codes = list(borough_codes)
-    if codes:
-        found = session.scalars(select(Borough).where(Borough.code.in_(codes))).all()
-        missing = set(codes) - {b.code for b in found}
-        if missing:
-            raise AccountError(f"unknown borough code(s): {', '.join(sorted(missing))}")
-        user.boroughs = list(found)
-    if role in (Role.STAFF, Role.TECHNICIAN, Role.READONLY) and not codes:
-        raise AccountError(f"a {role.value} account needs at least one borough")
+    user.boroughs = _boroughs(session, role, borough_codes)
     session.add(user)
     session.flush()
     return user
@@ -164,3 +156,54 @@ def principal_from_api_token(session: Session, token: str, *, now: datetime) -> 
         borough_ids=base.borough_ids,
         user_id=user.id,
     )
+
+
+def find_user(session: Session, email: str) -> User:
+    user = session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
+    if user is None:
+        raise AccountError(f"no user with email {email.strip().lower()}")
+    return user
+
+
+def sign_out_everywhere(session: Session, user: User, *, revoke_tokens: bool) -> int:
+    """End the user's login sessions, and revoke their API tokens too if asked; returns how
+    many tokens were revoked."""
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    if not revoke_tokens:
+        return 0
+    live = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    now = utcnow()
+    for token in live:
+        token.revoked_at = now
+    return len(live)
+
+
+def set_active(session: Session, user: User, active: bool) -> int:
+    """Disable (someone who left) or enable an account. Disabling signs them out everywhere
+    and revokes their API tokens at once: returns how many were revoked."""
+    user.active = active
+    return 0 if active else sign_out_everywhere(session, user, revoke_tokens=True)
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """A new password; sessions signed in with the old one end (API tokens stay)."""
+    user.password_hash = hash_password(password)
+    sign_out_everywhere(session, user, revoke_tokens=False)
+
+
+def set_boroughs(session: Session, user: User, codes: Iterable[str]) -> None:
+    """Replace the boroughs a non-admin account covers; takes effect on its next request."""
+    user.boroughs = _boroughs(session, Role(user.role), codes)
+
+
+def _boroughs(session: Session, role: Role, codes: Iterable[str]) -> list[Borough]:
+    wanted = sorted(set(codes))
+    if role is not Role.ADMIN and not wanted:
+        raise AccountError(f"a {role.value} account needs at least one borough")
+    found = session.scalars(select(Borough).where(Borough.code.in_(wanted))).all()
+    missing = set(wanted) - {b.code for b in found}
+    if missing:
+        raise AccountError(f"unknown borough code(s): {', '.join(sorted(missing))}")
+    return list(found)
