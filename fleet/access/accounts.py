@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -207,3 +207,21 @@ def _boroughs(session: Session, role: Role, codes: Iterable[str]) -> list[Boroug
     if missing:
         raise AccountError(f"unknown borough code(s): {', '.join(sorted(missing))}")
     return list(found)
+
+
+def list_tokens(session: Session, user_id: int) -> Sequence[ApiToken]:
+    stmt = select(ApiToken).where(ApiToken.user_id == user_id)
+    return session.scalars(stmt.order_by(ApiToken.id.desc())).all()
+
+
+def revoke_token(session: Session, principal: Principal, token_id: int) -> ApiToken:
+    """Revoke one of your own tokens (an admin may revoke anyone's); at once, for good.
+    Someone else's token is as unknown as a missing one."""
+    row = session.get(ApiToken, token_id)
+    if row is None or (
+        row.user_id != principal.user_id and Scope.USERS_ADMIN not in principal.scopes
+    ):
+        raise AccountError(f"no token {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row

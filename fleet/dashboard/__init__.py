@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from fleet.dashboard import auth, live, ota, pages, register, registry, rejects, risk
+from fleet.dashboard import auth, live, ota, pages, register, registry, rejects, risk, tokens
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
@@ -13,3 +13,4 @@ router.include_router(registry.router)
 router.include_router(risk.router)
 router.include_router(ota.router)
 router.include_router(rejects.router)
+router.include_router(tokens.router)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from fleet.access import accounts, audit
@@ -13,6 +14,7 @@ from fleet.access.principal import Principal
 from fleet.access.roles import Role, Scope, parse_scopes
 from fleet.access.secrets import WeakPassword
 from fleet.api.deps import get_session, require
+from fleet.api.schemas import MAX_ID
 from fleet.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
@@ -46,6 +48,19 @@ class TokenOut(BaseModel):
     prefix: str
     scopes: list[str]
     token: str = Field(description="Shown once; only a hash is stored")
+
+
+class TokenInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str = Field(description="The token's first characters, to tell tokens apart")
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
@@ -117,3 +132,29 @@ def create_token(
     )
     session.commit()
     return TokenOut(id=row.id, name=row.name, prefix=row.prefix, scopes=row.scopes, token=token)
+
+
+@router.get("/tokens", response_model=list[TokenInfo])
+def list_tokens(
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> list[TokenInfo]:
+    """Your own API tokens, newest first (never the secrets)."""
+    if principal.user_id is None:
+        return []
+    return [TokenInfo.model_validate(t) for t in accounts.list_tokens(session, principal.user_id)]
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> None:
+    """Revoke one of your tokens at once (admins: anyone's), e.g. one that may have leaked."""
+    try:
+        row = accounts.revoke_token(session, principal, token_id)
+    except accounts.AccountError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    audit.record(session, principal, "token.revoke", target_type="token", target_id=row.id)
+    session.commit()

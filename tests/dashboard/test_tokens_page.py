@@ -1,0 +1,102 @@
+"""API tokens on the dashboard and the API: made and shown once, listed without the secret,
+revoked at once; more than the account may hold, or someone else's token, is refused."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from fleet.core.context import FleetContext
+from fleet.models import ApiToken, AuditEntry, User
+from tests.dashboard.test_ota_pages import client, csrf_of, recorder, sign_in  # noqa: F401
+from tests.fleet.conftest import World, fleet_ctx, world  # noqa: F401
+
+
+def _states(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<tr data-token="(\d+)" data-state="(\w+)">', page))
+
+
+def test_a_technician_makes_uses_and_revokes_a_token(
+    client: TestClient,  # noqa: F811
+    fleet_ctx: FleetContext,  # noqa: F811
+    world: World,  # noqa: F811
+) -> None:
+    sign_in(client, "tech_hackney")
+    form = {
+        "csrf": csrf_of(client, "/tokens"),
+        "name": "provisioning laptop",
+        "scopes": ["devices:read", "devices:enrol"],
+        "expires_days": "90",
+    }
+    made = client.post("/tokens", data=form).text
+    shown = re.search(r'id="new-token" role="status">.*?<code>([^<]+)</code>', made, re.S)
+    assert shown is not None
+    secret = shown.group(1)
+    with fleet_ctx.sessions() as s:
+        row = s.scalars(select(ApiToken).where(ApiToken.name == "provisioning laptop")).one()
+        assert row.scopes == ["devices:enrol", "devices:read"] and row.expires_at is not None
+        token_id = str(row.id)
+    assert secret not in client.get("/tokens").text  # shown once
+    assert _states(client.get("/tokens").text)[token_id] == "active"
+
+    api = TestClient(client.app)
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert api.get("/api/v1/devices", headers=bearer).status_code == 200
+    listed = api.get("/api/v1/tokens", headers=bearer).json()
+    assert {t["name"] for t in listed} >= {"provisioning laptop"}
+    assert all("token" not in t for t in listed)
+
+    token = csrf_of(client, "/tokens")
+    page = client.post(f"/tokens/{token_id}/revoke", data={"csrf": token}).text
+    assert "token provisioning laptop revoked" in page and _states(page)[token_id] == "revoked"
+    assert api.get("/api/v1/devices", headers=bearer).status_code == 401
+    with fleet_ctx.sessions() as s:
+        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.target_type == "token"))
+        assert sorted(actions) == ["token.create", "token.revoke"]
+
+
+def test_more_than_the_account_may_hold_or_a_bad_form_is_refused(
+    client: TestClient,  # noqa: F811
+    fleet_ctx: FleetContext,  # noqa: F811
+    world: World,  # noqa: F811
+) -> None:
+    sign_in(client, "tech_hackney")
+    good = {"csrf": csrf_of(client, "/tokens"), "name": "x", "scopes": ["devices:read"]}
+    for bad, said in (
+        ({"scopes": ["users:admin"]}, "a technician cannot hold scope(s) users:admin"),
+        ({"scopes": ["root"]}, "&#39;root&#39; is not a valid Scope"),
+        ({"scopes": []}, "choose at least one scope"),
+        ({"name": " "}, "give the token a name"),
+        ({"expires_days": "7"}, "expiry must be one of"),
+    ):
+        page = client.post("/tokens", data={**good, **bad}).text
+        assert f"not made: {said}" in page, page[-1500:]
+    with fleet_ctx.sessions() as s:
+        assert s.scalars(select(ApiToken).where(ApiToken.name == "x")).first() is None
+
+
+def test_someone_elses_token_cannot_be_revoked_except_by_an_admin(
+    client: TestClient,  # noqa: F811
+    fleet_ctx: FleetContext,  # noqa: F811
+    world: World,  # noqa: F811
+) -> None:
+    with fleet_ctx.sessions() as s:
+        camden = s.scalars(
+            select(ApiToken.id).join(User).where(User.email == "staff_camden@example.org")
+        ).one()
+    hackney = {"Authorization": f"Bearer {world.tokens['staff_hackney']}"}
+    admin = {"Authorization": f"Bearer {world.tokens['admin']}"}
+    camden_api = {"Authorization": f"Bearer {world.tokens['staff_camden']}"}
+    api = TestClient(client.app)
+
+    sign_in(client, "staff_hackney")
+    page = client.post(f"/tokens/{camden}/revoke", data={"csrf": csrf_of(client, "/tokens")}).text
+    assert f"not revoked: no token {camden}" in page
+    assert api.delete(f"/api/v1/tokens/{camden}", headers=hackney).status_code == 404
+    assert camden not in {t["id"] for t in api.get("/api/v1/tokens", headers=hackney).json()}
+    assert api.get("/api/v1/devices", headers=camden_api).status_code == 200
+
+    assert api.delete(f"/api/v1/tokens/{camden}", headers=admin).status_code == 204
+    assert api.get("/api/v1/devices", headers=camden_api).status_code == 401
