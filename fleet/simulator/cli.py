@@ -11,6 +11,7 @@ from rich.console import Console
 
 from fleet.broker.url import BrokerAddress
 from fleet.simulator.fleet import VirtualFleet
+from fleet.simulator.identity import folder_seed
 from fleet.simulator.paths import SimulatorError
 
 
@@ -65,6 +66,11 @@ def run_sim(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
+    try:
+        base_seed = folder_seed(data_dir)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]cannot use {data_dir}: {exc}[/red]")
+        return 2
     fleet = VirtualFleet(
         devices,
         data_dir,
@@ -73,6 +79,7 @@ def run_sim(
         heapsize=heapsize,
         sample_interval_s=interval,
         health_interval_s=max(interval * 3, 30),
+        base_seed=base_seed,
     )
     api_token = _token(token, data_dir.parent)
     try:
