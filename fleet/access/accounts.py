@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from fleet.access import audit
 from fleet.access.principal import Principal
 from fleet.access.roles import ROLE_SCOPES, Role, Scope
 from fleet.access.secrets import hash_password, new_token, token_hash, verify_password
@@ -114,8 +115,9 @@ def issue_api_token(
     name: str,
     scopes: Iterable[Scope],
     expires_at: datetime | None = None,
+    principal: Principal | None = None,
 ) -> tuple[str, ApiToken]:
-    """Returns the token once; only its hash is stored."""
+    """Returns the token once; only its hash is stored. Audited when a principal asked."""
     wanted = frozenset(scopes)
     excess = wanted - ROLE_SCOPES[Role(user.role)]
     if excess:
@@ -133,6 +135,15 @@ def issue_api_token(
     )
     session.add(row)
     session.flush()
+    if principal is not None:
+        audit.record(
+            session,
+            principal,
+            "token.create",
+            target_type="token",
+            target_id=row.id,
+            detail={"scopes": row.scopes},
+        )
     return token, row
 
 
@@ -215,8 +226,8 @@ def list_tokens(session: Session, user_id: int) -> Sequence[ApiToken]:
 
 
 def revoke_token(session: Session, principal: Principal, token_id: int) -> ApiToken:
-    """Revoke one of your own tokens (an admin may revoke anyone's); at once, for good.
-    Someone else's token is as unknown as a missing one."""
+    """Revoke one of your own tokens (an admin may revoke anyone's); at once, for good, and
+    audited. Someone else's token is as unknown as a missing one."""
     row = session.get(ApiToken, token_id)
     if row is None or (
         row.user_id != principal.user_id and Scope.USERS_ADMIN not in principal.scopes
@@ -224,4 +235,5 @@ def revoke_token(session: Session, principal: Principal, token_id: int) -> ApiTo
         raise AccountError(f"no token {token_id}")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+    audit.record(session, principal, "token.revoke", target_type="token", target_id=row.id)
     return row

@@ -19,11 +19,18 @@ from fleet.core.context import FleetContext
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.enrolment import wifi
 from fleet.enrolment.secrets import SecretBox
-from fleet.models import Device, Estate, Placement
+from fleet.models import Borough, Device, Estate, Placement
 from fleet.registry import changes, places
 
 router = APIRouter(include_in_schema=False)
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _editable_borough(session: Session, user: Principal, code: str, csrf: str) -> Borough:
+    """The borough a registry form changes: the form's own, the user's to edit, visible."""
+    check_csrf(user, csrf)
+    user.require(Scope.REGISTRY_WRITE)
+    return places.borough_by_code(session, code=code, principal=user)
 
 
 def _errors(exc: ValidationError) -> str:
@@ -79,9 +86,7 @@ def create_property(
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
 ) -> Response:
-    check_csrf(user, csrf)
-    user.require(Scope.REGISTRY_WRITE)
-    borough = places.borough_by_code(session, code=code, principal=user)
+    borough = _editable_borough(session, user, code, csrf)
     try:
         body = PropertyCreate(
             reference=reference.strip(),
@@ -118,9 +123,7 @@ def create_estate(
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
 ) -> Response:
-    check_csrf(user, csrf)
-    user.require(Scope.REGISTRY_WRITE)
-    borough = places.borough_by_code(session, code=code, principal=user)
+    borough = _editable_borough(session, user, code, csrf)
     try:
         estate = places.create_estate(session, borough=borough, name=name.strip(), kind=kind)
     except places.Conflict as exc:
@@ -142,9 +145,7 @@ def set_wifi_profile(
     user: Principal = Depends(page_user),
 ) -> Response:
     """Create or replace a Wi-Fi profile that enrolment writes into the borough's sensors."""
-    check_csrf(user, csrf)
-    user.require(Scope.REGISTRY_WRITE)
-    borough = places.borough_by_code(session, code=code, principal=user)
+    borough = _editable_borough(session, user, code, csrf)
     name = name.strip() or wifi.DEFAULT_PROFILE
     if len(name) > 64:
         return back_with_notice("/registry", "not saved: a profile name is at most 64 characters")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from fleet.access import accounts, audit
+from fleet.access import accounts
 from fleet.access.principal import Principal
 from fleet.access.roles import ROLE_SCOPES, Scope
 from fleet.api.deps import check_csrf, get_session, page_user
@@ -80,17 +80,10 @@ def make_token(
             name=name.strip(),
             scopes=wanted,
             expires_at=utcnow() + timedelta(days=expires_days),
+            principal=user,
         )
     except (ValueError, accounts.AccountError) as exc:
         return back_with_notice("/tokens", f"not made: {exc}")
-    audit.record(
-        session,
-        user,
-        "token.create",
-        target_type="token",
-        target_id=row.id,
-        detail={"scopes": row.scopes},
-    )
     session.commit()
     return _page(request, session, user, new_token=token, notice=f"token {row.name} made")
 
@@ -107,6 +100,5 @@ def revoke(
         row = accounts.revoke_token(session, user, token_id)
     except accounts.AccountError as exc:
         return back_with_notice("/tokens", f"not revoked: {exc}")
-    audit.record(session, user, "token.revoke", target_type="token", target_id=row.id)
     session.commit()
     return back_with_notice("/tokens", f"token {row.name} revoked")

@@ -16,7 +16,7 @@ from fleet.cases.service import open_case
 from fleet.core.context import FleetContext
 from fleet.health.alert_rules import Finding
 from fleet.health.alerts import apply_findings
-from fleet.models import Borough, Device, Property
+from fleet.models import ApiToken, Borough, Device, Property, User
 from fleet.models.base import utcnow
 from fleet.models.ota import Release, Rollout
 from tests.fleet.conftest import World
@@ -63,6 +63,9 @@ def _hackney_ids(ctx: FleetContext) -> dict[str, int]:
             "placement": device.placement_id or 0,
             "estate": estate.id,
             "case": case.id,
+            "token": s.scalars(
+                select(ApiToken.id).join(User).where(User.email == "staff_hackney@example.org")
+            ).one(),
         }
 
 
@@ -149,6 +152,9 @@ def cross_borough_requests(ids: dict[str, int]) -> list[tuple[str, str, dict | N
         ("DELETE", f"/api/v1/properties/{ids['property']}", None),
         ("DELETE", f"/api/v1/estates/{ids['estate']}", None),
         ("DELETE", dev, None),
+        # Tokens belong to a person: another borough's staff cannot revoke one (last: the
+        # own call revokes the token these requests use).
+        ("DELETE", f"/api/v1/tokens/{ids['token']}", None),
     ]
 
 
@@ -193,6 +199,7 @@ def test_listings_only_show_own_borough(
 def test_scoping_table_covers_every_path_parameter_route(fleet_ctx: FleetContext) -> None:
     app = create_app(fleet_ctx)
     ids = {"property": 1, "alert": 1, "placement": 1, "estate": 1, "case": 1, "rollout": 1}
+    ids["token"] = 1
     requested = [(m, p.split("?")[0]) for m, p, _ in cross_borough_requests(ids)]
     # The OpenAPI document lists every API route, however routers are nested.
     checked = 0

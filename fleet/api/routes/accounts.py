@@ -119,17 +119,10 @@ def create_token(
             name=body.name,
             scopes=parse_scopes(body.scopes),
             expires_at=body.expires_at,
+            principal=principal,
         )
     except (accounts.AccountError, ValueError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    audit.record(
-        session,
-        principal,
-        "token.create",
-        target_type="token",
-        target_id=row.id,
-        detail={"scopes": row.scopes},
-    )
     session.commit()
     return TokenOut(id=row.id, name=row.name, prefix=row.prefix, scopes=row.scopes, token=token)
 
@@ -153,8 +146,7 @@ def revoke_token(
 ) -> None:
     """Revoke one of your tokens at once (admins: anyone's), e.g. one that may have leaked."""
     try:
-        row = accounts.revoke_token(session, principal, token_id)
+        accounts.revoke_token(session, principal, token_id)
     except accounts.AccountError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    audit.record(session, principal, "token.revoke", target_type="token", target_id=row.id)
     session.commit()
