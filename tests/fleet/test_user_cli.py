@@ -87,6 +87,23 @@ def test_boroughs_move_an_account_to_another_team(
     assert fleet.get("/api/v1/devices/cs-hackney-0001", headers=headers).status_code == 404
 
 
+def test_add_creates_an_account_that_signs_in_and_is_audited(
+    fleet: TestClient, world: World, fleet_ctx: FleetContext
+) -> None:
+    new = "a long enough password"
+    args = ["add", "new@example.org", "--name", "New", "--role", "staff", "-b", "camden"]
+    code, said = _fleet(*args, "--password-stdin", stdin=new + "\n")
+    assert code == 0 and "created staff new@example.org" in said
+    assert _signed_in(fleet, "new@example.org", new).get("/registry").status_code == 200
+    with fleet_ctx.sessions() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "user.create")).one()
+        assert entry.detail == {"role": "staff", "boroughs": ["camden"]}
+    assert _fleet(*args, "--password-stdin", stdin=new + "\n") == (
+        1,
+        "a user with email new@example.org already exists",
+    )
+
+
 def test_mistakes_are_refused_with_the_reason_and_change_nothing(
     fleet: TestClient, world: World, fleet_ctx: FleetContext
 ) -> None:
