@@ -108,6 +108,14 @@ def test_a_day_on_batteries(tmp_path: Path, micropython_bin: Path, heapsize: str
 
 
 def _last_uplink(dev: VirtualDevice) -> float:
-    """Room time of the last Wi-Fi association: readings after it are still queued."""
-    lines = (dev.device_dir / "sim_radio.log").read_text().split()
-    return float(lines[-1])
+    """Room time of the Wi-Fi association of the last uplink that finished (its wake went on
+    to sleep): readings after it are still queued. Stopping the device can cut the day's last
+    uplink short, as a power cut would, and its readings then wait on flash."""
+    associations = (dev.device_dir / "sim_radio.log").read_text().split()
+    finished, open_uplink = 0, False
+    for line in dev.log_path.read_text().splitlines():
+        if "uplink: fw" in line:
+            open_uplink = True
+        elif "] sleep " in line and open_uplink:
+            finished, open_uplink = finished + 1, False
+    return float(associations[finished - 1])
