@@ -38,6 +38,7 @@ from fleet.risk.service.settings import RiskSettings
 from fleet.risk.service.sweep import sweep
 from fleet.simulator import VirtualDevice
 from tests.fleet.server import RunningFleet, running_fleet
+from tests.sim.fleetsink import last_finished_uplink
 
 pytestmark = [pytest.mark.vm, pytest.mark.mosquitto, pytest.mark.postgres]
 
@@ -191,11 +192,6 @@ def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def last_uplink(dev: VirtualDevice) -> float:
-    """Room time of the device's last Wi-Fi association: later readings are still queued."""
-    return float((dev.device_dir / "sim_radio.log").read_text().split()[-1])
-
-
 def test_vm_damp_room_opens_case_and_ventilation_fix_shows_improvement(
     fleet: RunningFleet, micropython_bin: Path, tmp_path: Path
 ) -> None:
@@ -252,10 +248,11 @@ def test_vm_damp_room_opens_case_and_ventilation_fix_shows_improvement(
     assert case_id is not None and works_at is not None
 
     # Everything the device sent before it was switched off is stored, then the last pass.
+    cutoff = last_finished_uplink(dev)
     uplinked = [
         r
         for r in dev.readings()
-        if r["sensor"] == "sht4x" and r["precision"] != "heater" and r["ts"] < last_uplink(dev)
+        if r["sensor"] == "sht4x" and r["precision"] != "heater" and r["ts"] < cutoff
     ]
 
     def stored_humidity() -> int:

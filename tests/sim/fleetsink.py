@@ -199,3 +199,17 @@ def quick_mains(tmp: Path, broker: RestartableBroker, seed: int, heapsize: str) 
         clock_start=time.time() - 7200,
         heapsize=heapsize,
     )
+
+
+def last_finished_uplink(dev: VirtualDevice) -> float:
+    """Room time of the Wi-Fi association of the last uplink that finished (its wake went on
+    to sleep): readings after it are still queued. Stopping the device can cut the day's last
+    uplink short, as a power cut would, and its readings then wait on flash."""
+    associations = (dev.device_dir / "sim_radio.log").read_text().split()
+    finished, open_uplink = 0, False
+    for line in dev.log_path.read_text().splitlines():
+        if "uplink: fw" in line:
+            open_uplink = True
+        elif "] sleep " in line and open_uplink:
+            finished, open_uplink = finished + 1, False
+    return float(associations[finished - 1])

@@ -12,7 +12,7 @@ import pytest
 from fleet.simulator import VirtualDevice
 from fleet.simulator.paths import DEFAULT_HEAPSIZE
 from tests.firmware.conftest import wait_until
-from tests.sim.fleetsink import FleetSink, RestartableBroker, match_served
+from tests.sim.fleetsink import FleetSink, RestartableBroker, last_finished_uplink, match_served
 
 pytestmark = [pytest.mark.vm, pytest.mark.mosquitto]
 
@@ -67,7 +67,7 @@ def test_a_day_on_batteries(tmp_path: Path, micropython_bin: Path, heapsize: str
 
         def arrived() -> bool:
             missing, _ = match_served(
-                [r for r in served if r["ts"] < _last_uplink(dev)],
+                [r for r in served if r["ts"] < last_finished_uplink(dev)],
                 sink.readings(dev.device_id),
                 ("temperature", "humidity", "surface_temperature", "battery_voltage"),
             )
@@ -105,17 +105,3 @@ def test_a_day_on_batteries(tmp_path: Path, micropython_bin: Path, heapsize: str
     assert h["reset_cause"] == "deep_sleep" and h["wake_reason"] == "timer"
     assert h["clock_synced"] is True and 3.0 < h["battery_voltage"] < 3.4 and h["battery"] > 50
     assert sink.rejects == []
-
-
-def _last_uplink(dev: VirtualDevice) -> float:
-    """Room time of the Wi-Fi association of the last uplink that finished (its wake went on
-    to sleep): readings after it are still queued. Stopping the device can cut the day's last
-    uplink short, as a power cut would, and its readings then wait on flash."""
-    associations = (dev.device_dir / "sim_radio.log").read_text().split()
-    finished, open_uplink = 0, False
-    for line in dev.log_path.read_text().splitlines():
-        if "uplink: fw" in line:
-            open_uplink = True
-        elif "] sleep " in line and open_uplink:
-            finished, open_uplink = finished + 1, False
-    return float(associations[finished - 1])
