@@ -31,11 +31,13 @@ def create_user(
     role: Role,
     password: str | None = None,
     borough_codes: Iterable[str] = (),
+    principal: Principal | None = None,
 ) -> User:
+    """A new account; audited when a principal made it."""
     email = email.strip().lower()
     if "@" not in email:
         raise AccountError(f"{email!r} is not an email address")
-    if session.scalars(select(User.id).where(User.email == email)).first():
+    if _by_email(session, email) is not None:
         raise AccountError(f"a user with email {email} already exists")
     user = User(
         email=email,
@@ -46,7 +48,21 @@ def create_user(
     user.boroughs = _boroughs(session, role, borough_codes)
     session.add(user)
     session.flush()
+    if principal is not None:
+        audit.record(
+            session,
+            principal,
+            "user.create",
+            target_type="user",
+            target_id=user.id,
+            detail={"role": user.role, "boroughs": sorted(b.code for b in user.boroughs)},
+        )
     return user
+
+
+def _by_email(session: Session, email: str) -> User | None:
+    """Emails are kept trimmed and lower-case."""
+    return session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
 
 
 def principal_for(user: User, *, scopes: frozenset[Scope] | None = None) -> Principal:
@@ -62,7 +78,7 @@ def principal_for(user: User, *, scopes: frozenset[Scope] | None = None) -> Prin
 
 
 def authenticate(session: Session, *, email: str, password: str) -> User | None:
-    user = session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
+    user = _by_email(session, email)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.active:
         return None
@@ -170,7 +186,7 @@ def principal_from_api_token(session: Session, token: str, *, now: datetime) -> 
 
 
 def find_user(session: Session, email: str) -> User:
-    user = session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
+    user = _by_email(session, email)
     if user is None:
         raise AccountError(f"no user with email {email.strip().lower()}")
     return user

@@ -90,21 +90,14 @@ def user_add(
         raise typer.Exit(2) from None
     password = _read_password(password_stdin)
     with _transaction() as session:
-        user = create_user(
+        create_user(
             session,
             email=email,
             name=name,
             role=parsed_role,
             password=password,
             borough_codes=borough or [],
-        )
-        audit.record(
-            session,
-            SYSTEM,
-            "user.create",
-            target_type="user",
-            target_id=user.id,
-            detail={"role": user.role, "boroughs": sorted(borough or [])},
+            principal=SYSTEM,
         )
     console.print(f"created {parsed_role.value} {email}")
 

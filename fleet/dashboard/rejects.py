@@ -39,11 +39,12 @@ def rejects_page(
 ) -> HTMLResponse:
     # Fleet-wide: rejects may name devices of any borough, or none (an unknown topic).
     user.require(Scope.INGEST_READ)
+    device_id, reason = device_id.strip(), reason.strip()
     stmt = select(RejectedMessage)
-    if device_id.strip():
-        stmt = stmt.where(RejectedMessage.device_id == device_id.strip())
-    if reason.strip():
-        stmt = stmt.where(RejectedMessage.reason == reason.strip())
+    if device_id:
+        stmt = stmt.where(RejectedMessage.device_id == device_id)
+    if reason:
+        stmt = stmt.where(RejectedMessage.reason == reason)
     rows = session.scalars(stmt.order_by(RejectedMessage.id.desc()).limit(PAGE_LIMIT)).all()
     return TEMPLATES.TemplateResponse(
         request,
@@ -54,5 +55,6 @@ def rejects_page(
             "device_id": device_id,
             "reason": reason,
             "reasons": [r.value for r in RejectReason],
+            "limit": PAGE_LIMIT,
         },
     )

@@ -11,7 +11,6 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from fleet.dashboard.health_view import health_rows
-from fleet.health.alert_rules import describe_faults
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -45,7 +44,6 @@ def fmt_time(value: datetime | str | None) -> str:
 
 TEMPLATES.env.filters["value"] = fmt_value
 TEMPLATES.env.filters["when"] = fmt_time
-TEMPLATES.env.filters["faults"] = describe_faults
 TEMPLATES.env.globals["STATES"] = STATES
 TEMPLATES.env.globals["health_rows"] = health_rows
 TEMPLATES.env.globals["METRICS"] = OVERVIEW_METRICS

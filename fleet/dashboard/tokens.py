@@ -66,7 +66,8 @@ def make_token(
     account = session.get(User, user.user_id) if user.user_id is not None else None
     if account is None:
         return back_with_notice("/tokens", "not made: tokens belong to a signed-in user")
-    if not name.strip() or len(name.strip()) > 100:
+    name = name.strip()
+    if not name or len(name) > 100:
         return back_with_notice("/tokens", "not made: give the token a name of 1-100 characters")
     if expires_days not in EXPIRY_DAYS:
         return back_with_notice("/tokens", f"not made: expiry must be one of {EXPIRY_DAYS} days")
@@ -77,7 +78,7 @@ def make_token(
         token, row = accounts.issue_api_token(
             session,
             account,
-            name=name.strip(),
+            name=name,
             scopes=wanted,
             expires_at=utcnow() + timedelta(days=expires_days),
             principal=user,

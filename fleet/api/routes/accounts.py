@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from fleet.access import accounts, audit
+from fleet.access import accounts
 from fleet.access.principal import Principal
 from fleet.access.roles import Role, Scope, parse_scopes
 from fleet.access.secrets import WeakPassword
@@ -77,17 +77,10 @@ def create_user(
             role=body.role,
             password=body.password,
             borough_codes=body.boroughs,
+            principal=principal,
         )
     except (accounts.AccountError, WeakPassword) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    audit.record(
-        session,
-        principal,
-        "user.create",
-        target_type="user",
-        target_id=user.id,
-        detail={"role": user.role, "boroughs": body.boroughs},
-    )
     session.commit()
     return UserOut(
         id=user.id,
