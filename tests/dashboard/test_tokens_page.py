@@ -86,9 +86,9 @@ def test_someone_elses_token_cannot_be_revoked_except_by_an_admin(
         camden = s.scalars(
             select(ApiToken.id).join(User).where(User.email == "staff_camden@example.org")
         ).one()
-    hackney = {"Authorization": f"Bearer {world.tokens['staff_hackney']}"}
-    admin = {"Authorization": f"Bearer {world.tokens['admin']}"}
-    camden_api = {"Authorization": f"Bearer {world.tokens['staff_camden']}"}
+    hackney = world.headers("staff_hackney")
+    admin = world.headers("admin")
+    camden_api = world.headers("staff_camden")
     api = TestClient(client.app)
 
     sign_in(client, "staff_hackney")
