@@ -18,6 +18,7 @@ from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.commands.send import CommandUnavailable, send_command
 from fleet.dashboard.charts import Series, line_chart
 from fleet.dashboard.rejects import refused_from
+from fleet.dashboard.risk import CO2_MARK, ROOM_RH_MARK
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.health import alerts as lifecycle
 from fleet.models import AuditEntry, HealthSnapshot, Placement, Property, StateChange
@@ -39,11 +40,12 @@ RANGES = {
     "1y": timedelta(days=365),
 }
 CHART_POINTS = 400
-CHARTED = (
-    ("temperature", "Temperature", "°C"),
-    ("humidity", "Relative humidity", "%"),
-    ("co2", "CO₂", "ppm"),
-    ("battery", "Battery", "%"),
+# (metric, label, unit, limits drawn on the chart)
+CHARTED: tuple[tuple[str, str, str, tuple[tuple[float, str], ...]], ...] = (
+    ("temperature", "Temperature", "°C", ()),
+    ("humidity", "Relative humidity", "%", ROOM_RH_MARK),
+    ("co2", "CO₂", "ppm", CO2_MARK),
+    ("battery", "Battery", "%", ()),
 )
 
 
@@ -105,15 +107,15 @@ def device_page(
     until = utcnow()
     since = until - RANGES[range]
     by_metric: dict[str, list[tuple]] = {}
-    for metric, _, _ in CHARTED:
+    for metric, _, _, _ in CHARTED:
         points = reading_series(
             session, device=device, metric=metric, since=since, until=until, max_points=CHART_POINTS
         )
         if points:
             by_metric[metric] = [(p.ts, p.mean) for p in points]
     charts = [
-        (label, Markup(line_chart(Series(label, unit, by_metric.get(metric, [])))))
-        for metric, label, unit in CHARTED
+        (label, Markup(line_chart(Series(label, unit, by_metric.get(metric, []), marks=marks))))
+        for metric, label, unit, marks in CHARTED
         if metric in by_metric or metric in ("temperature", "humidity")
     ]
     temps = dict(by_metric.get("temperature", []))

@@ -23,17 +23,22 @@ from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.models import Borough, Case, Property, PropertyRisk
 from fleet.models.base import utcnow
 from fleet.registry import places
+from fleet.risk.compare import ROOM_RH_LIMIT, SURFACE_RH_LIMIT
+from fleet.risk.rules import CO2_POOR_PPM
 from fleet.risk.service import analytics, queries
 from fleet.risk.workdays import UK
 
 router = APIRouter(include_in_schema=False)
 RANGES = {"7d": timedelta(days=7), "14d": timedelta(days=14), "30d": timedelta(days=30)}
-# (RiskHour attribute, label, unit, colour)
-CHARTS = (
-    ("humidity", "Relative humidity", "%", "#0969da"),
-    ("dew_point", "Dew point", "°C", "#8250df"),
-    ("surface_rh", "Surface RH", "%", "#bf3989"),
-    ("mould_index", "Mould index (VTT)", "", "#9a6700"),
+ROOM_RH_MARK = ((ROOM_RH_LIMIT, f"{ROOM_RH_LIMIT:.0f} % (Approved Document F)"),)
+SURFACE_RH_MARK = ((SURFACE_RH_LIMIT, f"{SURFACE_RH_LIMIT:.0f} % (BS 5250)"),)
+CO2_MARK = ((CO2_POOR_PPM, f"{CO2_POOR_PPM:,.0f} ppm (poor ventilation)"),)
+# (RiskHour attribute, label, unit, colour, fixed value axis, limits drawn on it)
+CHARTS: tuple[tuple[str, str, str, str, tuple[float, float] | None, tuple], ...] = (
+    ("humidity", "Relative humidity", "%", "#0969da", None, ROOM_RH_MARK),
+    ("dew_point", "Dew point", "°C", "#8250df", None, ()),
+    ("surface_rh", "Surface RH", "%", "#bf3989", None, SURFACE_RH_MARK),
+    ("mould_index", "Mould index (VTT)", "", "#9a6700", (0.0, 6.0), ()),  # the index's scale
 )
 STEP_CHOICES = [(s.value, STEP_LABELS[s]) for s in CaseStep]
 
@@ -46,11 +51,12 @@ def risk_charts(
     for room, h in queries.hours(session, prop, since=since, until=until):
         by_room.setdefault(room, []).append(h)
     out: list[tuple[str, Markup]] = []
-    for attr, label, unit, colour in CHARTS:
+    for attr, label, unit, colour, scale, marks in CHARTS:
         for room, hours in sorted(by_room.items()) or [("", [])]:
             title = f"{label} · {room}" if room else label
             points = [(h.hour, float(getattr(h, attr))) for h in hours]
-            out.append((title, Markup(line_chart(Series(title, unit, points), colour=colour))))
+            chart = line_chart(Series(title, unit, points, scale, marks), colour=colour)
+            out.append((title, Markup(chart)))
     return out
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "BS5250_SURFACE_RH80",
     "CO2_ABOVE_800",
     "CO2_ABOVE_1500",
+    "CO2_POOR_PPM",
     "Co2Band",
     "MeanRule",
     "Monitor",
@@ -77,11 +78,14 @@ class Co2Band(Enum):
     POOR = "poor"
 
 
+CO2_POOR_PPM = 1500.0  # above it ventilation is poor
+
+
 def co2_band(ppm: float) -> Co2Band:
     """Classify a CO2 reading into the 800 / 1500 ppm bands."""
     if ppm <= 800.0:
         return Co2Band.GOOD
-    if ppm <= 1500.0:
+    if ppm <= CO2_POOR_PPM:
         return Co2Band.MODERATE
     return Co2Band.POOR
 
@@ -116,7 +120,7 @@ def co2_rules(*, max_gap: timedelta = timedelta(hours=1)) -> tuple[WindowRule, W
     day = timedelta(hours=24)
     return (
         WindowRule(CO2_ABOVE_800, Quantity.CO2, 800.0, timedelta(hours=8), day, max_gap),
-        WindowRule(CO2_ABOVE_1500, Quantity.CO2, 1500.0, timedelta(hours=2), day, max_gap),
+        WindowRule(CO2_ABOVE_1500, Quantity.CO2, CO2_POOR_PPM, timedelta(hours=2), day, max_gap),
     )
 
 
