@@ -22,7 +22,7 @@ from fleet.models.ota import Rollout
 from fleet.ota import report, service
 from fleet.ota import rollout as rollouts
 from fleet.ota.errors import NotFound, OtaError
-from fleet.registry import places
+from fleet.registry import devices, places
 
 router = APIRouter(include_in_schema=False)
 RolloutId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -78,6 +78,7 @@ def rollouts_page(
             "releases": {rel.id: rel for rel in service.list_releases(session)},
             "can_create": can_create,
             "boroughs": places.visible_boroughs(session, principal=user),
+            "boards_and_tags": devices.boards_and_tags(session, user),
             "default_waves": DEFAULT_WAVES,
             "notice": request.query_params.get("notice"),
         },

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from fleet.access import audit
 from fleet.access.principal import SYSTEM, Principal
 from fleet.access.roles import Scope
-from fleet.models import Alert, Device, Placement, Property, Tag
+from fleet.models import Alert, Borough, Device, Estate, Placement, Property, Tag
 from fleet.models.base import utcnow
 from fleet.models.ota import Release, Rollout, RolloutDevice, VersionPin
 from fleet.ota.errors import NoBroker, NotFound, OtaError
@@ -167,10 +167,40 @@ def create_rollout(
         state="running",
         created_by=principal.actor,
     )
+    _check_target(session, rollout)
     session.add(rollout)
     session.flush()
     _audit(session, principal, rollout, "ota.rollout.create", release=release.version)
     return rollout
+
+
+def _check_target(session: Session, rollout: Rollout) -> None:
+    """A rollout that reaches no device, or not every device it names, is a mistake (a typo in
+    a board, tag or device id) that would otherwise "complete" with nothing updated."""
+    matched = {d.device_id for d in target_devices(session, rollout)}
+    missing = sorted(set(rollout.target.get("device_ids") or []) - matched)
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise OtaError(f"no such device in the target: {', '.join(missing[:10])}{more}")
+    if not matched:
+        raise OtaError(
+            f"the target matches no device ({_describe(session, rollout.target)}): "
+            "check the board, tag and borough"
+        )
+
+
+def _describe(session: Session, target: dict[str, Any]) -> str:
+    parts = []
+    for key, value in target.items():
+        if key == "borough_id":
+            borough = session.get(Borough, value)
+            parts.append(f"borough {borough.name if borough else value}")
+        elif key == "estate_id":
+            estate = session.get(Estate, value)
+            parts.append(f"estate {estate.name if estate else value}")
+        elif key != "device_ids":
+            parts.append(f"{key} {value!r}")
+    return ", ".join(parts) or "the whole fleet"
 
 
 def _audit(

@@ -76,6 +76,13 @@ def _scoped(stmt: Select[Any], principal: Principal) -> Select[Any]:
     return stmt.where(Device.borough_id.in_(principal.borough_ids))
 
 
+def boards_and_tags(session: Session, principal: Principal) -> tuple[list[str], list[str]]:
+    """The boards and tags of the devices the principal can see, for pickers."""
+    boards = session.scalars(_scoped(select(Device.board).distinct(), principal))
+    tagged = _scoped(select(Tag.name).join(Tag.devices).distinct(), principal)
+    return sorted(boards), sorted(session.scalars(tagged))
+
+
 def get_device(session: Session, *, device_id: str, principal: Principal) -> Device:
     """The device, or DeviceNotFound also when it is outside the principal's boroughs."""
     stmt = _scoped(select(Device).where(Device.device_id == device_id), principal)

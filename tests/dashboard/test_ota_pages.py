@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from fleet.api.app import create_app
 from fleet.core.context import FleetContext
-from fleet.models import AuditEntry
+from fleet.models import AuditEntry, Device
 from fleet.models.ota import Rollout
 from fleet.ota.engine import tick
+from fleet.registry.devices import set_tags
 from tests.dashboard.ota_data import Recorder, hackney_rollout, jobs, publish_release, report
 from tests.fleet.conftest import PASSWORD, World, fleet_ctx, world  # noqa: F401
 
@@ -183,6 +184,36 @@ def test_pause_resume_abort_need_the_permission_and_the_form_token(
     assert entries[0].detail == {"reason": "tenant complaints"}
 
 
+def test_the_rollout_form_offers_what_the_fleet_has(
+    client: TestClient,
+    fleet_ctx: FleetContext,  # noqa: F811
+    world: World,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """No release yet: no form, a pointer to publishing one. Then the boards and tags of the
+    devices the user can see, so a target is picked rather than typed."""
+    sign_in(client, "admin")
+    page = client.get("/rollouts").text
+    assert "No release to roll out yet" in page and "Start rollout" not in page
+    publish_release(fleet_ctx, tmp_path / "keys")
+    with fleet_ctx.sessions() as s:
+        device = s.scalars(select(Device).where(Device.device_id == "cs-hackney-0001")).one()
+        device.board = "firebeetle-sht41-ds18b20-2aa"
+        set_tags(s, device=device, names=["pilot"])
+        s.commit()
+    page = client.get("/rollouts").text
+    assert "Start rollout" in page and "No release to roll out yet" not in page
+    board = re.search(r'<select name="board">(.*?)</select>', page, re.S)
+    assert board is not None
+    assert re.findall(r'<option value="([^"]*)">', board.group(1)) == [
+        "",
+        "devkitc-sht41",
+        "firebeetle-sht41-ds18b20-2aa",
+    ]
+    tags = re.search(r'<datalist id="known-tags">(.*?)</datalist>', page, re.S)
+    assert tags is not None and re.findall(r'value="([^"]*)"', tags.group(1)) == ["pilot"]
+
+
 def test_rollout_started_from_the_form(
     client: TestClient,
     fleet_ctx: FleetContext,  # noqa: F811
@@ -202,6 +233,18 @@ def test_rollout_started_from_the_form(
     assert "not started: wave 0 is neither a device count" in r.text
     r = client.post("/rollouts", data={**form, "soak_min": "soon"})
     assert "not started: soak and failure threshold must be numbers" in r.text
+    # A tag (or board, or device id) that reaches nothing is a typo, not an empty success.
+    r = client.post("/rollouts", data={**form, "tag": "pilot"})
+    assert (
+        "not started: the target matches no device (tag &#39;pilot&#39;, borough Hackney)" in r.text
+    )
+    r = client.post("/rollouts", data={**form, "device_ids": "cs-hackney-0001 cs-hackney-9999"})
+    assert "not started: no such device in the target: cs-hackney-9999" in r.text
+    with fleet_ctx.sessions() as s:
+        assert s.scalars(select(Rollout)).all() == []
+        device = s.scalars(select(Device).where(Device.device_id == "cs-hackney-0001")).one()
+        set_tags(s, device=device, names=["pilot"])
+        s.commit()
     r = client.post("/rollouts", data={**form, "waves": "1, 100%", "tag": "pilot"})
     assert r.status_code == 200 and "rollout started" in r.text
     assert "Tag</dt><dd>pilot" in r.text and "Borough</dt><dd>Hackney" in r.text
