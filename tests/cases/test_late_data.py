@@ -73,3 +73,20 @@ def test_recompute_reach_is_bounded(fleet_ctx: FleetContext, world: World) -> No
     result = sweep(fleet_ctx.sessions, settings, now=T0)
     assert result.recomputed == 1
     assert result.hours <= 2 * 24
+
+
+def test_no_level_before_the_first_complete_hour(fleet_ctx: FleetContext, world: World) -> None:
+    """Readings of the current hour only: the home has no level yet ("no data"), rather than
+    "low" on no evidence; the first complete hour gives it one."""
+    settings = RiskSettings()
+    store(fleet_ctx, "cs-hackney-0001", list(samples(DAMP, T0 + timedelta(minutes=20), 0.5)))
+    sweep(fleet_ctx.sessions, settings, now=T0 + timedelta(minutes=50))
+    with fleet_ctx.sessions() as s:
+        assert s.scalars(select(PropertyRisk)).all() == []
+        assert s.scalars(select(PlacementRisk.last_hour)).all() in ([], [None])
+    store(fleet_ctx, "cs-hackney-0001", list(samples(DAMP, T0 + timedelta(hours=1), 1)))
+    result = sweep(fleet_ctx.sessions, settings, now=T0 + timedelta(hours=2, minutes=5))
+    assert result.hours == 1
+    with fleet_ctx.sessions() as s:
+        risk = s.scalars(select(PropertyRisk)).one()
+        assert risk.data_until == T0 + timedelta(hours=1)

@@ -335,6 +335,10 @@ def finish(plan: Plan, hours: int) -> PlacementUpdate:
     """Store the tracker and its assessment on the placement's state row."""
     row, tracker = plan.row, plan.tracker
     assessment = tracker.assess()
+    if plan.start is None and hours == 0:
+        # A first run without one complete hour of readings knows nothing yet: the placement
+        # stays unassessed ("no data", not "low") and the next run starts from scratch again.
+        return PlacementUpdate(row.placement_id, 0, plan.recomputed, assessment)
     row.state = tracker.to_dict()
     row.last_hour = plan.end - HOUR
     row.mould_index = tracker.mould.m
