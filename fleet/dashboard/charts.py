@@ -55,8 +55,11 @@ def value_axis(values: Sequence[float], unit: str) -> tuple[float, float, list[f
         lo, hi = max(floor, lo - (hi - ceil)), ceil
     step = _nice_step(hi - lo)
     lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
-    ticks = [lo + i * step for i in range(round((hi - lo) / step) + 1)]
-    return lo, hi, ticks
+    return lo, hi, _ticks(lo, hi, step)
+
+
+def _ticks(lo: float, hi: float, step: float) -> list[float]:
+    return [lo + i * step for i in range(round((hi - lo) / step) + 1)]
 
 
 def _decimals(step: float) -> int:
@@ -93,7 +96,7 @@ def line_chart(series: Series, *, colour: str = "#0969da") -> str:
     if series.scale is not None:
         v0, v1 = series.scale
         step = _nice_step(v1 - v0)
-        ticks = [v0 + i * step for i in range(round((v1 - v0) / step) + 1)]
+        ticks = _ticks(v0, v1, step)
     else:
         v0, v1, ticks = value_axis(values + [v for v, _ in series.marks], series.unit)
         step = ticks[1] - ticks[0]
