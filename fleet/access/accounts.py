@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
@@ -140,6 +140,7 @@ def issue_api_token(
         raise AccountError(
             f"a {user.role} cannot hold scope(s) {', '.join(sorted(s.value for s in excess))}"
         )
+    _refuse_live_name(session, user, name)
     token = new_token()
     row = ApiToken(
         user_id=user.id,
@@ -161,6 +162,25 @@ def issue_api_token(
             detail={"scopes": row.scopes},
         )
     return token, row
+
+
+def _refuse_live_name(session: Session, user: User, name: str) -> None:
+    """Names tell a user's tokens apart, so two live ones may not share one. This also stops a
+    re-sent form (a reload after making a token) from quietly making a second secret."""
+    now = utcnow()
+    clash = session.scalars(
+        select(ApiToken.id).where(
+            ApiToken.user_id == user.id,
+            ApiToken.name == name,
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
+    ).first()
+    if clash is not None:
+        raise AccountError(
+            f"you already have a live token named {name!r}: pick another name, or revoke that one "
+            "first"
+        )
 
 
 def principal_from_api_token(session: Session, token: str, *, now: datetime) -> Principal | None:

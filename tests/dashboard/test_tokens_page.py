@@ -100,3 +100,31 @@ def test_someone_elses_token_cannot_be_revoked_except_by_an_admin(
 
     assert api.delete(f"/api/v1/tokens/{camden}", headers=admin).status_code == 204
     assert api.get("/api/v1/devices", headers=camden_api).status_code == 401
+
+
+def test_a_resent_form_does_not_make_a_second_secret(
+    client: TestClient,  # noqa: F811
+    fleet_ctx: FleetContext,  # noqa: F811
+    world: World,  # noqa: F811
+) -> None:
+    """Reloading the page after making a token sends the same form again; a second live token
+    of that name is refused, the API says the same, and revoking frees the name."""
+    sign_in(client, "tech_hackney")
+    form = {"csrf": csrf_of(client, "/tokens"), "name": "laptop", "scopes": ["devices:read"]}
+    assert 'id="new-token"' in client.post("/tokens", data=form).text
+    again = client.post("/tokens", data=form).text
+    assert 'id="new-token"' not in again
+    assert "not made: you already have a live token named &#39;laptop&#39;" in again
+    api = TestClient(client.app)
+    refused = api.post(
+        "/api/v1/tokens",
+        json={"name": "laptop", "scopes": ["devices:read"]},
+        headers=world.headers("tech_hackney"),
+    )
+    assert refused.status_code == 422 and "live token named 'laptop'" in refused.text
+    with fleet_ctx.sessions() as s:
+        ids = s.scalars(select(ApiToken.id).where(ApiToken.name == "laptop")).all()
+    assert len(ids) == 1
+
+    client.post(f"/tokens/{ids[0]}/revoke", data={"csrf": csrf_of(client, "/tokens")})
+    assert 'id="new-token"' in client.post("/tokens", data=form).text
