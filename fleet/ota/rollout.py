@@ -506,11 +506,13 @@ def wave_problem(
     """Why the wave must stop: too many failed updates, or the updated devices look worse."""
     if not wave:
         return None
-    failed = [m for m in wave if m.state == "failed"]
-    if failed and len(failed) / len(wave) > rollout.failure_threshold:
+    # A member a newer rollout took over never tried this release: it does not dilute the rate.
+    tried = [m for m in wave if m.state != "superseded"]
+    failed = [m for m in tried if m.state == "failed"]
+    if failed and len(failed) / len(tried) > rollout.failure_threshold:
         reasons = sorted({m.reason or "?" for m in failed})
         return (
-            f"wave {rollout.wave + 1}: {len(failed)} of {len(wave)} updates failed "
+            f"wave {rollout.wave + 1}: {len(failed)} of {len(tried)} updates failed "
             f"(threshold {rollout.failure_threshold:.0%}): {'; '.join(reasons)[:400]}"
         )
     succeeded_at = {m.device_pk: m.updated_at for m in wave if m.state == "succeeded"}

@@ -437,6 +437,29 @@ def test_a_newer_rollout_overtakes_older_offers_so_the_older_rollout_finishes(
     assert {o["version"] for o in pub.offers().values()} == {"0.3.0"}
 
 
+def test_devices_a_newer_rollout_took_over_do_not_dilute_the_failure_rate(
+    fleet_ctx: FleetContext, key: signing.SigningKey
+) -> None:
+    """2 of the 4 devices that tried 0.2.0 failed: 50 %, over the 25 % threshold, even though
+    a newer rollout took the other 6 before they began."""
+    _devices(fleet_ctx, 10)
+    pub = Recorder()
+    older = _new_rollout(fleet_ctx, key, "0.2.0", threshold=0.25)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    first = pub.offers()
+    for i, state in enumerate(("failed", "failed", "succeeded", "succeeded")):
+        device = f"cs-r-{i:03d}"
+        _report(fleet_ctx, device, first[device]["id"], state, reason="no sensor", app="0.1.0")
+    _new_rollout(fleet_ctx, key, "0.3.0", threshold=1.0)
+    tick(fleet_ctx.sessions, pub, "http://x")
+    states = [state for state, _ in _members(fleet_ctx, older).values()]
+    assert states.count("superseded") == 6
+    tick(fleet_ctx.sessions, pub, "http://x")
+    state, _, reason = _state(fleet_ctx, older)
+    assert state == "paused"
+    assert reason is not None and "2 of 4 updates failed" in reason
+
+
 def test_resuming_an_older_rollout_never_offers_over_a_newer_one(
     fleet_ctx: FleetContext, key: signing.SigningKey
 ) -> None:
