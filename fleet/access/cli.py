@@ -141,7 +141,15 @@ def _change(email: str, action: str, change: Callable[[Session, User], str]) -> 
     with _transaction() as session:
         user = find_user(session, email)
         said = change(session, user)
-        audit.record(session, SYSTEM, action, target_type="user", target_id=user.email)
+        # The id, as every other user entry has it; the email as well, for a reader.
+        audit.record(
+            session,
+            SYSTEM,
+            action,
+            target_type="user",
+            target_id=user.id,
+            detail={"email": user.email},
+        )
     console.print(said)
 
 
