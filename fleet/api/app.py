@@ -16,6 +16,7 @@ from fleet.api.deps import LoginRequired
 from fleet.api.routes import (
     accounts,
     alerts,
+    audit,
     cases,
     devices,
     enrolment,
@@ -56,6 +57,7 @@ def create_app(
         devices,
         registry,
         alerts,
+        audit,
         accounts,
         rejects,
         enrolment,

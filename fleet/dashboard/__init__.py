@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from fleet.dashboard import auth, live, ota, pages, register, registry, rejects, risk, tokens
+from fleet.dashboard import (
+    audit_page,
+    auth,
+    live,
+    ota,
+    pages,
+    register,
+    registry,
+    rejects,
+    risk,
+    tokens,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
@@ -14,3 +25,4 @@ router.include_router(risk.router)
 router.include_router(ota.router)
 router.include_router(rejects.router)
 router.include_router(tokens.router)
+router.include_router(audit_page.router)

@@ -1,4 +1,4 @@
-"""Dashboard pages: overview, device, alerts and audit log (all borough-scoped)."""
+"""Dashboard pages: overview, device and alerts (all borough-scoped)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from fleet.dashboard.rejects import refused_from
 from fleet.dashboard.risk import CO2_MARK, ROOM_RH_MARK
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.health import alerts as lifecycle
-from fleet.models import AuditEntry, HealthSnapshot, Placement, Property, StateChange
+from fleet.models import HealthSnapshot, Placement, Property, StateChange
 from fleet.models.base import utcnow
 from fleet.models.health import SAMPLED_ORDER
 from fleet.models.ota import VersionPin
@@ -243,22 +243,3 @@ def alert_action(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     session.commit()
     return RedirectResponse("/alerts", status_code=status.HTTP_303_SEE_OTHER)
-
-
-@router.get("/audit", response_class=HTMLResponse)
-def audit_page(
-    request: Request,
-    page: int = Query(1, ge=1),
-    session: Session = Depends(get_session),
-    user: Principal = Depends(page_user),
-) -> HTMLResponse:
-    user.require(Scope.AUDIT_READ)
-    stmt = select(AuditEntry)
-    if user.borough_ids is not None:
-        stmt = stmt.where(AuditEntry.borough_id.in_(user.borough_ids))
-    rows = session.scalars(
-        stmt.order_by(AuditEntry.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
-    ).all()
-    return TEMPLATES.TemplateResponse(
-        request, "audit.html", {"user": user, "entries": rows, "page": page}
-    )

@@ -1,19 +1,17 @@
-"""Alerts inbox and lifecycle, and the audit log."""
+"""Alerts inbox and lifecycle."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import get_session, require
-from fleet.api.schemas import MAX_ID, AlertOut, AuditOut
+from fleet.api.schemas import MAX_ID, AlertOut
 from fleet.health import alerts as lifecycle
-from fleet.models import AuditEntry
 from fleet.models.base import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -71,20 +69,3 @@ def resolve(
     principal: Principal = Depends(require(Scope.ALERTS_WRITE)),
 ) -> AlertOut:
     return _transition(alert_id, session, principal, "resolve")
-
-
-@router.get("/audit", response_model=list[AuditOut])
-def audit_log(
-    action: str | None = Query(None, max_length=64),
-    limit: int = Query(200, ge=1, le=1000),
-    offset: int = Query(0, ge=0, le=MAX_ID),
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.AUDIT_READ)),
-) -> list[AuditOut]:
-    stmt = select(AuditEntry)
-    if principal.borough_ids is not None:
-        stmt = stmt.where(AuditEntry.borough_id.in_(principal.borough_ids))
-    if action:
-        stmt = stmt.where(AuditEntry.action == action)
-    rows = session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
-    return [AuditOut.model_validate(r) for r in rows]

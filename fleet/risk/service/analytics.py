@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet.core.spreadsheet import text_cell
 from fleet.models import Borough, Case, Estate, Property, PropertyRisk, RiskLevelChange
 
 LEVELS = ("low", "elevated", "high", "severe")
@@ -154,8 +155,8 @@ def stream_csv(
         for n, (prop, estate, risk) in enumerate(session.execute(stmt).all(), start=1):
             writer.writerow(
                 (
-                    prop.reference,
-                    estate or "",
+                    text_cell(prop.reference),
+                    text_cell(estate or ""),
                     prop.housing_type or "",
                     prop.construction_age_band or "",
                     risk.level if risk else NO_DATA,
