@@ -29,6 +29,7 @@ EXIT_RESET = 100
 EXIT_DEEPSLEEP = 101
 RESET_FILE = ".sim_reset"
 RTC_FILE = "rtc_memory.bin"
+WAKE_FILE = ".sim_wake"  # the room time a deep sleep ends at (hardware/sim/time.py)
 CLOCK_FILE = ".sim_clock"  # "offset skew": room time = host * speed + offset; RTC = room + skew
 FIRMWARE_LINK = "fw"  # the build, linked into the device folder (see VirtualDevice.firmware_link)
 WDT_FILE = ".sim_wdt"  # the watchdog timeout (ms), rewritten on every feed
@@ -333,6 +334,7 @@ class VirtualDevice:
 
     def _power_on_clock(self) -> None:
         # Power-on: the room's time runs on, the RTC forgets (starts at 2000 again).
+        (self.device_dir / WAKE_FILE).unlink(missing_ok=True)
         path = self.device_dir / CLOCK_FILE
         if path.exists():
             path.write_text(path.read_text().split()[0])
@@ -396,7 +398,9 @@ class VirtualDevice:
                     return
                 if sleep_s > real * self.speed:
                     self._advance_clock(sleep_s - real * self.speed)
-            elif code != EXIT_RESET and not self._power_cut():
+            else:  # only a deep sleep's end sets the next boot's clock
+                (self.device_dir / WAKE_FILE).unlink(missing_ok=True)
+            if code not in (EXIT_DEEPSLEEP, EXIT_RESET) and not self._power_cut():
                 self.returncode = code
                 return
             with self._lock:

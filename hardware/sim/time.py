@@ -5,7 +5,8 @@ Two clocks: `true_time()` is the room's UTC time, the host clock (times sim.json
 time (sim.json "time_scale"). `time()` is the RTC: like the ESP32's it keeps running
 through deep sleep and resets but starts again at 2000-01-01 on power-on, until
 `ntptime.settime()` sets it. Both persist in `.sim_clock` ("offset skew"); a missing
-skew means power-on.
+skew means power-on. A boot after a deep sleep starts both from the time the sleep ends
+(`.sim_wake`), not from the host's clock, which also counted the VM's restart.
 
 With "speed" > 1 the whole room runs that much faster than the host, awake or asleep:
 `ticks_ms()`/`ticks_us()` count simulated time and `sleep*()` take simulated durations,
@@ -42,16 +43,21 @@ def _host():
 def _clock():
     global _st
     if _st is None:
-        from simdev.state import read_bytes
+        from simdev.state import WAKE_FILE, read_bytes, remove
 
         raw = read_bytes(_CLOCK)
         p = raw.split() if raw else ()
         _st = [float(p[0]) if p else 0.0, 0.0]
+        wake = read_bytes(WAKE_FILE)
+        if wake:  # after a deep sleep: the room and the RTC read where the sleep ended
+            _st[0] = float(wake) - _host()
         if len(p) > 1:
             _st[1] = float(p[1])
         else:
             _st[1] = _Y2000 - (_host() + _st[0])
+        if wake or len(p) < 2:
             _save()
+            remove(WAKE_FILE)
     return _st
 
 

@@ -97,11 +97,12 @@ def test_a_day_on_batteries(tmp_path: Path, micropython_bin: Path, heapsize: str
     # Samples sit on the UTC quarter-hour grid (to the second the RTC resolves), in the day.
     stamps = sorted({ts.timestamp() for m, ts, _ in stored if m == "temperature"})
     assert all(start - 1 <= t <= start + DAY + 900 for t in stamps)
-    # The RTC keeps running while the simulator restarts the VM after a deep sleep (a second
-    # or so of host time, a few on a loaded machine), so a wake's sample lands a little after
-    # its grid point. A node that slept a fixed interval instead would drift by its awake
-    # time every wake: tens of seconds or more over the day.
-    off_grid = [t for t in stamps[1:] if min(t % 900, 900 - t % 900) > 5]  # [0]: first boot
+    # A wake's sample lands after its grid point by the node's own boot and sampling time
+    # (the simulator starts the woken VM's clock where the sleep ended, so the host's restart
+    # of the VM does not count): 0-1 s here, more on a loaded machine. A node that slept a
+    # fixed interval instead would drift by its awake time every wake: tens of seconds or
+    # more over the day.
+    off_grid = [t for t in stamps[1:] if min(t % 900, 900 - t % 900) > 3]  # [0]: first boot
     assert off_grid == []
     # Health came with every uplink and shows a healthy battery node.
     h = sink.health[-1]

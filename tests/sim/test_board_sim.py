@@ -66,6 +66,33 @@ def test_reset_and_deepsleep_record_the_cause(vm: VM) -> None:
     assert not (vm.device_dir / ".sim_reset").exists()  # the next boot is a power-on again
 
 
+def test_a_boot_after_deep_sleep_starts_its_clocks_where_the_sleep_ended(vm: VM) -> None:
+    """The chip's RTC runs through the sleep and no longer: a host that took an hour to start
+    the next VM (here: the clock file moved an hour on) does not show in the device's time."""
+    proc = vm.popen(
+        "import machine, time\n"
+        "time.set_rtc(1800000000)\n"
+        "print('RESULT', time.true_time())\n"
+        "machine.deepsleep(600000)\n"
+    )
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 101
+    (slept_at,) = vm.results(out)
+    clock = vm.device_dir / ".sim_clock"
+    offset, skew = clock.read_text().split()
+    clock.write_text(f"{float(offset) + 3600!r} {skew}")  # a very slow host restart
+
+    woke = vm.run(
+        "import json, time\nprint('RESULT', json.dumps([time.time(), time.true_time()]))\n"
+    )
+    ((rtc, room),) = vm.results(woke)
+    assert 1800000600 <= rtc < 1800000600 + 60  # not 1800004200: the host's hour is not counted
+    assert slept_at + 600 <= room < slept_at + 600 + 60
+    assert not (vm.device_dir / ".sim_wake").exists()  # used once
+    again = vm.run("import json, time\nprint('RESULT', json.dumps(time.time()))\n")
+    assert rtc <= vm.results(again)[0] < rtc + 60  # later boots (a reset) keep that time
+
+
 def test_wifi_pins_adc_and_identity(vm: VM) -> None:
     vm.write_sim(mac="02cc000000aa", wifi={"rssi": -61, "join_ms": 0}, adc={"34": 1100000})
     code = """

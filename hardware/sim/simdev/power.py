@@ -30,7 +30,10 @@ def soft_reset():
 
 
 def deepsleep(time_ms=0):
-    # The launcher reads the sleep time from the reset file and restarts us after it.
+    # The launcher reads the sleep time from the reset file and restarts us after it. The
+    # next boot's clocks start where the sleep ends, however long the host takes to end this
+    # VM and start the next (a chip's RTC does not count a host's process start).
+    state.write_bytes(state.WAKE_FILE, repr(time.true_time() + int(time_ms) / 1000).encode())
     _restart(DEEPSLEEP_RESET, state.EXIT_DEEPSLEEP, TIMER_WAKE, int(time_ms))
 
 

@@ -5,6 +5,7 @@ import os
 
 SIM_FILE = "sim.json"
 RESET_FILE = ".sim_reset"  # "cause wake sleep_ms" for the next boot, from reset()/deepsleep()
+WAKE_FILE = ".sim_wake"  # the room time a deep sleep ends at, for the next boot's clock
 READINGS_FILE = "sim_readings.jsonl"
 RADIO_FILE = "sim_radio.log"  # one line per Wi-Fi connect: the radio-use counter
 
