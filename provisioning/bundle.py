@@ -32,8 +32,8 @@ CERT_DIR = "certs"
 CA_FILE = f"{CERT_DIR}/ca.der"
 CERT_FILE = f"{CERT_DIR}/device.der"
 KEY_FILE = f"{CERT_DIR}/device-key.der"
-# The release keys the firmware accepts (cs/ota/manifest.py); the floor starts open and
-# confirmed releases raise it on the device.
+# The release keys the firmware accepts (cs/ota/manifest.py); the floor starts at the highest
+# one the fleet's releases declare, and confirmed releases raise it on the device.
 TRUST_FILE = "ota/trust.json"
 CONFIG_SCHEMA = 1
 
@@ -204,7 +204,8 @@ def stage_device_files(
     _write(root / KEY_FILE, _key_der(cert["private_key_pem"]), mode=0o600)
     profile = board_profile(enrolment["board"])
     _write(root / "boards" / profile.name, profile.read_bytes())
-    trust = {"keys": enrolment.get("release_keys") or {}, "floor": "0.0.0"}
+    floor = enrolment.get("release_floor") or "0.0.0"
+    trust = {"keys": enrolment.get("release_keys") or {}, "floor": floor}
     _write(root / TRUST_FILE, (json.dumps(trust) + "\n").encode())
     summary = {k: v for k, v in enrolment.items() if k not in ("certificate", "wifi")}
     summary["certificate"] = {k: cert[k] for k in ("serial", "fingerprint", "not_after")}

@@ -23,7 +23,7 @@ from fleet.enrolment.secrets import SecretBox
 from fleet.identity.rotation import ROTATE_BEFORE_DAYS
 from fleet.models import Borough, Device, Placement, Property
 from fleet.models.base import utcnow
-from fleet.ota.service import trusted_keys
+from fleet.ota.service import release_floor, trusted_keys
 from fleet.registry import places
 from fleet.registry.devices import register_device
 
@@ -56,6 +56,8 @@ class Enrolment:
     # The release keys the fleet trusts (kid -> public key hex), for the device's
     # ota/trust.json: without them it refuses every update.
     release_keys: dict[str, str]
+    # The anti-rollback floor the fleet's releases have reached, for the same file.
+    release_floor: str
 
 
 def _borough(session: Session, code: str, principal: Principal) -> Borough:
@@ -193,6 +195,7 @@ def enrol(
         broker=device_broker(settings),
         wifi=credentials,
         release_keys=trusted_keys(session),
+        release_floor=release_floor(session),
     )
 
 

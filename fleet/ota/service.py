@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from fleet.access import audit
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
+from fleet.health.alert_rules import version_tuple
 from fleet.models import Device
 from fleet.models.base import utcnow
 from fleet.models.ota import (
@@ -34,6 +35,20 @@ from fleet.ota.progress import TERMINAL
 def trusted_keys(session: Session) -> dict[str, str]:
     rows = session.scalars(select(TrustedKey).where(TrustedKey.revoked_at.is_(None)))
     return {k.kid: k.public_hex for k in rows}
+
+
+def release_floor(session: Session) -> str:
+    """The highest anti-rollback floor any published release has declared ("0.0.0" if none).
+
+    A sensor provisioned afresh starts from it: one re-flashed after its updates would
+    otherwise accept again a signed release the fleet had already put below its floor.
+    """
+    floor, key = "0.0.0", version_tuple("0.0.0")
+    for manifest in session.scalars(select(Release.manifest)):
+        declared = json.loads(manifest).get("floor")
+        if isinstance(declared, str) and version_tuple(declared) > key:
+            floor, key = declared, version_tuple(declared)
+    return floor
 
 
 def trust_key(

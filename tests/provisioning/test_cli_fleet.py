@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from fleet.access.principal import SYSTEM
 from fleet.core.context import FleetContext
 from fleet.models import Device, DeviceCertificate
+from fleet.ota import bundle, signing
 from fleet.ota import service as ota_service
-from fleet.ota import signing
+from fleet.ota.package import ReleaseFile
 from provisioning.cli import main
 from provisioning.errors import ExitCode
 from provisioning.label import payload
@@ -111,6 +112,13 @@ def test_enroll_warns_when_the_fleet_trusts_no_release_key(
     assert _enroll(fleet, token, tmp_path) == 0
     assert json.loads(trust.read_text())["keys"] == {key.kid: key.public_hex}
     assert "refuse every update" not in _said(capsys)
+
+    with fleet.ctx.sessions.begin() as s:  # a release that put 0.1.x below the floor
+        rel = ReleaseFile.from_built(bundle.build_app("0.2.0", floor="0.2.0", files={"a": b""}))
+        rel.sign(key)
+        ota_service.publish_release(s, SYSTEM, rel)
+    assert _enroll(fleet, token, tmp_path) == 0
+    assert json.loads(trust.read_text())["floor"] == "0.2.0"
 
 
 def test_token_invalid(

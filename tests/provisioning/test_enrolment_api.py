@@ -20,8 +20,9 @@ from fleet.enrolment.secrets import SecretBox, SecretUnreadable
 from fleet.identity import CAStore
 from fleet.models import AuditEntry, Device, DeviceCertificate, Placement, Property, WifiProfile
 from fleet.models.ota import TrustedKey
+from fleet.ota import bundle, signing
 from fleet.ota import service as ota_service
-from fleet.ota import signing
+from fleet.ota.package import ReleaseFile
 from tests.fleet.conftest import World
 
 DEVICE = "cs-0a0b0c0d0e0f"
@@ -116,6 +117,23 @@ def test_enrolment_carries_the_release_keys_the_fleet_trusts(
             select(TrustedKey).where(TrustedKey.kid == revoked.kid)
         ).one().revoked_at = datetime.now(UTC)
     assert _enrol(client, world).json()["release_keys"] == {kept.kid: kept.public_hex}
+
+
+def test_enrolment_carries_the_highest_floor_the_releases_declare(
+    client: TestClient, world: World, fleet_ctx: FleetContext, tmp_path: Path
+) -> None:
+    """A sensor flashed afresh must not accept again a release the fleet put below its floor."""
+    _wifi(client, world)
+    assert _enrol(client, world).json()["release_floor"] == "0.0.0"
+    key = signing.generate(tmp_path / "k")
+    files = {"cs/app.mpy": b"M\x06app"}
+    with fleet_ctx.sessions.begin() as s:
+        ota_service.trust_key(s, SYSTEM, key.public_hex)
+        for version, floor in (("0.9.1", "0.9.0"), ("0.10.0", "0.10.0"), ("0.10.1", None)):
+            rel = ReleaseFile.from_built(bundle.build_app(version, floor=floor, files=files))
+            rel.sign(key)
+            ota_service.publish_release(s, SYSTEM, rel)
+    assert _enrol(client, world).json()["release_floor"] == "0.10.0"  # by number, not text
 
 
 def test_enrolled_elsewhere_is_a_conflict_naming_the_place(

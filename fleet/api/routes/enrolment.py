@@ -109,6 +109,10 @@ class EnrolmentOut(BaseModel):
         description="Release signing keys the fleet trusts (key id -> Ed25519 public key hex), "
         "for the device's ota/trust.json"
     )
+    release_floor: str = Field(
+        description="The highest anti-rollback floor the fleet's releases declare: the device "
+        "refuses any release below it from the start"
+    )
 
 
 class RotateIn(BaseModel):
@@ -181,6 +185,7 @@ def enrol(
         mqtt=BrokerOut(host=result.broker.host, port=result.broker.port, tls=result.broker.tls),
         wifi=WifiOut(ssid=result.wifi.ssid, password=result.wifi.password),
         release_keys=result.release_keys,
+        release_floor=result.release_floor,
     )
 
 
