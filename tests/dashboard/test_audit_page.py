@@ -156,6 +156,8 @@ def test_the_page_filters_links_targets_and_exports_what_it_shows(
     assert 'href="/audit?target_type=case&amp;target_id=7"' in rows[0][1]
     assert "1 entry, newest first · page 1 of 1" in page
     assert 'href="/api/v1/audit/export.csv?action=case.step"' in page
+    download = client.get("/api/v1/audit/export.csv?action=case.step")  # signed-in session
+    assert [r["target_id"] for r in csv.DictReader(io.StringIO(download.text))] == ["7"]
     assert "<option selected>case.step</option>" in page
     assert "ota_rollout" in page  # target types offered are those in the reader's entries
 
