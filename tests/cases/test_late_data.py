@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 
+from fleet.api.app import create_app
 from fleet.core.context import FleetContext
 from fleet.ingest.senml import Sample
-from fleet.models import PlacementRisk, PropertyRisk, RiskHour
+from fleet.models import PlacementRisk, Property, PropertyRisk, RiskHour
 from fleet.risk.service.settings import RiskSettings
 from fleet.risk.service.sweep import sweep
 from fleet.risk.service.update import note_samples
 from tests.cases.rooms import DAMP, FIXED, samples, store
-from tests.fleet.conftest import World
+from tests.fleet.conftest import PASSWORD, World
 
 T0 = datetime(2026, 2, 2, tzinfo=UTC)
 
@@ -75,6 +77,21 @@ def test_recompute_reach_is_bounded(fleet_ctx: FleetContext, world: World) -> No
     assert result.hours <= 2 * 24
 
 
+def _shown_unassessed(ctx: FleetContext, world: World) -> None:
+    """The API and the property page say so for the room too, not only for the home."""
+    with ctx.sessions() as s:
+        prop = s.scalars(select(Property).where(Property.reference == "HACKNEY-0001")).one()
+    with TestClient(create_app(ctx)) as client:
+        risk = client.get(
+            f"/api/v1/properties/{prop.id}/risk", headers=world.headers("staff_hackney")
+        ).json()
+        assert risk["risk"] is None
+        assert [(p["level"], p["mould_index"]) for p in risk["placements"]] == [(None, None)]
+        client.post("/login", data={"email": "staff_hackney@example.org", "password": PASSWORD})
+        page = client.get(f"/risk/properties/{prop.id}").text
+    assert "level-low" not in page and "Not assessed yet" in page and "No rule breached" not in page
+
+
 def test_no_level_before_the_first_complete_hour(fleet_ctx: FleetContext, world: World) -> None:
     """Readings of the current hour only: the home has no level yet ("no data"), rather than
     "low" on no evidence; the first complete hour gives it one."""
@@ -84,6 +101,7 @@ def test_no_level_before_the_first_complete_hour(fleet_ctx: FleetContext, world:
     with fleet_ctx.sessions() as s:
         assert s.scalars(select(PropertyRisk)).all() == []
         assert s.scalars(select(PlacementRisk.last_hour)).all() in ([], [None])
+    _shown_unassessed(fleet_ctx, world)
     store(fleet_ctx, "cs-hackney-0001", list(samples(DAMP, T0 + timedelta(hours=1), 1)))
     result = sweep(fleet_ctx.sessions, settings, now=T0 + timedelta(hours=2, minutes=5))
     assert result.hours == 1

@@ -110,7 +110,11 @@ def placements(session: Session, prop: Property) -> list[PlacementView]:
         p.placement_id: p
         for p in session.scalars(select(RiskProfile).where(RiskProfile.property_id == prop.id))
     }
-    return [PlacementView(pl, risk, profiles.get(pl.id)) for pl, risk in rows]
+    # A state row made before the placement's first complete hour holds no assessment yet.
+    return [
+        PlacementView(pl, risk if risk and risk.last_hour else None, profiles.get(pl.id))
+        for pl, risk in rows
+    ]
 
 
 def property_profile(session: Session, prop: Property) -> RiskProfile | None:
