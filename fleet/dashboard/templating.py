@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from fleet.dashboard.health_view import health_rows
+from fleet.risk.workdays import Deadline
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -42,7 +43,15 @@ def fmt_time(value: datetime | str | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def fmt_due(deadline: Deadline) -> str:
+    """The instant for a deadline counted in hours; the last UK day in time otherwise."""
+    if deadline.by_the_hour:
+        return fmt_time(deadline.due_before)
+    return deadline.due_date.isoformat()
+
+
 TEMPLATES.env.filters["value"] = fmt_value
+TEMPLATES.env.filters["due"] = fmt_due
 TEMPLATES.env.filters["when"] = fmt_time
 TEMPLATES.env.globals["STATES"] = STATES
 TEMPLATES.env.globals["health_rows"] = health_rows

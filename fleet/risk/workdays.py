@@ -188,6 +188,12 @@ class Deadline:
     def met_by(self, done_at: datetime) -> bool:
         return _aware(done_at, "done_at") < self.due_before
 
+    @property
+    def by_the_hour(self) -> bool:
+        """Due at an instant (an emergency's 24 hours), not by the end of a UK day: a person
+        must be shown the time, not only the day."""
+        return self.due_before != _end_of(self.due_date)
+
     def to_dict(self) -> dict[str, str]:
         return {
             "step": str(self.step),

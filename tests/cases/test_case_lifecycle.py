@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleet.core.context import FleetContext
+from fleet.dashboard.templating import fmt_due
 from fleet.models import AuditEntry, Case, CaseEvent, PropertyRisk
 from fleet.risk.service.settings import RiskSettings
 from fleet.risk.service.sweep import sweep
-from fleet.risk.workdays import UK
+from fleet.risk.workdays import UK, emergency_deadline, investigation_deadline
 from tests.cases.rooms import DAMP, FIXED, samples, store
-from tests.fleet.conftest import World
+from tests.fleet.conftest import PASSWORD, World
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 
@@ -164,3 +166,27 @@ def test_readonly_and_technicians_cannot_act_on_cases(
         r = client.post(f"/api/v1/properties/{pid}/cases", json={}, headers=world.headers(who))
         assert r.status_code == 403
     assert client.get("/api/v1/cases", headers=world.headers("readonly_hackney")).status_code == 200
+
+
+def test_an_emergency_deadline_is_shown_to_the_hour(
+    fleet_ctx: FleetContext, world: World, client: TestClient
+) -> None:
+    """24 hours from awareness is an instant: the day alone would read as "by the end of it"."""
+    pid = _property_id(client, world, "hackney")
+    client.post("/login", data={"email": "staff_hackney@example.org", "password": PASSWORD})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get(f"/risk/properties/{pid}").text)
+    assert csrf is not None
+    opened = client.post(
+        f"/risk/properties/{pid}/cases",
+        data={"csrf": csrf.group(1), "hazard": "emergency", "aware_at": "2026-07-01T09:30"},
+    )
+    assert opened.status_code == 200, opened.text  # followed to the case page
+    due = re.findall(r'<td data-field="due">([^<]+)</td>', opened.text)
+    assert due == ["2026-07-02 08:30 UTC"]  # 09:30 BST the next day
+    listed = client.get("/cases").text
+    assert "by 2026-07-02 08:30 UTC" in listed
+
+    # A deadline counted in working days is the last UK day in time: shown as that day.
+    aware = datetime(2026, 7, 1, 8, 30, tzinfo=UTC)
+    assert fmt_due(investigation_deadline(aware)) == "2026-07-15"
+    assert fmt_due(emergency_deadline(aware)) == "2026-07-02 08:30 UTC"
