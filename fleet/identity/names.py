@@ -6,9 +6,8 @@ import ipaddress
 import re
 
 from fleet.identity.errors import InvalidNameError
+from fleet.ingest.profile import DEVICE_ID_RE  # the wire format's (docs/wire-format.md)
 
-# Same shape as the wire format's device id (docs/wire-format.md).
-DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 DEVICE_URN_PREFIX = "urn:dev:cs:"
 SERVICE_URN_PREFIX = "urn:cs:service:"
 
