@@ -7,7 +7,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 
 WIDTH, HEIGHT = 640, 180
@@ -32,6 +32,9 @@ class Series:
     scale: tuple[float, float] | None = None
     # Limits to read the line against, as dashed lines: (value, label). The axis takes them in.
     marks: Sequence[tuple[float, str]] = ()
+    # The time range asked for: the axis spans it, so readings that stopped at noon show as an
+    # empty stretch up to now rather than as a line that seems to end at the present.
+    window: tuple[datetime, datetime] | None = None
 
 
 def _nice_step(span: float, n: int = 4) -> float:
@@ -82,6 +85,10 @@ def runs(times: Sequence[float]) -> list[tuple[int, int]]:
     return out
 
 
+def _label(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%d %b %H:%M")
+
+
 def line_chart(series: Series, *, colour: str = "#0969da") -> str:
     """An accessible SVG: role=img with a title and a summary of the range shown."""
     title = escape(series.label)
@@ -101,6 +108,9 @@ def line_chart(series: Series, *, colour: str = "#0969da") -> str:
         v0, v1, ticks = value_axis(values + [v for v, _ in series.marks], series.unit)
         step = ticks[1] - ticks[0]
     t0, t1 = min(times), max(times)
+    if series.window is not None:
+        t0 = min(t0, series.window[0].timestamp())
+        t1 = max(t1, series.window[1].timestamp())
     span_t = (t1 - t0) or 1.0
     plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
 
@@ -140,13 +150,16 @@ def line_chart(series: Series, *, colour: str = "#0969da") -> str:
         f"latest {values[-1]:.1f} {escape(series.unit)}"
         + (f"; {gaps} gap{'s' if gaps > 1 else ''} without readings" if gaps else "")
     )
+    axis_from, axis_to = (_label(t) for t in (t0, t1))
+    if (axis_from, axis_to) != (start_at, end_at):
+        summary += f"; shown from {axis_from} to {axis_to}"
     return (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{summary}">'
         f"<title>{summary}</title>{grid}"
         f'<path d="{" ".join(lines)}" fill="none" stroke="{colour}" stroke-width="1.6"/>'
         f'<g fill="{colour}">{"".join(dots)}</g>'
-        f'<text x="{PAD_L}" y="{HEIGHT - 8}">{start_at}</text>'
-        f'<text x="{WIDTH - PAD_R}" y="{HEIGHT - 8}" text-anchor="end">{end_at}</text>'
+        f'<text x="{PAD_L}" y="{HEIGHT - 8}">{axis_from}</text>'
+        f'<text x="{WIDTH - PAD_R}" y="{HEIGHT - 8}" text-anchor="end">{axis_to}</text>'
         f'<circle cx="{x(times[-1]):.1f}" cy="{y(values[-1]):.1f}" r="3" fill="{colour}"/>'
         "</svg>"
     )

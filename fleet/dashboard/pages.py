@@ -106,6 +106,7 @@ def device_page(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     until = utcnow()
     since = until - RANGES[range]
+    window = (since, until)
     by_metric: dict[str, list[tuple]] = {}
     for metric, _, _, _ in CHARTED:
         points = reading_series(
@@ -114,7 +115,14 @@ def device_page(
         if points:
             by_metric[metric] = [(p.ts, p.mean) for p in points]
     charts = [
-        (label, Markup(line_chart(Series(label, unit, by_metric.get(metric, []), marks=marks))))
+        (
+            label,
+            Markup(
+                line_chart(
+                    Series(label, unit, by_metric.get(metric, []), marks=marks, window=window)
+                )
+            ),
+        )
         for metric, label, unit, marks in CHARTED
         if metric in by_metric or metric in ("temperature", "humidity")
     ]
@@ -123,7 +131,11 @@ def device_page(
         (ts, dew_point(temps[ts], rh)) for ts, rh in by_metric.get("humidity", []) if ts in temps
     ]
     charts.insert(
-        2, ("Dew point", Markup(line_chart(Series("Dew point", "°C", dew), colour="#8250df")))
+        2,
+        (
+            "Dew point",
+            Markup(line_chart(Series("Dew point", "°C", dew, window=window), colour="#8250df")),
+        ),
     )
     rssi = [
         (h.sampled_at or h.at, float(h.data["rssi"]))
@@ -135,7 +147,10 @@ def device_page(
         if isinstance(h.data.get("rssi"), int | float)
     ]
     charts.append(
-        ("Wi-Fi signal", Markup(line_chart(Series("Wi-Fi RSSI", "dBm", rssi), colour="#57606a")))
+        (
+            "Wi-Fi signal",
+            Markup(line_chart(Series("Wi-Fi RSSI", "dBm", rssi, window=window), colour="#57606a")),
+        )
     )
     timeline = session.scalars(
         select(StateChange)

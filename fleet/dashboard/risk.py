@@ -51,11 +51,13 @@ def risk_charts(
     for room, h in queries.hours(session, prop, since=since, until=until):
         by_room.setdefault(room, []).append(h)
     out: list[tuple[str, Markup]] = []
+    # Every room's chart spans the same hours, so a sensor that stopped shows where it did.
+    window = (since, until) if since is not None and until is not None else None
     for attr, label, unit, colour, scale, marks in CHARTS:
         for room, hours in sorted(by_room.items()) or [("", [])]:
             title = f"{label} · {room}" if room else label
             points = [(h.hour, float(getattr(h, attr))) for h in hours]
-            chart = line_chart(Series(title, unit, points, scale, marks), colour=colour)
+            chart = line_chart(Series(title, unit, points, scale, marks, window), colour=colour)
             out.append((title, Markup(chart)))
     return out
 
@@ -94,7 +96,7 @@ def render_property_evidence(session: Session, prop: Property, *, now: datetime)
     return TEMPLATES.get_template("risk_evidence.html").render(
         prop=prop,
         risk=risk,
-        charts=risk_charts(session, prop, since=since),
+        charts=risk_charts(session, prop, since=since, until=risk.data_until if risk else None),
         days=daily_summary(session, prop, since=since, until=None),
         history=level_history(session, prop),
         cases=views,
@@ -194,7 +196,9 @@ def risk_property(
             "risk": risk,
             "range": range,
             "placements": queries.placements(session, prop),
-            "charts": risk_charts(session, prop, since=since),
+            "charts": risk_charts(
+                session, prop, since=since, until=risk.data_until if risk else None
+            ),
             "history": level_history(session, prop, limit=20),
             "cases": [
                 case_view(session, c, now=now) for c in cases.cases_for_property(session, prop.id)

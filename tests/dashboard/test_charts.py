@@ -10,7 +10,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fleet.dashboard.charts import HEIGHT, PAD_B, PAD_T, Series, line_chart, value_axis
+from fleet.dashboard.charts import (
+    HEIGHT,
+    PAD_B,
+    PAD_L,
+    PAD_R,
+    PAD_T,
+    WIDTH,
+    Series,
+    line_chart,
+    value_axis,
+)
 from fleet.dashboard.risk import ROOM_RH_MARK
 
 NS = {"s": "http://www.w3.org/2000/svg"}
@@ -89,6 +99,28 @@ def test_a_gap_in_the_readings_breaks_the_line() -> None:
     segments = _segments(svg)
     assert len(segments) == 2 and [len(_ys(s)) for s in segments] == [4, 3], segments
     assert "1 gap without readings" in (svg.get("aria-label") or "")
+
+
+def test_the_time_axis_spans_the_range_asked_for() -> None:
+    """24 hours asked for, readings from the first 12: the line ends mid-chart, so a device
+    silent since noon does not look current, and the axis labels give the range shown."""
+    window = (T0, T0 + timedelta(hours=24))
+    points = _every(15, [20.0 + i / 100 for i in range(48)])  # 00:00-11:45
+    svg = _svg(Series("Temperature", "°C", points, window=window))
+    xs = [float(x) for x in re.findall(r"[ML]([\d.]+),", _segments(svg)[0])]
+    plot_w = WIDTH - PAD_L - PAD_R
+    assert xs[0] == pytest.approx(PAD_L, abs=0.1)
+    assert xs[-1] == pytest.approx(PAD_L + plot_w * 11.75 / 24, abs=0.1)
+    labels = [t.text for t in svg.iter(f"{{{NS['s']}}}text") if ":" in (t.text or "")]
+    assert labels[-2:] == ["02 Nov 00:00", "03 Nov 00:00"]
+    assert "shown from 02 Nov 00:00 to 03 Nov 00:00" in (svg.get("aria-label") or "")
+
+    lone = _svg(Series("Temperature", "°C", [(T0 + timedelta(hours=18), 21.0)], window=window))
+    dot = list(lone.iter(f"{{{NS['s']}}}circle"))[-1]  # a single reading sits at its time
+    assert float(dot.get("cx") or 0) == pytest.approx(PAD_L + plot_w * 18 / 24, abs=0.1)
+
+    unwindowed = _svg(Series("Temperature", "°C", points))
+    assert "shown from" not in (unwindowed.get("aria-label") or "")
 
 
 def test_regular_readings_make_one_line() -> None:
