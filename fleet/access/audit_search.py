@@ -107,16 +107,6 @@ def choices(session: Session, principal: Principal) -> tuple[list[str], list[str
     return sorted(session.scalars(actions)), sorted(t for t in session.scalars(types) if t)
 
 
-def detail_text(detail: dict[str, object] | None) -> str:
-    """`key: value; …` with non-text values as JSON, for a person to read."""
-    if not detail:
-        return ""
-    return "; ".join(
-        f"{k}: {v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
-        for k, v in detail.items()
-    )
-
-
 def stream_csv(
     sessions: sessionmaker[Session],
     principal: Principal,

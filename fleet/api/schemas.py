@@ -207,6 +207,19 @@ class CommandOut(BaseModel):
     topic: str
 
 
+class CommandStateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    command_id: str
+    op: str
+    sent_by: str
+    sent_at: datetime
+    state: str = Field(description="sent (no answer yet), ok, failed or not_sent")
+    answered_at: datetime | None
+    result: Any | None = Field(description="what the device returned, e.g. sample-now's values")
+    error: str | None = Field(description="why the device refused or failed it")
+
+
 class _Patch(BaseModel):
     """A partial update: omitted fields stay; fields listed in NOT_NULL cannot be set to null."""
 

@@ -37,12 +37,3 @@ def build_command(device_id: str, op: str, args: dict[str, object] | None = None
         body["args"] = args
     payload = json.dumps(body, separators=(",", ":")).encode()
     return SentCommand(cmd_id, op, device_topic(device_id, "cmd"), payload)
-
-
-def send_command(publisher: Publisher | None, *, device_id: str, op: str) -> SentCommand:
-    if publisher is None:
-        raise CommandUnavailable("the fleet is not connected to a broker; try again shortly")
-    command = build_command(device_id, op)
-    if not publisher.publish(command.topic, command.payload, qos=1):
-        raise CommandUnavailable("the broker connection is down; the command was not sent")
-    return command

@@ -100,7 +100,6 @@ def audit_page(
         "pages": 1,
         "query": query,
         "notice": "",
-        "detail_text": audit_search.detail_text,
         "target_page": target_page,
     }
     try:

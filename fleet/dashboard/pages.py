@@ -11,11 +11,11 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet.access import audit
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user
-from fleet.commands.send import CommandUnavailable, send_command
+from fleet.commands import record as commands
+from fleet.commands.send import CommandUnavailable
 from fleet.dashboard.charts import Series, line_chart
 from fleet.dashboard.rejects import refused_from
 from fleet.dashboard.risk import CO2_MARK, ROOM_RH_MARK
@@ -179,6 +179,7 @@ def device_page(
             "timeline": timeline,
             "alerts": alerts,
             "updates": ota_service.history(session, device, limit=50),
+            "commands": commands.recent(session, device.id, limit=10),
             "pin": session.get(VersionPin, device.id),
             "rejects": refused_from(session, device.device_id),
             "can_command": Scope.COMMANDS in user.scopes,
@@ -204,18 +205,10 @@ def device_command(
     except registry.DeviceNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     try:
-        sent = send_command(request.app.state.commands, device_id=device_id, op=op)
-        notice = f"{op} sent (command {sent.id})"
-        audit.record(
-            session,
-            user,
-            f"device.command.{op}",
-            target_type="device",
-            target_id=device_id,
-            borough_id=device.borough_id,
-            detail={"command_id": sent.id},
+        sent = commands.issue(
+            session, request.app.state.commands, device=device, op=op, principal=user
         )
-        session.commit()
+        notice = f"{op} sent (command {sent.id}); its answer shows under Commands"
     except CommandUnavailable as exc:
         notice = f"{op} not sent: {exc}"
     return back_with_notice(f"/devices/{device_id}", notice)

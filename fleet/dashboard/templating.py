@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -50,7 +51,21 @@ def fmt_due(deadline: Deadline) -> str:
     return deadline.due_date.isoformat()
 
 
+def fmt_pairs(detail: object) -> str:
+    """`key: value; …` for a person to read (non-text values as JSON); "" for nothing."""
+    if detail is None or detail == {}:
+        return ""
+    if not isinstance(detail, dict):
+        return _text(detail)
+    return "; ".join(f"{k}: {_text(v)}" for k, v in detail.items())
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
 TEMPLATES.env.filters["value"] = fmt_value
+TEMPLATES.env.filters["pairs"] = fmt_pairs
 TEMPLATES.env.filters["due"] = fmt_due
 TEMPLATES.env.filters["when"] = fmt_time
 TEMPLATES.env.globals["STATES"] = STATES

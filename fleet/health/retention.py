@@ -1,4 +1,5 @@
-"""Retention of the fleet's operational history: health snapshots, state changes, rejects.
+"""Retention of the fleet's operational history: health snapshots, state changes, commands
+and their answers, rejects.
 
 Readings follow each borough's dataset policy (`fleet.feed.stewardship`); this history is
 for operating the fleet and would otherwise grow without end (at 100,000 devices, 2.4 M
@@ -15,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.core.db import rowcount
-from fleet.models import HealthSnapshot, RejectedMessage, StateChange
+from fleet.models import DeviceCommand, HealthSnapshot, RejectedMessage, StateChange
 from fleet.models.base import utcnow
 
 # Rows deleted per transaction: a long backlog (the first purge of an old database) is
@@ -25,7 +26,7 @@ CHUNK = 5_000
 
 @dataclass(frozen=True)
 class Retention:
-    health_days: int = 90  # health snapshots and state changes
+    health_days: int = 90  # health snapshots, state changes, commands
     rejects_days: int = 30
 
 
@@ -42,6 +43,7 @@ def purge_history(
     tables: list[tuple[Any, Any]] = [
         (HealthSnapshot, HealthSnapshot.at < health_cutoff),
         (StateChange, StateChange.at < health_cutoff),
+        (DeviceCommand, DeviceCommand.sent_at < health_cutoff),
         (
             RejectedMessage,
             RejectedMessage.received_at < now - timedelta(days=retention.rejects_days),

@@ -50,6 +50,7 @@ class Decoded:
     health: Health | None = None
     status: str | None = None
     ota: dict[str, Any] | None = None
+    ack: dict[str, Any] | None = None
     rejected: Rejected | None = None
     dup: bool = False  # a redelivery: its reject may be stored already
     # Replayed by the broker because the ingest (re)subscribed: the device's last retained
@@ -106,6 +107,10 @@ def decode(
 
             # A malformed report is rejected; a valid one marks the device seen and is kept.
             msg.ota = decode_progress(payload)
+        elif parsed.kind is Upstream.COMMAND_ACK:
+            from fleet.commands.record import decode_ack
+
+            msg.ack = decode_ack(payload)
     except Rejected as exc:
         msg.rejected = exc
     except Exception as exc:
@@ -169,6 +174,10 @@ def write_batch(
                 from fleet.ota.service import record_progress
 
                 record_progress(session, change.row.pk, m.ota, received_at)
+            if m.ack is not None:
+                from fleet.commands.record import record_answer
+
+                record_answer(session, change.row.pk, m.ack, received_at)
         added = store.insert_readings(
             session, readings, received_at, tolerate_conflicts=tolerate_conflicts
         )

@@ -2,7 +2,7 @@
 
 from fleet.models.access import ApiToken, AuditEntry, LoginSession, User, user_boroughs
 from fleet.models.base import Base
-from fleet.models.device import Device
+from fleet.models.device import Device, DeviceCommand
 from fleet.models.feed import (
     FeedDatastream,
     FeedKey,
@@ -45,6 +45,7 @@ __all__ = [
     "CaseEvent",
     "Device",
     "DeviceCertificate",
+    "DeviceCommand",
     "Estate",
     "FeedDatastream",
     "FeedKey",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fleet.models.base import Base, UTCDateTime, utcnow
@@ -49,3 +49,25 @@ class Device(Base):
     latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     tags = relationship("Tag", secondary="device_tags", back_populates="devices", lazy="selectin")
+
+
+class DeviceCommand(Base):
+    """A command sent on `cmd` and what the device answered on `cmd/ack`.
+
+    `state`: sent (no answer yet; a sleeping device answers at its next uplink wake),
+    ok or failed (the device's answer), not_sent (the broker did not take it).
+    """
+
+    __tablename__ = "device_commands"
+    __table_args__ = (UniqueConstraint("device_pk", "command_id", name="uq_device_commands_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    command_id: Mapped[str] = mapped_column(String(32))
+    op: Mapped[str] = mapped_column(String(32))
+    sent_by: Mapped[str] = mapped_column(String(200))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    state: Mapped[str] = mapped_column(String(16), default="sent")
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    result: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(500))

@@ -109,6 +109,7 @@ def cross_borough_requests(ids: dict[str, int]) -> list[tuple[str, str, dict | N
         ("GET", f"{dev}/series?metric=humidity&since=2026-01-01T00:00:00Z", None),
         ("PUT", f"{dev}/placement", {"placement_id": ids["placement"]}),
         ("POST", f"{dev}/commands", {"op": "reboot"}),
+        ("GET", f"{dev}/commands", None),
         ("PATCH", "/api/v1/boroughs/hackney", {"alert_settings": {"battery_below_pct": 15}}),
         ("GET", "/api/v1/boroughs/hackney/estates", None),
         ("GET", "/api/v1/feed/policies/hackney", None),

@@ -11,7 +11,7 @@ from fleet.health.retention import Retention, purge_history
 from fleet.health.sweep import HealthSweeper
 from fleet.ingest.store import reject_row
 from fleet.loadgen.harness import wait_for
-from fleet.models import Device, HealthSnapshot, RejectedMessage, StateChange
+from fleet.models import Device, DeviceCommand, HealthSnapshot, RejectedMessage, StateChange
 from fleet.models.base import utcnow
 from fleet.registry.devices import register_device
 
@@ -33,6 +33,11 @@ def _history(ctx: FleetContext) -> None:
             s.add(
                 StateChange(
                     device_pk=pk, at=at, from_state="online", to_state="offline", reason="x"
+                )
+            )
+            s.add(
+                DeviceCommand(
+                    device_pk=pk, command_id=f"c{i}", op="identify", sent_by="system", sent_at=at
                 )
             )
             s.execute(
@@ -60,8 +65,14 @@ def test_purge_deletes_only_what_is_past_its_retention(fleet_ctx: FleetContext) 
     _history(fleet_ctx)
     # A chunk smaller than the backlog: the purge goes on until nothing expired is left.
     deleted = purge_history(fleet_ctx.sessions, RETENTION, chunk=2)
-    assert deleted == {"health_snapshots": 5, "device_state_changes": 5, "rejected_messages": 7}
+    assert deleted == {
+        "health_snapshots": 5,
+        "device_state_changes": 5,
+        "device_commands": 5,
+        "rejected_messages": 7,
+    }
     assert _ages(fleet_ctx, HealthSnapshot.at) == [0, 2, 4, 9]
+    assert _ages(fleet_ctx, DeviceCommand.sent_at) == [0, 2, 4, 9]
     assert _ages(fleet_ctx, StateChange.at) == [0, 2, 4, 9]
     assert _ages(fleet_ctx, RejectedMessage.received_at) == [0, 2]
     assert purge_history(fleet_ctx.sessions, RETENTION) == {}

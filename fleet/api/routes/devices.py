@@ -15,6 +15,7 @@ from fleet.api.schemas import (
     MAX_ID,
     CommandIn,
     CommandOut,
+    CommandStateOut,
     DeviceCreate,
     DeviceOut,
     DevicePage,
@@ -23,7 +24,8 @@ from fleet.api.schemas import (
     ReadingOut,
     SeriesPointOut,
 )
-from fleet.commands.send import CommandUnavailable, send_command
+from fleet.commands import record as commands
+from fleet.commands.send import CommandUnavailable
 from fleet.ingest.profile import METRIC_UNITS
 from fleet.models.base import utcnow
 from fleet.registry import changes, places
@@ -250,17 +252,23 @@ def command(
 ) -> CommandOut:
     device = _device_or_404(session, device_id, principal)
     try:
-        sent = send_command(request.app.state.commands, device_id=device.device_id, op=body.op)
+        sent = commands.issue(
+            session, request.app.state.commands, device=device, op=body.op, principal=principal
+        )
     except CommandUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    audit.record(
-        session,
-        principal,
-        f"device.command.{body.op}",
-        target_type="device",
-        target_id=device_id,
-        borough_id=device.borough_id,
-        detail={"command_id": sent.id},
-    )
-    session.commit()
     return CommandOut(id=sent.id, op=sent.op, topic=sent.topic)
+
+
+@router.get("/{device_id}/commands", response_model=list[CommandStateOut])
+def command_history(
+    device_id: str,
+    limit: int = Query(20, ge=1, le=200),
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> list[CommandStateOut]:
+    """The device's newest commands with what it answered (state sent until it does)."""
+    device = _device_or_404(session, device_id, principal)
+    return [
+        CommandStateOut.model_validate(c) for c in commands.recent(session, device.id, limit=limit)
+    ]

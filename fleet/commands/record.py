@@ -1,0 +1,116 @@
+"""Commands kept with their answers: sent by a person, answered by the device on `cmd/ack`.
+
+The row is committed before the command is published: a mains device answers within
+milliseconds, and its answer must find the row. Publishing after the commit, a refused
+publish marks the row not_sent instead of leaving it waiting for an answer that cannot come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from fleet.access import audit
+from fleet.access.principal import Principal
+from fleet.commands.send import CommandUnavailable, Publisher, SentCommand, build_command
+from fleet.ingest.errors import Rejected, RejectReason
+from fleet.ingest.jsondoc import parse_json
+from fleet.ingest.profile import supported_version
+from fleet.models import Device, DeviceCommand
+from fleet.models.base import utcnow
+
+ERROR_CHARS = 500
+
+
+def issue(
+    session: Session,
+    publisher: Publisher | None,
+    *,
+    device: Device,
+    op: str,
+    principal: Principal,
+) -> SentCommand:
+    """Send `op` to the device, keep it, audit it; CommandUnavailable when not sent."""
+    if publisher is None:
+        raise CommandUnavailable("the fleet is not connected to a broker; try again shortly")
+    command = build_command(device.device_id, op)
+    row = DeviceCommand(
+        device_pk=device.id,
+        command_id=command.id,
+        op=op,
+        sent_by=principal.actor,
+        sent_at=utcnow(),
+        state="sent",
+    )
+    session.add(row)
+    session.commit()
+    if not publisher.publish(command.topic, command.payload, qos=1):
+        session.execute(
+            update(DeviceCommand)
+            .where(DeviceCommand.id == row.id, DeviceCommand.state == "sent")
+            .values(state="not_sent", error="the broker connection was down")
+        )
+        session.commit()
+        raise CommandUnavailable("the broker connection is down; the command was not sent")
+    audit.record(
+        session,
+        principal,
+        f"device.command.{op}",
+        target_type="device",
+        target_id=device.device_id,
+        borough_id=device.borough_id,
+        detail={"command_id": command.id},
+    )
+    session.commit()
+    return command
+
+
+def decode_ack(payload: bytes) -> dict[str, Any]:
+    """{"id", "ok", "result"|"error"}; Rejected (with a reason) if it breaks the schema."""
+    doc = parse_json(payload, "cmd/ack")
+    if not isinstance(doc, dict):
+        raise Rejected(RejectReason.MALFORMED_JSON, "cmd/ack must be a JSON object")
+    if not supported_version(doc.get("sv")):
+        raise Rejected(RejectReason.UNSUPPORTED_SCHEMA, f"cmd/ack sv={doc.get('sv')!r}")
+    if doc.get("id") is not None and not isinstance(doc.get("id"), str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "cmd/ack 'id' must be a string or null")
+    if not isinstance(doc.get("ok"), bool):
+        raise Rejected(RejectReason.MALFORMED_JSON, "cmd/ack needs 'ok': true or false")
+    if not doc["ok"] and not isinstance(doc.get("error"), str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "a failed cmd/ack needs an 'error' string")
+    return doc
+
+
+def record_answer(session: Session, device_pk: int, ack: dict[str, Any], at: datetime) -> bool:
+    """Store the device's answer on its command; False when no command of ours has that id
+    (a config result, or an answer to a command that could not be parsed)."""
+    command_id = ack.get("id")
+    if not command_id:
+        return False
+    ok = bool(ack["ok"])
+    error = None if ok else str(ack.get("error"))[:ERROR_CHARS]
+    done = session.execute(
+        update(DeviceCommand)
+        .where(
+            DeviceCommand.device_pk == device_pk,
+            DeviceCommand.command_id == command_id,
+            # A redelivered answer ({"duplicate": true}) does not overwrite the first one.
+            DeviceCommand.answered_at.is_(None),
+        )
+        .values(
+            state="ok" if ok else "failed",
+            answered_at=at,
+            result=ack.get("result") if ok else None,
+            error=error,
+        )
+    )
+    return bool(getattr(done, "rowcount", 0))
+
+
+def recent(session: Session, device_pk: int, *, limit: int = 20) -> Sequence[DeviceCommand]:
+    stmt = select(DeviceCommand).where(DeviceCommand.device_pk == device_pk)
+    return session.scalars(stmt.order_by(DeviceCommand.id.desc()).limit(limit)).all()

@@ -1,0 +1,193 @@
+"""Commands are kept with the device's answer: sent, then done or failed with its reason, shown
+on the device page and the API; a malformed answer is refused with a reason; a command the
+broker did not take says so. The last test runs real firmware in the VM."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from fleet.api.app import create_app
+from fleet.core.context import FleetContext, build_context
+from fleet.core.settings import Settings
+from fleet.ingest.handler import IngestHandler
+from fleet.models import AuditEntry, Device, DeviceCommand, RejectedMessage
+from fleet.registry.devices import register_device
+from fleet.simulator import VirtualDevice
+from tests.firmware.conftest import wait_until
+from tests.fleet.conftest import PASSWORD, World
+from tests.fleet.server import RunningFleet, running_fleet
+
+DEV = "cs-hackney-0001"  # World's Hackney device
+ACK = f"cs/v1/d/{DEV}/cmd/ack"
+
+
+class Broker:
+    """Takes commands (or refuses them, as a broker connection that is down does)."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.sent: list[dict[str, Any]] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
+        if self.up:
+            self.sent.append(json.loads(payload))
+        return self.up
+
+
+@pytest.fixture
+def broker() -> Broker:
+    return Broker()
+
+
+@pytest.fixture
+def client(fleet_ctx: FleetContext, broker: Broker) -> Iterator[TestClient]:
+    with TestClient(create_app(fleet_ctx, commands=broker)) as c:
+        yield c
+
+
+def _ack(command_id: str | None, ok: bool, **extra: Any) -> bytes:
+    return json.dumps({"sv": 1, "id": command_id, "ok": ok, **extra}).encode()
+
+
+def _history(client: TestClient, world: World, who: str = "staff_hackney") -> Any:
+    return client.get(f"/api/v1/devices/{DEV}/commands", headers=world.headers(who))
+
+
+def test_answers_reach_the_command_they_answer(
+    fleet_ctx: FleetContext, world: World, client: TestClient, broker: Broker
+) -> None:
+    staff = world.headers("staff_hackney")
+    for op in ("sample-now", "reboot"):
+        reply = client.post(f"/api/v1/devices/{DEV}/commands", json={"op": op}, headers=staff)
+        assert reply.status_code == 202, reply.text
+    sample_id, reboot_id = (c["id"] for c in broker.sent)
+    assert [c["state"] for c in _history(client, world).json()] == ["sent", "sent"]
+
+    ingest = IngestHandler(fleet_ctx.sessions, clock=time.time)
+    values = {"values": {"temperature": 21.4, "humidity": 55.0}, "sensor_faults": ""}
+    outcomes = ingest.handle_batch(
+        [
+            (ACK, _ack(sample_id, True, result=values)),
+            (ACK, _ack(reboot_id, False, error="reboot failed: OSError(5)")),
+            (ACK, _ack(sample_id, True, result={"duplicate": True})),  # a redelivery
+            (ACK, _ack("config:3", True, result={"version": 3})),  # not a command of ours
+            (ACK, _ack(None, False, error="command needs a string 'id'")),
+        ]
+    )
+    assert [o.action for o in outcomes] == ["stored"] * 5
+    reboot, sample = _history(client, world).json()  # newest first
+    assert (sample["state"], sample["result"], sample["error"]) == ("ok", values, None)
+    assert sample["answered_at"] is not None
+    assert re.fullmatch(r"token:\d+ \(staff_hackney@example\.org\)", sample["sent_by"])
+    assert (reboot["state"], reboot["result"]) == ("failed", None)
+    assert reboot["error"] == "reboot failed: OSError(5)"
+
+    client.post("/login", data={"email": "staff_hackney@example.org", "password": PASSWORD})
+    page = client.get(f"/devices/{DEV}").text
+    rows = dict(re.findall(r'<tr data-command="(\w+)">(.*?)</tr>', html.unescape(page), re.S))
+    assert "done" in rows[sample_id] and "temperature: 21.4" not in rows[sample_id]
+    assert 'values: {"temperature":21.4,"humidity":55.0}' in rows[sample_id]
+    assert "failed" in rows[reboot_id] and "reboot failed: OSError(5)" in rows[reboot_id]
+
+    assert _history(client, world, "staff_camden").status_code == 404  # another borough's
+
+
+def test_a_malformed_answer_is_refused_with_a_reason(
+    fleet_ctx: FleetContext, world: World, client: TestClient
+) -> None:
+    ingest = IngestHandler(fleet_ctx.sessions, clock=time.time)
+    for payload, said in (
+        (b'{"sv":1,"id":"x"}', "cmd/ack needs 'ok': true or false"),
+        (b'{"sv":1,"id":"x","ok":false}', "a failed cmd/ack needs an 'error' string"),
+        (b'{"sv":9,"id":"x","ok":true}', "cmd/ack sv=9"),
+        (b'{"sv":1,"id":7,"ok":true}', "cmd/ack 'id' must be a string or null"),
+        (b"[]", "cmd/ack must be a JSON object"),
+    ):
+        outcome = ingest.handle(ACK, payload)
+        assert (outcome.action, outcome.detail) == ("rejected", said)
+    with fleet_ctx.sessions() as s:
+        assert len(s.scalars(select(RejectedMessage)).all()) == 5
+
+
+def test_a_command_the_broker_did_not_take_says_so(
+    fleet_ctx: FleetContext, world: World, client: TestClient, broker: Broker
+) -> None:
+    broker.up = False
+    reply = client.post(
+        f"/api/v1/devices/{DEV}/commands",
+        json={"op": "identify"},
+        headers=world.headers("staff_hackney"),
+    )
+    assert reply.status_code == 503 and "not sent" in reply.text
+    (row,) = _history(client, world).json()
+    assert (row["op"], row["state"]) == ("identify", "not_sent")
+    with fleet_ctx.sessions() as s:  # audited only when sent
+        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.target_id == DEV)).all()
+        assert "device.command.identify" not in actions
+
+
+@pytest.fixture
+def live_fleet(tmp_path: Path) -> Iterator[RunningFleet]:
+    ctx = build_context(
+        Settings(
+            environment="test",
+            data_dir=tmp_path / "fleet",
+            database_url=f"sqlite:///{tmp_path / 'fleet.sqlite3'}",
+            embedded_broker_port=0,
+        )
+    )
+    try:
+        with running_fleet(ctx) as running:
+            yield running
+    finally:
+        ctx.close()
+
+
+@pytest.mark.vm
+def test_the_firmware_answers_a_command_sent_from_the_api(
+    live_fleet: RunningFleet, tmp_path: Path
+) -> None:
+    world = World(live_fleet.ctx)
+    device = VirtualDevice(
+        "cs-0a0b0c0d0e01",
+        tmp_path / "dev",
+        broker_host=live_fleet.broker.host,
+        broker_port=live_fleet.broker.port,
+        heapsize="160K",
+        sample_interval_s=60,
+        health_interval_s=60,
+    )
+    with live_fleet.ctx.sessions.begin() as s:
+        register_device(s, device_id=device.device_id, borough_id=world.borough_ids["hackney"])
+    api = httpx.Client(base_url=live_fleet.base_url, headers=world.headers("staff_hackney"))
+
+    def online() -> bool:
+        with live_fleet.ctx.sessions() as s:
+            row = s.scalars(select(Device).where(Device.device_id == device.device_id)).one()
+            return row.state == "online"
+
+    def answered() -> dict[str, Any] | None:
+        (row,) = api.get(f"/api/v1/devices/{device.device_id}/commands").json()
+        return row if row["state"] != "sent" else None
+
+    with device:
+        wait_until(online, 60, "the device to come online")
+        sent = api.post(f"/api/v1/devices/{device.device_id}/commands", json={"op": "sample-now"})
+        assert sent.status_code == 202, sent.text
+        row = wait_until(answered, 60, "the device's answer")
+    assert row["state"] == "ok" and row["command_id"] == sent.json()["id"]
+    assert set(row["result"]["values"]) >= {"temperature", "humidity"}
+    with live_fleet.ctx.sessions() as s:
+        stored = s.scalars(select(DeviceCommand)).one()
+        assert stored.answered_at is not None and stored.answered_at >= stored.sent_at
