@@ -207,6 +207,24 @@ class CommandOut(BaseModel):
     topic: str
 
 
+class SettingsIn(BaseModel):
+    """Any of the remotely settable fields; the rest stay as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class SettingsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    values: dict[str, int]
+    state: str = Field(description="pending (no answer yet), applied, refused or not_sent")
+    error: str | None = Field(description="why the device refused them (it kept its config)")
+    set_by: str
+    set_at: datetime
+    answered_at: datetime | None
+
+
 class CommandStateOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from fleet.access import audit
 from fleet.access.principal import Principal
+from fleet.commands import settings
 from fleet.commands.send import CommandUnavailable, Publisher, SentCommand, build_command
 from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.jsondoc import parse_json
@@ -86,11 +87,13 @@ def decode_ack(payload: bytes) -> dict[str, Any]:
 
 
 def record_answer(session: Session, device_pk: int, ack: dict[str, Any], at: datetime) -> bool:
-    """Store the device's answer on its command; False when no command of ours has that id
-    (a config result, or an answer to a command that could not be parsed)."""
+    """Store the device's answer on its command, or on the settings it answers; False when
+    nothing of ours has that id (an answer to a command that could not be parsed)."""
     command_id = ack.get("id")
     if not command_id:
         return False
+    if command_id.startswith(settings.CONFIG_ACK_PREFIX):
+        return settings.record_answer(session, device_pk, ack, at)
     ok = bool(ack["ok"])
     error = None if ok else str(ack.get("error"))[:ERROR_CHARS]
     done = session.execute(

@@ -2,7 +2,7 @@
 
 from fleet.models.access import ApiToken, AuditEntry, LoginSession, User, user_boroughs
 from fleet.models.base import Base
-from fleet.models.device import Device, DeviceCommand
+from fleet.models.device import DesiredConfig, Device, DeviceCommand
 from fleet.models.feed import (
     FeedDatastream,
     FeedKey,
@@ -43,6 +43,7 @@ __all__ = [
     "Borough",
     "Case",
     "CaseEvent",
+    "DesiredConfig",
     "Device",
     "DeviceCertificate",
     "DeviceCommand",

@@ -71,3 +71,25 @@ class DeviceCommand(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     result: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+class DesiredConfig(Base):
+    """Settings asked of a device, published retained on its `config` topic, and its answer.
+
+    `values` accumulate (each change lays its fields over the earlier ones); `version` is
+    above anything the device has run. `state`: pending (no answer yet), applied, refused
+    (with the device's reason; it keeps its last good config), not_sent.
+    """
+
+    __tablename__ = "device_desired_configs"
+
+    device_pk: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(String(500))
+    set_by: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

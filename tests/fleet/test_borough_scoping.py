@@ -110,6 +110,8 @@ def cross_borough_requests(ids: dict[str, int]) -> list[tuple[str, str, dict | N
         ("PUT", f"{dev}/placement", {"placement_id": ids["placement"]}),
         ("POST", f"{dev}/commands", {"op": "reboot"}),
         ("GET", f"{dev}/commands", None),
+        ("PUT", f"{dev}/config", {"sample_interval_s": 600}),
+        ("GET", f"{dev}/config", None),  # after the PUT: a device never changed answers 404
         ("PATCH", "/api/v1/boroughs/hackney", {"alert_settings": {"battery_below_pct": 15}}),
         ("GET", "/api/v1/boroughs/hackney/estates", None),
         ("GET", "/api/v1/feed/policies/hackney", None),

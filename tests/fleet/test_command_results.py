@@ -8,7 +8,7 @@ import html
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,12 @@ class Broker:
     def __init__(self) -> None:
         self.up = True
         self.sent: list[dict[str, Any]] = []
+        self.retained: dict[str, dict[str, Any]] = {}
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
-        if self.up:
+        if self.up and retain:
+            self.retained[topic] = json.loads(payload)
+        elif self.up:
             self.sent.append(json.loads(payload))
         return self.up
 
@@ -137,6 +140,71 @@ def test_a_command_the_broker_did_not_take_says_so(
         assert "device.command.identify" not in actions
 
 
+def test_settings_are_sent_retained_and_the_answer_kept(
+    fleet_ctx: FleetContext, world: World, client: TestClient, broker: Broker
+) -> None:
+    staff = world.headers("staff_hackney")
+    url = f"/api/v1/devices/{DEV}/config"
+    assert client.get(url, headers=staff).status_code == 404  # as provisioned
+    with fleet_ctx.sessions.begin() as s:  # the device runs configuration version 3
+        s.scalars(select(Device).where(Device.device_id == DEV)).one().health = {
+            "config_version": 3
+        }
+    for body, said in (
+        ({}, "give at least one of"),
+        ({"wifi": {"ssid": "x"}}, "'wifi' cannot be set remotely"),
+        ({"sample_interval_s": 5}, "sample_interval_s (seconds between measurements) must be"),
+        ({"uplink_every": True}, "uplink_every"),
+        ({"health_interval_s": "600"}, "health_interval_s"),
+    ):
+        refused = client.put(url, json=body, headers=staff)
+        assert refused.status_code == 422 and said in refused.text, (body, refused.text)
+    assert broker.retained == {} and client.get(url, headers=staff).status_code == 404
+
+    first = client.put(url, json={"health_interval_s": 1800}, headers=staff).json()
+    assert (first["version"], first["state"]) == (4, "pending")
+    second = client.put(url, json={"sample_interval_s": 600}, headers=staff).json()
+    assert second["version"] == 5
+    topic = f"cs/v1/d/{DEV}/config"
+    assert broker.retained[topic] == {
+        "version": 5,
+        "health_interval_s": 1800,
+        "sample_interval_s": 600,
+    }
+
+    ingest = IngestHandler(fleet_ctx.sessions, clock=time.time)
+    ingest.handle(ACK, _ack("config:4", True, result={"version": 4}))  # an older version
+    assert client.get(url, headers=staff).json()["state"] == "pending"
+    ingest.handle(ACK, _ack("config:5", True, result={"version": 5, "restart": True}))
+    applied = client.get(url, headers=staff).json()
+    assert applied["state"] == "applied" and applied["answered_at"] is not None
+    with fleet_ctx.sessions() as s:  # liveness expects a report every 600 s now
+        assert (
+            s.scalars(select(Device).where(Device.device_id == DEV)).one().report_interval_s == 600
+        )
+
+    client.put(url, json={"uplink_every": 8}, headers=staff)
+    ingest.handle(ACK, _ack("config:6", False, error="config refused, keeping version 5: x"))
+    refused_row = client.get(url, headers=staff).json()
+    assert refused_row["state"] == "refused"
+    assert refused_row["error"] == "config refused, keeping version 5: x"
+
+    client.post("/login", data={"email": "staff_hackney@example.org", "password": PASSWORD})
+    page = html.unescape(client.get(f"/devices/{DEV}").text)
+    assert "Version 6 (health_interval_s: 1800; sample_interval_s: 600; uplink_every: 8)" in page
+    assert "refused" in page and "keeping version 5: x" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf is not None
+    form = {"csrf": csrf.group(1), "sample_interval_s": "ten", "health_interval_s": ""}
+    said = html.unescape(client.post(f"/devices/{DEV}/config", data=form).text)
+    assert "settings not sent: sample_interval_s must be a whole number" in said
+    form["sample_interval_s"] = "900"
+    said = html.unescape(client.post(f"/devices/{DEV}/config", data=form).text)
+    assert "settings version 7 sent" in said
+    assert broker.retained[topic]["sample_interval_s"] == 900
+    assert client.get(url, headers=world.headers("staff_camden")).status_code == 404
+
+
 @pytest.fixture
 def live_fleet(tmp_path: Path) -> Iterator[RunningFleet]:
     ctx = build_context(
@@ -188,6 +256,31 @@ def test_the_firmware_answers_a_command_sent_from_the_api(
         row = wait_until(answered, 60, "the device's answer")
     assert row["state"] == "ok" and row["command_id"] == sent.json()["id"]
     assert set(row["result"]["values"]) >= {"temperature", "humidity"}
+
+    # Settings: published retained, applied by the firmware (it restarts to), answered.
+    def settled() -> dict[str, Any] | None:
+        got = api.get(f"/api/v1/devices/{device.device_id}/config").json()
+        return got if got["state"] != "pending" else None
+
+    def running(version: int) -> Callable[[], bool]:
+        def check() -> bool:
+            with live_fleet.ctx.sessions() as s:
+                row = s.scalars(select(Device).where(Device.device_id == device.device_id)).one()
+                return (row.health or {}).get("config_version") == version
+
+        return check
+
+    with device:
+        wait_until(online, 60, "the device to come back")
+        changed = api.put(
+            f"/api/v1/devices/{device.device_id}/config", json={"sample_interval_s": 30}
+        )
+        assert changed.status_code == 202, changed.text
+        version = changed.json()["version"]
+        answer = wait_until(settled, 90, "the device's answer to its new settings")
+        assert answer["state"] == "applied", answer
+        wait_until(running(version), 90, "health from the device on its new settings")
+    assert json.loads((device.device_dir / "config.json").read_text())["sample_interval_s"] == 30
     with live_fleet.ctx.sessions() as s:
         stored = s.scalars(select(DeviceCommand)).one()
         assert stored.answered_at is not None and stored.answered_at >= stored.sent_at

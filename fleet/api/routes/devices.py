@@ -23,10 +23,14 @@ from fleet.api.schemas import (
     DeviceUpdate,
     ReadingOut,
     SeriesPointOut,
+    SettingsIn,
+    SettingsOut,
 )
 from fleet.commands import record as commands
+from fleet.commands import settings as device_settings
 from fleet.commands.send import CommandUnavailable
 from fleet.ingest.profile import METRIC_UNITS
+from fleet.models import DesiredConfig
 from fleet.models.base import utcnow
 from fleet.registry import changes, places
 from fleet.registry import devices as registry
@@ -258,6 +262,49 @@ def command(
     except CommandUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     return CommandOut(id=sent.id, op=sent.op, topic=sent.topic)
+
+
+@router.put("/{device_id}/config", response_model=SettingsOut, status_code=202)
+def change_settings(
+    device_id: str,
+    body: SettingsIn,
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.COMMANDS)),
+) -> SettingsOut:
+    """Change sampling, health and (battery) uplink settings. Sent retained on the device's
+    `config` topic; GET shows whether it applied them (a battery sensor answers at its next
+    uplink wake)."""
+    device = _device_or_404(session, device_id, principal)
+    try:
+        row = device_settings.set_config(
+            session,
+            request.app.state.commands,
+            device=device,
+            values=body.model_dump(),
+            principal=principal,
+        )
+    except device_settings.SettingsError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+    except CommandUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    return SettingsOut.model_validate(row)
+
+
+@router.get("/{device_id}/config", response_model=SettingsOut)
+def settings_state(
+    device_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(require(Scope.DEVICES_READ)),
+) -> SettingsOut:
+    """The settings last asked of the device and its answer; 404 if none were ever changed."""
+    device = _device_or_404(session, device_id, principal)
+    row = session.get(DesiredConfig, device.id)
+    if row is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no settings changed from the fleet for {device_id}"
+        )
+    return SettingsOut.model_validate(row)
 
 
 @router.get("/{device_id}/commands", response_model=list[CommandStateOut])

@@ -1,0 +1,134 @@
+"""Settings changed from the fleet: published retained on the device's `config` topic with a
+version above anything it has run; its answer (`cmd/ack` id `config:<version>`) says whether
+it applied them or kept its last good config, and why.
+
+Only the settings below may change remotely. Wi-Fi and broker settings stay with
+provisioning: a wrong one would cut the device off from the fleet that could correct it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from fleet.access import audit
+from fleet.access.principal import Principal
+from fleet.commands.send import CommandUnavailable, Publisher
+from fleet.ingest.profile import device_topic
+from fleet.models import DesiredConfig, Device
+from fleet.models.base import utcnow
+
+# name: (lowest, highest, meaning); within what the firmware accepts (firmware/cs/config.py).
+SETTABLE: dict[str, tuple[int, int, str]] = {
+    "sample_interval_s": (10, 86400, "seconds between measurements"),
+    "health_interval_s": (60, 86400, "seconds between health reports"),
+    "uplink_every": (1, 96, "battery sensors: connect every Nth wake"),
+    "rh_uplink_above": (50, 101, "battery sensors: connect at once above this RH % (101: never)"),
+}
+FIRMWARE_UPLINK_EVERY = 4  # the firmware's default when the config does not say
+ERROR_CHARS = 500
+CONFIG_ACK_PREFIX = "config:"
+
+
+class SettingsError(ValueError):
+    """Settings refused before anything was sent; the message names the field."""
+
+
+def check(values: dict[str, Any]) -> dict[str, int]:
+    if not values:
+        raise SettingsError(f"give at least one of: {', '.join(SETTABLE)}")
+    out: dict[str, int] = {}
+    for name, value in values.items():
+        if name not in SETTABLE:
+            raise SettingsError(
+                f"{name!r} cannot be set remotely; settable: {', '.join(SETTABLE)} "
+                "(Wi-Fi and broker settings change by provisioning the sensor again)"
+            )
+        lo, hi, meaning = SETTABLE[name]
+        if type(value) is not int or not lo <= value <= hi:
+            raise SettingsError(f"{name} ({meaning}) must be a whole number {lo}-{hi}")
+        out[name] = value
+    return out
+
+
+def set_config(
+    session: Session,
+    publisher: Publisher | None,
+    *,
+    device: Device,
+    values: dict[str, Any],
+    principal: Principal,
+) -> DesiredConfig:
+    """Publish the device's settings with `values` laid over the earlier ones.
+
+    Committed before publishing, so an answer arriving at once finds the row.
+    """
+    wanted = check(values)
+    if publisher is None:
+        raise CommandUnavailable("the fleet is not connected to a broker; try again shortly")
+    row = session.get(DesiredConfig, device.id)
+    running = (device.health or {}).get("config_version")
+    floor = int(running) if isinstance(running, int | float) else 1
+    version = max(floor, row.version if row else 0) + 1
+    merged = {**(row.values if row else {}), **wanted}
+    if row is None:
+        row = DesiredConfig(device_pk=device.id)
+        session.add(row)
+    row.version, row.values, row.state, row.error = version, merged, "pending", None
+    row.set_by, row.set_at, row.answered_at = principal.actor, utcnow(), None
+    session.commit()
+    payload = json.dumps({"version": version, **merged}, separators=(",", ":")).encode()
+    if not publisher.publish(device_topic(device.device_id, "config"), payload, qos=1, retain=True):
+        row.state, row.error = "not_sent", "the broker connection was down"
+        session.commit()
+        raise CommandUnavailable("the broker connection is down; the settings were not sent")
+    audit.record(
+        session,
+        principal,
+        "device.config.set",
+        target_type="device",
+        target_id=device.device_id,
+        borough_id=device.borough_id,
+        detail={"version": version, **wanted},
+    )
+    session.commit()
+    return row
+
+
+def record_answer(session: Session, device_pk: int, ack: dict[str, Any], at: datetime) -> bool:
+    """The device's answer to settings version N (`config:N`); False if not one of ours."""
+    command_id = ack.get("id") or ""
+    if not command_id.startswith(CONFIG_ACK_PREFIX):
+        return False
+    try:
+        version = int(command_id[len(CONFIG_ACK_PREFIX) :])
+    except ValueError:
+        return False
+    row = session.get(DesiredConfig, device_pk)
+    if row is None or row.version != version or row.answered_at is not None:
+        return False
+    row.answered_at = at
+    if ack["ok"]:
+        row.state, row.error = "applied", None
+        _expect_reports(session, device_pk, row.values)
+    else:
+        row.state, row.error = "refused", str(ack.get("error"))[:ERROR_CHARS]
+    return True
+
+
+def _expect_reports(session: Session, device_pk: int, values: dict[str, Any]) -> None:
+    """Liveness follows the new cadence: a device told to sample hourly is not late at 20
+    minutes. Left alone when the settings do not say how often it samples."""
+    sample = values.get("sample_interval_s")
+    device = session.get(Device, device_pk)
+    if device is None or not isinstance(sample, int):
+        return
+    if device.power_mode == "battery":
+        interval = sample * int(values.get("uplink_every", FIRMWARE_UPLINK_EVERY))
+    else:
+        interval = min(sample, int(values.get("health_interval_s", sample)))
+    session.execute(update(Device).where(Device.id == device_pk).values(report_interval_s=interval))
