@@ -22,12 +22,18 @@ from fleet.ingest.profile import device_topic
 from fleet.models import DesiredConfig, Device
 from fleet.models.base import utcnow
 
-# name: (lowest, highest, meaning); within what the firmware accepts (firmware/cs/config.py).
-SETTABLE: dict[str, tuple[int, int, str]] = {
-    "sample_interval_s": (10, 86400, "seconds between measurements"),
-    "health_interval_s": (60, 86400, "seconds between health reports"),
-    "uplink_every": (1, 96, "battery sensors: connect every Nth wake"),
-    "rh_uplink_above": (50, 101, "battery sensors: connect at once above this RH % (101: never)"),
+# name: (lowest, highest, meaning, label on the form); within what the firmware accepts
+# (firmware/cs/config.py).
+SETTABLE: dict[str, tuple[int, int, str, str]] = {
+    "sample_interval_s": (10, 86400, "seconds between measurements", "Measure every (s)"),
+    "health_interval_s": (60, 86400, "seconds between health reports", "Health every (s)"),
+    "uplink_every": (1, 96, "battery sensors: connect every Nth wake", "Battery: send every N"),
+    "rh_uplink_above": (
+        50,
+        101,
+        "battery sensors: connect at once above this RH % (101: never)",
+        "Battery: send at once above RH %",
+    ),
 }
 FIRMWARE_UPLINK_EVERY = 4  # the firmware's default when the config does not say
 ERROR_CHARS = 500
@@ -48,7 +54,7 @@ def check(values: dict[str, Any]) -> dict[str, int]:
                 f"{name!r} cannot be set remotely; settable: {', '.join(SETTABLE)} "
                 "(Wi-Fi and broker settings change by provisioning the sensor again)"
             )
-        lo, hi, meaning = SETTABLE[name]
+        lo, hi, meaning, _ = SETTABLE[name]
         if type(value) is not int or not lo <= value <= hi:
             raise SettingsError(f"{name} ({meaning}) must be a whole number {lo}-{hi}")
         out[name] = value

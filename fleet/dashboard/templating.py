@@ -57,11 +57,24 @@ def fmt_pairs(detail: object) -> str:
         return ""
     if not isinstance(detail, dict):
         return _text(detail)
-    return "; ".join(f"{k}: {_text(v)}" for k, v in detail.items())
+    return "; ".join(f"{k}: {_text(v)}" for k, v in detail.items() if v not in ("", None))
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if isinstance(value, str):
+        return value
+    return json.dumps(_readable(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _readable(value: object) -> object:
+    """Measurements to two decimals (a sensor's 20.95178149 says no more than 20.95)."""
+    if isinstance(value, float):
+        return round(value, 2)
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
 
 
 TEMPLATES.env.filters["value"] = fmt_value

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from fleet.api.app import create_app
 from fleet.core.context import FleetContext, build_context
 from fleet.core.settings import Settings
+from fleet.dashboard.templating import fmt_pairs
 from fleet.ingest.handler import IngestHandler
 from fleet.models import AuditEntry, Device, DeviceCommand, RejectedMessage
 from fleet.registry.devices import register_device
@@ -284,3 +285,10 @@ def test_the_firmware_answers_a_command_sent_from_the_api(
     with live_fleet.ctx.sessions() as s:
         stored = s.scalars(select(DeviceCommand)).one()
         assert stored.answered_at is not None and stored.answered_at >= stored.sent_at
+
+
+def test_an_answer_reads_as_a_person_would_write_it() -> None:
+    answer = {"sensor_faults": "", "values": {"temperature": 20.95178149, "humidity": 51.3}}
+    assert fmt_pairs(answer) == 'values: {"temperature":20.95,"humidity":51.3}'
+    assert fmt_pairs({"version": 5, "restart": True}) == "version: 5; restart: true"
+    assert fmt_pairs(None) == "" and fmt_pairs("as sent") == "as sent"
