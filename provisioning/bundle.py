@@ -126,6 +126,13 @@ def board_profile(board: str) -> Path:
     return path
 
 
+def power_source(board: str) -> str:
+    """ "battery" or "mains", from the board profile (refuses an unknown board)."""
+    profile = json.loads(board_profile(board).read_text())
+    source = (profile.get("power") or {}).get("source", "mains")
+    return "battery" if source == "battery" else "mains"
+
+
 def device_config(
     enrolment: dict[str, Any], *, intervals: Intervals, version: int
 ) -> dict[str, Any]:

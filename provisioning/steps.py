@@ -83,7 +83,6 @@ def resolve_device_id(device_id: str | None, mac: str | None) -> str:
 
 def enrol(ctx: Context, *, device_id: str, place: Place) -> dict[str, Any] | None:
     """Register the device with the fleet and stage its files in the work folder."""
-    bundle.board_profile(place.board)  # refuse an unknown board before asking the fleet
     payload = {
         "device_id": device_id,
         "borough": place.borough,
@@ -92,6 +91,10 @@ def enrol(ctx: Context, *, device_id: str, place: Place) -> dict[str, Any] | Non
         "position": place.position,
         "board": place.board,
         "wifi_profile": place.wifi_profile,
+        # So the fleet knows how often to expect the sensor (a battery one sleeps between).
+        "power_mode": bundle.power_source(place.board),
+        "sample_interval_s": ctx.intervals.sample_s,
+        "health_interval_s": ctx.intervals.health_s,
     }
     if ctx.dry_run:
         ctx.ui.dry(

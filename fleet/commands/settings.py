@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from fleet.access import audit
 from fleet.access.principal import Principal
 from fleet.commands.send import CommandUnavailable, Publisher
+from fleet.health.liveness import report_interval
 from fleet.ingest.profile import device_topic
 from fleet.models import DesiredConfig, Device
 from fleet.models.base import utcnow
@@ -35,7 +36,6 @@ SETTABLE: dict[str, tuple[int, int, str, str]] = {
         "Battery: send at once above RH %",
     ),
 }
-FIRMWARE_UPLINK_EVERY = 4  # the firmware's default when the config does not say
 ERROR_CHARS = 500
 CONFIG_ACK_PREFIX = "config:"
 
@@ -133,8 +133,10 @@ def _expect_reports(session: Session, device_pk: int, values: dict[str, Any]) ->
     device = session.get(Device, device_pk)
     if device is None or not isinstance(sample, int):
         return
-    if device.power_mode == "battery":
-        interval = sample * int(values.get("uplink_every", FIRMWARE_UPLINK_EVERY))
-    else:
-        interval = min(sample, int(values.get("health_interval_s", sample)))
+    interval = report_interval(
+        device.power_mode,
+        sample_s=sample,
+        health_s=values.get("health_interval_s"),
+        uplink_every=values.get("uplink_every"),
+    )
     session.execute(update(Device).where(Device.id == device_pk).values(report_interval_s=interval))

@@ -20,6 +20,7 @@ from fleet.enrolment.broker import DeviceBroker, device_broker
 from fleet.enrolment.certificates import CertificateBundle
 from fleet.enrolment.errors import AlreadyEnrolledElsewhere, BoroughNotPermitted, DeviceNotEnrolled
 from fleet.enrolment.secrets import SecretBox
+from fleet.health.liveness import report_interval
 from fleet.identity.rotation import ROTATE_BEFORE_DAYS
 from fleet.models import Borough, Device, Placement, Property
 from fleet.models.base import utcnow
@@ -38,6 +39,9 @@ class EnrolmentRequest:
     position: str | None = None
     wifi_profile: str = wifi.DEFAULT_PROFILE
     power_mode: str = "mains"
+    # What provisioning writes into config.json: liveness judges the device against them.
+    sample_interval_s: int | None = None
+    health_interval_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,13 @@ def enrol(
     device.board = request.board
     device.borough_id = borough.id
     device.placement_id = placement.id
+    device.power_mode = request.power_mode
+    if request.sample_interval_s is not None:
+        device.report_interval_s = report_interval(
+            request.power_mode,
+            sample_s=request.sample_interval_s,
+            health_s=request.health_interval_s,
+        )
     session.flush()
 
     bundle = certificates.issue(

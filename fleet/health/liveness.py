@@ -36,6 +36,17 @@ class LivenessPolicy:
 
 
 DEFAULT_POLICY = LivenessPolicy()
+FIRMWARE_UPLINK_EVERY = 4  # a battery node's default: connect every 4th wake
+
+
+def report_interval(
+    power_mode: str, *, sample_s: int, health_s: int | None = None, uplink_every: int | None = None
+) -> int:
+    """How often a device with these settings reports: a mains node at each measurement or
+    health report, whichever comes first; a battery node at each uplink wake."""
+    if power_mode == "battery":
+        return sample_s * (uplink_every or FIRMWARE_UPLINK_EVERY)
+    return min(sample_s, health_s or sample_s)
 
 
 def derive_state(

@@ -97,6 +97,24 @@ def test_enroll_writes_the_bundle_and_is_repeatable(
         )
 
 
+def test_the_fleet_learns_how_often_to_expect_the_sensor(
+    fleet: RunningFleet, world: World, tmp_path: Path
+) -> None:
+    """A battery board reports once per uplink wake (every 4th sample by default): judged
+    against the 15-minute sampling it would look offline for most of every hour."""
+    token = world.tokens["tech_hackney"]
+    battery = ("--board", "firebeetle-sht41-ds18b20-2aa", "--sample-interval", "600")
+    assert _enroll(fleet, token, tmp_path, *battery) == 0
+    with fleet.ctx.sessions() as s:
+        device = s.scalars(select(Device).where(Device.device_id == "cs-0102030a0b0c")).one()
+        assert (device.power_mode, device.report_interval_s) == ("battery", 2400)
+    mains = ("--sample-interval", "300", "--health-interval", "3600")
+    assert _enroll(fleet, token, tmp_path, *mains) == 0  # re-enrolled on another board
+    with fleet.ctx.sessions() as s:
+        device = s.scalars(select(Device).where(Device.device_id == "cs-0102030a0b0c")).one()
+        assert (device.power_mode, device.report_interval_s) == ("mains", 300)
+
+
 def test_enroll_warns_when_the_fleet_trusts_no_release_key(
     fleet: RunningFleet, world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -60,6 +60,12 @@ class EnrolmentIn(BaseModel):
     board: str = Field(default="devkitc-sht41", pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
     wifi_profile: str = Field(default=wifi.DEFAULT_PROFILE, min_length=1, max_length=64)
     power_mode: str = Field(default="mains", pattern=r"^(mains|battery)$")
+    sample_interval_s: int | None = Field(
+        default=None, ge=1, le=86400, description="as in the device's config.json"
+    )
+    health_interval_s: int | None = Field(
+        default=None, ge=1, le=86400, description="as in the device's config.json"
+    )
 
 
 class CertificateOut(BaseModel):
