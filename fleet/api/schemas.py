@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,63}$"
 # Database ids are 32-bit on every backend; larger numbers cannot name a row.
@@ -208,9 +208,19 @@ class CommandOut(BaseModel):
 
 
 class SettingsIn(BaseModel):
-    """Any of the remotely settable fields; the rest stay as they are."""
+    """Any of the remotely settable fields; the rest stay as they are. Other fields are
+    refused with the list of what may change."""
 
     model_config = ConfigDict(extra="allow")
+
+    sample_interval_s: StrictInt | None = Field(default=None, description="10-86400 s")
+    health_interval_s: StrictInt | None = Field(default=None, description="60-86400 s")
+    uplink_every: StrictInt | None = Field(
+        default=None, description="battery sensors: connect every Nth wake, 1-96"
+    )
+    rh_uplink_above: StrictInt | None = Field(
+        default=None, description="battery sensors: connect at once above this RH %, 50-101"
+    )
 
 
 class SettingsOut(BaseModel):

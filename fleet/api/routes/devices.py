@@ -281,7 +281,7 @@ def change_settings(
             session,
             request.app.state.commands,
             device=device,
-            values=body.model_dump(),
+            values=body.model_dump(exclude_none=True),
             principal=principal,
         )
     except device_settings.SettingsError as exc:
