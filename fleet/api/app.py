@@ -18,6 +18,7 @@ from fleet.api.routes import (
     alerts,
     audit,
     cases,
+    device_control,
     devices,
     enrolment,
     feed,
@@ -55,6 +56,7 @@ def create_app(
     app.state.ota_engine = rollouts
     for module in (
         devices,
+        device_control,
         registry,
         alerts,
         audit,

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from fleet.dashboard import (
     audit_page,
     auth,
+    device_control,
     live,
     ota,
     pages,
@@ -18,6 +19,7 @@ from fleet.dashboard import (
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(pages.router)
+router.include_router(device_control.router)
 router.include_router(live.router)
 router.include_router(register.router)
 router.include_router(registry.router)

@@ -1,10 +1,10 @@
-"""Devices, their latest values, reading history, placement and commands."""
+"""Devices, their latest values, reading history and placement."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
@@ -13,9 +13,6 @@ from fleet.access.roles import Scope
 from fleet.api.deps import get_session, require
 from fleet.api.schemas import (
     MAX_ID,
-    CommandIn,
-    CommandOut,
-    CommandStateOut,
     DeviceCreate,
     DeviceOut,
     DevicePage,
@@ -23,14 +20,8 @@ from fleet.api.schemas import (
     DeviceUpdate,
     ReadingOut,
     SeriesPointOut,
-    SettingsIn,
-    SettingsOut,
 )
-from fleet.commands import record as commands
-from fleet.commands import settings as device_settings
-from fleet.commands.send import CommandUnavailable
 from fleet.ingest.profile import METRIC_UNITS
-from fleet.models import DesiredConfig
 from fleet.models.base import utcnow
 from fleet.registry import changes, places
 from fleet.registry import devices as registry
@@ -39,7 +30,7 @@ from fleet.registry.series import reading_series
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
-def _device_or_404(session: Session, device_id: str, principal: Principal):
+def device_or_404(session: Session, device_id: str, principal: Principal):
     try:
         return registry.get_device(session, device_id=device_id, principal=principal)
     except registry.DeviceNotFound as exc:
@@ -118,7 +109,7 @@ def get_device(
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> DeviceOut:
-    return DeviceOut.model_validate(_device_or_404(session, device_id, principal))
+    return DeviceOut.model_validate(device_or_404(session, device_id, principal))
 
 
 @router.patch("/{device_id}", response_model=DeviceOut)
@@ -128,7 +119,7 @@ def update_device(
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> DeviceOut:
-    device = _device_or_404(session, device_id, principal)
+    device = device_or_404(session, device_id, principal)
     fields = body.model_dump(exclude_unset=True)
     tags = fields.pop("tags", None)
     extra = {}
@@ -147,7 +138,7 @@ def decommission_device(
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> None:
     """Remove a device and its readings (retention and consent rules decide when)."""
-    device = _device_or_404(session, device_id, principal)
+    device = device_or_404(session, device_id, principal)
     borough_id = device.borough_id
     readings = registry.decommission(session, device)
     audit.record(
@@ -169,7 +160,7 @@ def place_device(
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> DeviceOut:
-    device = _device_or_404(session, device_id, principal)
+    device = device_or_404(session, device_id, principal)
     try:
         places.place_device(
             session, device=device, placement_id=body.placement_id, principal=principal
@@ -211,7 +202,7 @@ def readings(
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_ENTITY, f"{label} needs a UTC offset, e.g. ...Z"
             )
-    device = _device_or_404(session, device_id, principal)
+    device = device_or_404(session, device_id, principal)
     rows = registry.reading_history(
         session, device=device, metric=metric, since=since, until=until, limit=limit
     )
@@ -239,83 +230,8 @@ def series(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "times need a UTC offset")
     if end <= since:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "until must be after since")
-    device = _device_or_404(session, device_id, principal)
+    device = device_or_404(session, device_id, principal)
     rows = reading_series(
         session, device=device, metric=metric, since=since, until=end, max_points=points
     )
     return [SeriesPointOut(**vars(p)) for p in rows]
-
-
-@router.post("/{device_id}/commands", response_model=CommandOut, status_code=202)
-def command(
-    device_id: str,
-    body: CommandIn,
-    request: Request,
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.COMMANDS)),
-) -> CommandOut:
-    device = _device_or_404(session, device_id, principal)
-    try:
-        sent = commands.issue(
-            session, request.app.state.commands, device=device, op=body.op, principal=principal
-        )
-    except CommandUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    return CommandOut(id=sent.id, op=sent.op, topic=sent.topic)
-
-
-@router.put("/{device_id}/config", response_model=SettingsOut, status_code=202)
-def change_settings(
-    device_id: str,
-    body: SettingsIn,
-    request: Request,
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.COMMANDS)),
-) -> SettingsOut:
-    """Change sampling, health and (battery) uplink settings. Sent retained on the device's
-    `config` topic; GET shows whether it applied them (a battery sensor answers at its next
-    uplink wake)."""
-    device = _device_or_404(session, device_id, principal)
-    try:
-        row = device_settings.set_config(
-            session,
-            request.app.state.commands,
-            device=device,
-            values=body.model_dump(exclude_none=True),
-            principal=principal,
-        )
-    except device_settings.SettingsError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    except CommandUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    return SettingsOut.model_validate(row)
-
-
-@router.get("/{device_id}/config", response_model=SettingsOut)
-def settings_state(
-    device_id: str,
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.DEVICES_READ)),
-) -> SettingsOut:
-    """The settings last asked of the device and its answer; 404 if none were ever changed."""
-    device = _device_or_404(session, device_id, principal)
-    row = session.get(DesiredConfig, device.id)
-    if row is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no settings changed from the fleet for {device_id}"
-        )
-    return SettingsOut.model_validate(row)
-
-
-@router.get("/{device_id}/commands", response_model=list[CommandStateOut])
-def command_history(
-    device_id: str,
-    limit: int = Query(20, ge=1, le=200),
-    session: Session = Depends(get_session),
-    principal: Principal = Depends(require(Scope.DEVICES_READ)),
-) -> list[CommandStateOut]:
-    """The device's newest commands with what it answered (state sent until it does)."""
-    device = _device_or_404(session, device_id, principal)
-    return [
-        CommandStateOut.model_validate(c) for c in commands.recent(session, device.id, limit=limit)
-    ]
