@@ -194,6 +194,7 @@ def test_settings_are_sent_retained_and_the_answer_kept(
     page = html.unescape(client.get(f"/devices/{DEV}").text)
     assert "Version 6 (health_interval_s: 1800; sample_interval_s: 600; uplink_every: 8)" in page
     assert "refused" in page and "keeping version 5: x" in page
+    assert 'name="sample_interval_s"' in page and 'name="uplink_every"' not in page  # mains
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf is not None
     form = {"csrf": csrf.group(1), "sample_interval_s": "ten", "health_interval_s": ""}
@@ -204,6 +205,9 @@ def test_settings_are_sent_retained_and_the_answer_kept(
     assert "settings version 7 sent" in said
     assert broker.retained[topic]["sample_interval_s"] == 900
     assert client.get(url, headers=world.headers("staff_camden")).status_code == 404
+    with fleet_ctx.sessions.begin() as s:
+        s.scalars(select(Device).where(Device.device_id == DEV)).one().power_mode = "battery"
+    assert 'name="uplink_every"' in client.get(f"/devices/{DEV}").text
 
 
 @pytest.fixture
