@@ -1,8 +1,7 @@
 """Commands kept with their answers: sent by a person, answered by the device on `cmd/ack`.
 
-The row is committed before the command is published: a mains device answers within
-milliseconds, and its answer must find the row. Publishing after the commit, a refused
-publish marks the row not_sent instead of leaving it waiting for an answer that cannot come.
+The row is committed before the command is published (`send.publish_kept`), so an answer
+arriving at once finds it.
 """
 
 from __future__ import annotations
@@ -17,14 +16,13 @@ from sqlalchemy.orm import Session
 from fleet.access import audit
 from fleet.access.principal import Principal
 from fleet.commands import settings
-from fleet.commands.send import CommandUnavailable, Publisher, SentCommand, build_command
+from fleet.commands.send import Publisher, SentCommand, build_command, connected, publish_kept
 from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.jsondoc import parse_json
 from fleet.ingest.profile import supported_version
 from fleet.models import Device, DeviceCommand
 from fleet.models.base import utcnow
-
-ERROR_CHARS = 500
+from fleet.models.device import ANSWER_ERROR_CHARS
 
 
 def issue(
@@ -36,8 +34,7 @@ def issue(
     principal: Principal,
 ) -> SentCommand:
     """Send `op` to the device, keep it, audit it; CommandUnavailable when not sent."""
-    if publisher is None:
-        raise CommandUnavailable("the fleet is not connected to a broker; try again shortly")
+    publisher = connected(publisher)
     command = build_command(device.device_id, op)
     row = DeviceCommand(
         device_pk=device.id,
@@ -48,15 +45,7 @@ def issue(
         state="sent",
     )
     session.add(row)
-    session.commit()
-    if not publisher.publish(command.topic, command.payload, qos=1):
-        session.execute(
-            update(DeviceCommand)
-            .where(DeviceCommand.id == row.id, DeviceCommand.state == "sent")
-            .values(state="not_sent", error="the broker connection was down")
-        )
-        session.commit()
-        raise CommandUnavailable("the broker connection is down; the command was not sent")
+    publish_kept(session, publisher, row, command.topic, command.payload, what="the command was")
     audit.record(
         session,
         principal,
@@ -92,10 +81,11 @@ def record_answer(session: Session, device_pk: int, ack: dict[str, Any], at: dat
     command_id = ack.get("id")
     if not command_id:
         return False
-    if command_id.startswith(settings.CONFIG_ACK_PREFIX):
-        return settings.record_answer(session, device_pk, ack, at)
+    version = settings.config_version(command_id)
+    if version is not None:
+        return settings.record_answer(session, device_pk, version, ack, at)
     ok = bool(ack["ok"])
-    error = None if ok else str(ack.get("error"))[:ERROR_CHARS]
+    error = None if ok else str(ack.get("error"))[:ANSWER_ERROR_CHARS]
     done = session.execute(
         update(DeviceCommand)
         .where(

@@ -12,16 +12,16 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
 from fleet.access.principal import Principal
-from fleet.commands.send import CommandUnavailable, Publisher
+from fleet.commands.send import Publisher, connected, publish_kept
 from fleet.health.liveness import report_interval
 from fleet.ingest.profile import device_topic
 from fleet.models import DesiredConfig, Device
 from fleet.models.base import utcnow
+from fleet.models.device import ANSWER_ERROR_CHARS
 
 # name: (lowest, highest, meaning, label on the form); within what the firmware accepts
 # (firmware/cs/config.py).
@@ -36,7 +36,6 @@ SETTABLE: dict[str, tuple[int, int, str, str]] = {
         "Battery: send at once above RH %",
     ),
 }
-ERROR_CHARS = 500
 CONFIG_ACK_PREFIX = "config:"
 
 
@@ -74,8 +73,7 @@ def set_config(
     Committed before publishing, so an answer arriving at once finds the row.
     """
     wanted = check(values)
-    if publisher is None:
-        raise CommandUnavailable("the fleet is not connected to a broker; try again shortly")
+    publisher = connected(publisher)
     row = session.get(DesiredConfig, device.id)
     running = (device.health or {}).get("config_version")
     floor = int(running) if isinstance(running, int | float) else 1
@@ -86,12 +84,9 @@ def set_config(
         session.add(row)
     row.version, row.values, row.state, row.error = version, merged, "pending", None
     row.set_by, row.set_at, row.answered_at = principal.actor, utcnow(), None
-    session.commit()
     payload = json.dumps({"version": version, **merged}, separators=(",", ":")).encode()
-    if not publisher.publish(device_topic(device.device_id, "config"), payload, qos=1, retain=True):
-        row.state, row.error = "not_sent", "the broker connection was down"
-        session.commit()
-        raise CommandUnavailable("the broker connection is down; the settings were not sent")
+    topic = device_topic(device.device_id, "config")
+    publish_kept(session, publisher, row, topic, payload, what="the settings were", retain=True)
     audit.record(
         session,
         principal,
@@ -105,15 +100,20 @@ def set_config(
     return row
 
 
-def record_answer(session: Session, device_pk: int, ack: dict[str, Any], at: datetime) -> bool:
-    """The device's answer to settings version N (`config:N`); False if not one of ours."""
-    command_id = ack.get("id") or ""
+def config_version(command_id: str) -> int | None:
+    """N for the answer to settings version N (`config:N`), else None."""
     if not command_id.startswith(CONFIG_ACK_PREFIX):
-        return False
+        return None
     try:
-        version = int(command_id[len(CONFIG_ACK_PREFIX) :])
+        return int(command_id[len(CONFIG_ACK_PREFIX) :])
     except ValueError:
-        return False
+        return None
+
+
+def record_answer(
+    session: Session, device_pk: int, version: int, ack: dict[str, Any], at: datetime
+) -> bool:
+    """The device's answer to settings `version`; False if that is not what was last sent."""
     row = session.get(DesiredConfig, device_pk)
     if row is None or row.version != version or row.answered_at is not None:
         return False
@@ -122,7 +122,7 @@ def record_answer(session: Session, device_pk: int, ack: dict[str, Any], at: dat
         row.state, row.error = "applied", None
         _expect_reports(session, device_pk, row.values)
     else:
-        row.state, row.error = "refused", str(ack.get("error"))[:ERROR_CHARS]
+        row.state, row.error = "refused", str(ack.get("error"))[:ANSWER_ERROR_CHARS]
     return True
 
 
@@ -133,10 +133,9 @@ def _expect_reports(session: Session, device_pk: int, values: dict[str, Any]) ->
     device = session.get(Device, device_pk)
     if device is None or not isinstance(sample, int):
         return
-    interval = report_interval(
+    device.report_interval_s = report_interval(
         device.power_mode,
         sample_s=sample,
         health_s=values.get("health_interval_s"),
         uplink_every=values.get("uplink_every"),
     )
-    session.execute(update(Device).where(Device.id == device_pk).values(report_interval_s=interval))
