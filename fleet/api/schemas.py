@@ -7,14 +7,15 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,63}$"
+from fleet.ingest.profile import DEVICE_ID_RE
+
 # Database ids are 32-bit on every backend; larger numbers cannot name a row.
 MAX_ID = 2_147_483_647
 DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class DeviceCreate(BaseModel):
-    device_id: str = Field(pattern=DEVICE_ID_PATTERN, examples=["cs-3c71bf0a12f4"])
+    device_id: str = Field(pattern=DEVICE_ID_RE.pattern, examples=["cs-3c71bf0a12f4"])
     name: str | None = Field(default=None, max_length=200)
     board: str = Field(default="devkitc-sht41", pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
     borough: str | None = Field(default=None, description="Borough code; required for staff")
