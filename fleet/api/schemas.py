@@ -43,6 +43,10 @@ class DeviceOut(BaseModel):
     state_at: datetime | None
     power_mode: str
     report_interval_s: int
+    # The cadence the device runs, as enrolled and as since applied; null: not known.
+    sample_interval_s: int | None = None
+    health_interval_s: int | None = None
+    uplink_every: int | None = None
     last_seen_at: datetime | None
     fw_version: str | None
     latest: dict[str, LatestValue] | None

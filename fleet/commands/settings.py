@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from fleet.access import audit
 from fleet.access.principal import Principal
 from fleet.commands.send import Publisher, connected, publish_kept
-from fleet.health.liveness import report_interval
 from fleet.ingest.profile import device_topic
 from fleet.models import DesiredConfig, Device
 from fleet.models.base import utcnow
 from fleet.models.device import ANSWER_ERROR_CHARS
+from fleet.registry import cadence
 
 # name: (lowest, highest, meaning, label on the form); within what the firmware accepts
 # (firmware/cs/config.py).
@@ -113,29 +113,23 @@ def config_version(command_id: str) -> int | None:
 def record_answer(
     session: Session, device_pk: int, version: int, ack: dict[str, Any], at: datetime
 ) -> bool:
-    """The device's answer to settings `version`; False if that is not what was last sent."""
+    """The device's answer to settings `version`; False if that is not what was last sent.
+
+    A device provisioned again applies the retained settings once more and answers again:
+    the first answer stays on record, and the device's cadence follows each applied one.
+    """
     row = session.get(DesiredConfig, device_pk)
-    if row is None or row.version != version or row.answered_at is not None:
+    if row is None or row.version != version:
+        return False
+    if ack["ok"]:
+        device = session.get(Device, device_pk)
+        if device is not None:
+            cadence.adopt(device, row.values)
+    if row.answered_at is not None:
         return False
     row.answered_at = at
     if ack["ok"]:
         row.state, row.error = "applied", None
-        _expect_reports(session, device_pk, row.values)
     else:
         row.state, row.error = "refused", str(ack.get("error"))[:ANSWER_ERROR_CHARS]
     return True
-
-
-def _expect_reports(session: Session, device_pk: int, values: dict[str, Any]) -> None:
-    """Liveness follows the new cadence: a device told to sample hourly is not late at 20
-    minutes. Left alone when the settings do not say how often it samples."""
-    sample = values.get("sample_interval_s")
-    device = session.get(Device, device_pk)
-    if device is None or not isinstance(sample, int):
-        return
-    device.report_interval_s = report_interval(
-        device.power_mode,
-        sample_s=sample,
-        health_s=values.get("health_interval_s"),
-        uplink_every=values.get("uplink_every"),
-    )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleet.health.alert_rules import describe_faults
+from fleet.health.liveness import FIRMWARE_UPLINK_EVERY
+from fleet.models import Device
 
 RESET_CAUSES = {
     "power_on": "power on (or a brown-out)",
@@ -51,6 +53,25 @@ def fmt_duration(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600} h {s % 3600 // 60} min"
     return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def cadence_text(device: Device) -> str:
+    """How often the device measures and reports, as far as the fleet knows it."""
+    said = f"reports every {fmt_duration(device.report_interval_s)}"
+    how = []
+    if device.sample_interval_s is not None:
+        how.append(f"measures every {fmt_duration(device.sample_interval_s)}")
+    if device.power_mode == "battery" and device.sample_interval_s is not None:
+        wakes = device.uplink_every or FIRMWARE_UPLINK_EVERY
+        how.append("connects at every wake" if wakes == 1 else f"connects every {_nth(wakes)} wake")
+    elif device.health_interval_s is not None:
+        how.append(f"health every {fmt_duration(device.health_interval_s)}")
+    return f"{said} ({', '.join(how)})" if how else said
+
+
+def _nth(n: int) -> str:
+    last = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{last}"
 
 
 def fmt_bytes(n: float) -> str:

@@ -26,8 +26,8 @@ from fleet.models.base import utcnow
 from fleet.models.health import SAMPLED_ORDER
 from fleet.models.ota import VersionPin
 from fleet.ota import service as ota_service
+from fleet.registry import cadence, places
 from fleet.registry import devices as registry
-from fleet.registry import places
 from fleet.registry.series import reading_series
 from fleet.risk.psychro import dew_point
 
@@ -182,6 +182,7 @@ def device_page(
             "commands": commands.recent(session, device.id, limit=10),
             "settings": session.get(DesiredConfig, device.id),
             "settable": device_settings.SETTABLE,
+            "cadence_parts": cadence.PARTS,
             "pin": session.get(VersionPin, device.id),
             "rejects": refused_from(session, device.device_id),
             "can_command": Scope.COMMANDS in user.scopes,

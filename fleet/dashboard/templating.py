@@ -11,7 +11,7 @@ from fastapi import status
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from fleet.dashboard.health_view import health_rows
+from fleet.dashboard.health_view import cadence_text, health_rows
 from fleet.risk.workdays import Deadline
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -83,5 +83,6 @@ TEMPLATES.env.filters["due"] = fmt_due
 TEMPLATES.env.filters["when"] = fmt_time
 TEMPLATES.env.globals["STATES"] = STATES
 TEMPLATES.env.globals["health_rows"] = health_rows
+TEMPLATES.env.globals["cadence_text"] = cadence_text
 TEMPLATES.env.globals["METRICS"] = OVERVIEW_METRICS
 TEMPLATES.env.globals["UNITS"] = DISPLAY_UNITS

@@ -20,12 +20,11 @@ from fleet.enrolment.broker import DeviceBroker, device_broker
 from fleet.enrolment.certificates import CertificateBundle
 from fleet.enrolment.errors import AlreadyEnrolledElsewhere, BoroughNotPermitted, DeviceNotEnrolled
 from fleet.enrolment.secrets import SecretBox
-from fleet.health.liveness import report_interval
 from fleet.identity.rotation import ROTATE_BEFORE_DAYS
 from fleet.models import Borough, Device, Placement, Property
 from fleet.models.base import utcnow
 from fleet.ota.service import release_floor, trusted_keys
-from fleet.registry import places
+from fleet.registry import cadence, places
 from fleet.registry.devices import register_device
 
 
@@ -167,10 +166,10 @@ def enrol(
     device.placement_id = placement.id
     device.power_mode = request.power_mode
     if request.sample_interval_s is not None:
-        device.report_interval_s = report_interval(
-            request.power_mode,
-            sample_s=request.sample_interval_s,
-            health_s=request.health_interval_s,
+        cadence.provisioned(
+            device,
+            sample_interval_s=request.sample_interval_s,
+            health_interval_s=request.health_interval_s,
         )
     session.flush()
 

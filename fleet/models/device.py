@@ -36,6 +36,11 @@ class Device(Base):
     power_mode: Mapped[str] = mapped_column(String(16), default="mains")  # mains | battery
     # How often the device promises to report (uplink interval); liveness is judged against it.
     report_interval_s: Mapped[int] = mapped_column(Integer, default=900)
+    # The cadence the device runs, as enrolled and as since applied (None: firmware default);
+    # report_interval_s is worked out from all three (fleet/registry/cadence.py).
+    sample_interval_s: Mapped[int | None] = mapped_column(Integer)
+    health_interval_s: Mapped[int | None] = mapped_column(Integer)
+    uplink_every: Mapped[int | None] = mapped_column(Integer)
     # What the device last said on its retained status topic (or its last will).
     status: Mapped[str] = mapped_column(String(16), default="unknown")
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -210,6 +210,72 @@ def test_settings_are_sent_retained_and_the_answer_kept(
     assert 'name="uplink_every"' in client.get(f"/devices/{DEV}").text
 
 
+def test_liveness_follows_every_part_of_the_cadence(
+    fleet_ctx: FleetContext, world: World, client: TestClient
+) -> None:
+    """A change names only what it changes: "send every 2nd wake" keeps the sampling interval
+    the sensor was enrolled with. Provisioned again, the sensor re-applies the retained
+    settings, and its answer counts again."""
+    device_id = "cs-0a0b0c0d0e0f"
+    wifi = client.put(
+        "/api/v1/enrolments/wifi-profiles/hackney/default",
+        json={"ssid": "Estate-IoT", "password": "correct-horse"},
+        headers=world.headers("admin"),
+    )
+    assert wifi.status_code == 200, wifi.text
+
+    def enrol(sample_s: int) -> None:
+        body = {
+            "device_id": device_id,
+            "borough": "hackney",
+            "property_reference": "HACKNEY-0042",
+            "room": "bathroom",
+            "board": "firebeetle-sht41-ds18b20-2aa",
+            "power_mode": "battery",
+            "sample_interval_s": sample_s,
+            "health_interval_s": 3600,
+        }
+        done = client.post("/api/v1/enrolments", json=body, headers=world.headers("tech_hackney"))
+        assert done.status_code in (200, 201), done.text
+
+    def expected_every() -> int:
+        with fleet_ctx.sessions() as s:
+            device = s.scalars(select(Device).where(Device.device_id == device_id)).one()
+            return device.report_interval_s
+
+    staff = world.headers("staff_hackney")
+    url = f"/api/v1/devices/{device_id}/config"
+    ingest = IngestHandler(fleet_ctx.sessions, clock=time.time)
+    answers = f"cs/v1/d/{device_id}/cmd/ack"
+    enrol(600)
+    assert expected_every() == 2400  # every 4th wake of 10 minutes: the firmware's default
+
+    version = client.put(url, json={"uplink_every": 2}, headers=staff).json()["version"]
+    ingest.handle(answers, _ack(f"config:{version}", True, result={"version": version}))
+    assert expected_every() == 1200
+    version = client.put(url, json={"health_interval_s": 1800}, headers=staff).json()["version"]
+    ingest.handle(answers, _ack(f"config:{version}", True, result={"version": version}))
+    assert expected_every() == 1200  # health reports ride on the uplink wakes
+
+    enrol(900)  # a fresh config.json: 15-minute sampling, the default uplink cadence
+    assert expected_every() == 3600
+    ingest.handle(answers, _ack(f"config:{version}", True, result={"version": version}))
+    assert expected_every() == 1800  # the retained settings applied again: every 2nd wake
+    assert client.get(url, headers=staff).json()["state"] == "applied"
+    known = client.get(f"/api/v1/devices/{device_id}", headers=staff).json()
+    assert [known[k] for k in ("sample_interval_s", "health_interval_s", "uplink_every")] == [
+        900,
+        1800,
+        2,
+    ]
+
+    client.post("/login", data={"email": "staff_hackney@example.org", "password": PASSWORD})
+    page = html.unescape(client.get(f"/devices/{device_id}").text)
+    assert "reports every 30 min (measures every 15 min, connects every 2nd wake)" in page
+    assert 'name="sample_interval_s" min="10" max="86400"' in page
+    assert 'placeholder="now 900"' in page and 'placeholder="now 2"' in page
+
+
 @pytest.fixture
 def live_fleet(tmp_path: Path) -> Iterator[RunningFleet]:
     ctx = build_context(
