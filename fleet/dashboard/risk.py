@@ -46,7 +46,8 @@ STEP_CHOICES = [(s.value, STEP_LABELS[s]) for s in CaseStep]
 def risk_charts(
     session: Session, prop: Property, *, since: datetime | None, until: datetime | None = None
 ) -> list[tuple[str, Markup]]:
-    """One SVG per quantity and room over the window (server-rendered, no script)."""
+    """One SVG per quantity and room over the window (server-rendered, no script); none when
+    no hour of the window was processed (the page says so instead of four empty frames)."""
     by_room: dict[str, list[Any]] = {}
     for room, h in queries.hours(session, prop, since=since, until=until):
         by_room.setdefault(room, []).append(h)
@@ -54,8 +55,8 @@ def risk_charts(
     # Every room's chart spans the same hours, so a sensor that stopped shows where it did.
     window = (since, until) if since is not None and until is not None else None
     for attr, label, unit, colour, scale, marks in CHARTS:
-        for room, hours in sorted(by_room.items()) or [("", [])]:
-            title = f"{label} · {room}" if room else label
+        for room, hours in sorted(by_room.items()):
+            title = f"{label} · {room}"
             points = [(h.hour, float(getattr(h, attr))) for h in hours]
             chart = line_chart(Series(title, unit, points, scale, marks, window), colour=colour)
             out.append((title, Markup(chart)))

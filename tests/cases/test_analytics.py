@@ -112,3 +112,17 @@ def test_other_boroughs_cases_and_pages_are_invisible(
         assert client.get(path).status_code == 404, path
     assert "HACKNEY" not in client.get("/risk").text
     assert "HACKNEY" not in client.get("/cases?show=all").text
+
+
+def test_evidence_without_data_says_so_instead_of_empty_charts(
+    fleet_ctx: FleetContext, world: World, client: TestClient
+) -> None:
+    _estate_of_three(fleet_ctx)
+    with fleet_ctx.sessions() as s:
+        ids = dict(s.execute(select(Property.reference, Property.id)).tuples().all())
+    client.post("/login", data={"email": "staff_hackney@example.org", "password": PASSWORD})
+    for path in ("/risk/properties/{}", "/risk/properties/{}/evidence"):
+        empty = client.get(path.format(ids["HACKNEY-0003"])).text
+        assert "<svg" not in empty and "No processed hours in this period" in empty, path
+        damp = client.get(path.format(ids["HACKNEY-0001"])).text
+        assert damp.count("<svg") == 4 and "No processed hours" not in damp, path
