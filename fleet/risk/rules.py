@@ -78,12 +78,13 @@ class Co2Band(Enum):
     POOR = "poor"
 
 
+CO2_GOOD_PPM = 800.0  # at or below it ventilation is good
 CO2_POOR_PPM = 1500.0  # above it ventilation is poor
 
 
 def co2_band(ppm: float) -> Co2Band:
     """Classify a CO2 reading into the 800 / 1500 ppm bands."""
-    if ppm <= 800.0:
+    if ppm <= CO2_GOOD_PPM:
         return Co2Band.GOOD
     if ppm <= CO2_POOR_PPM:
         return Co2Band.MODERATE
@@ -119,7 +120,7 @@ def co2_rules(*, max_gap: timedelta = timedelta(hours=1)) -> tuple[WindowRule, W
     """CO2 ventilation rules on the 800 / 1500 ppm bands."""
     day = timedelta(hours=24)
     return (
-        WindowRule(CO2_ABOVE_800, Quantity.CO2, 800.0, timedelta(hours=8), day, max_gap),
+        WindowRule(CO2_ABOVE_800, Quantity.CO2, CO2_GOOD_PPM, timedelta(hours=8), day, max_gap),
         WindowRule(CO2_ABOVE_1500, Quantity.CO2, CO2_POOR_PPM, timedelta(hours=2), day, max_gap),
     )
 
