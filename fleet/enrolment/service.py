@@ -87,16 +87,53 @@ def _where(session: Session, device: Device, principal: Principal) -> str | None
     return f"property {prop.reference}, {placement.room}{spot}"
 
 
+def _same_words(a: str | None, b: str | None) -> bool:
+    """Room and position names as a technician types them: "Bathroom " is "bathroom"."""
+    return (a or "").strip().casefold() == (b or "").strip().casefold()
+
+
+def _same_place(
+    current: Placement, prop: Property | None, request: EnrolmentRequest
+) -> Placement | None:
+    """The device's placement if the request names it again; a position left out keeps the
+    stored one (enrolling again is how a technician renews a sensor's files on site)."""
+    if prop is None or current.property_id != prop.id:
+        return None
+    if not _same_words(current.room, request.room):
+        return None
+    if request.position is not None and not _same_words(current.position, request.position):
+        return None
+    return current
+
+
+def _elsewhere(
+    current: Placement, prop: Property | None, request: EnrolmentRequest, where: str
+) -> str:
+    move = (
+        f"to move it, borough staff re-place it (PUT /api/v1/devices/{request.device_id}"
+        "/placement), or enrol a different device here"
+    )
+    if (
+        prop is not None
+        and current.property_id == prop.id
+        and _same_words(current.room, request.room)
+    ):
+        return (
+            f"device {request.device_id} is already enrolled at {where}, in another position "
+            f"than {request.position!r}: leave the position out (or give "
+            f"{current.position or 'none'!r}) to keep its place; {move}"
+        )
+    return f"device {request.device_id} is already enrolled at {where}; {move}"
+
+
 def _find_or_create_placement(
     session: Session, *, prop: Property, room: str, position: str | None
 ) -> Placement:
-    stmt = select(Placement).where(
-        Placement.property_id == prop.id,
-        Placement.room == room,
-        Placement.position.is_(None) if position is None else Placement.position == position,
-    )
-    found = session.scalars(stmt.order_by(Placement.id)).first()
-    return found or places.create_placement(session, prop=prop, room=room, position=position)
+    stmt = select(Placement).where(Placement.property_id == prop.id)
+    for found in session.scalars(stmt.order_by(Placement.id)):
+        if _same_words(found.room, room) and _same_words(found.position, position):
+            return found
+    return places.create_placement(session, prop=prop, room=room, position=position)
 
 
 def enrol(
@@ -124,6 +161,7 @@ def enrol(
         select(Device).where(Device.device_id == request.device_id)
     ).one_or_none()
     created = device is None
+    placement: Placement | None = None
     if device is not None:
         if device.borough_id is not None and not principal.can_see(device.borough_id):
             raise AlreadyEnrolledElsewhere(
@@ -131,28 +169,21 @@ def enrol(
                 "its borough's staff must decommission it before it can be enrolled here"
             )
         where = _where(session, device, principal)
-        placement = session.get(Placement, device.placement_id) if device.placement_id else None
-        same_place = (
-            placement is not None
-            and prop is not None
-            and placement.property_id == prop.id
-            and placement.room == request.room
-            and placement.position == request.position
-        )
-        if where is not None and not same_place:
-            raise AlreadyEnrolledElsewhere(
-                f"device {request.device_id} is already enrolled at {where}; to move it, "
-                f"borough staff re-place it (PUT /api/v1/devices/{request.device_id}/placement), "
-                "or enrol a different device here"
-            )
+        current = session.get(Placement, device.placement_id) if device.placement_id else None
+        if where is not None and current is not None:
+            kept = _same_place(current, prop, request)
+            if kept is None:
+                raise AlreadyEnrolledElsewhere(_elsewhere(current, prop, request, where))
+            placement = kept
 
     if prop is None:
         prop = places.create_property(
             session, borough=borough, reference=request.property_reference
         )
-    placement = _find_or_create_placement(
-        session, prop=prop, room=request.room, position=request.position
-    )
+    if placement is None:
+        placement = _find_or_create_placement(
+            session, prop=prop, room=request.room, position=request.position
+        )
     if device is None:
         device = register_device(
             session,

@@ -152,6 +152,39 @@ def test_enrolled_elsewhere_is_a_conflict_naming_the_place(
     assert "CAMDEN" not in r.json()["detail"]["message"]
 
 
+def test_enrolling_again_names_the_place_as_a_technician_types_it(
+    client: TestClient, world: World, fleet_ctx: FleetContext
+) -> None:
+    """Enrolling again (to renew a sensor's files) need not repeat the position, nor the
+    room's capitals; a different position is refused, saying how to keep the place."""
+    _wifi(client, world)
+    first = _enrol(client, world, position="external wall").json()
+    placements = _count(fleet_ctx, Placement)
+    for again in (_enrol(client, world), _enrol(client, world, room=" Bathroom ")):
+        assert again.status_code == 200, again.text
+        body = again.json()
+        assert (body["placement_id"], body["room"], body["position"]) == (
+            first["placement_id"],
+            "bathroom",
+            "external wall",
+        )
+    assert _count(fleet_ctx, Placement) == placements
+
+    moved = _enrol(client, world, position="internal wall")
+    assert moved.status_code == 409
+    said = moved.json()["detail"]["message"]
+    assert "HACKNEY-0042, bathroom, external wall, in another position than 'internal wall'" in (
+        said
+    )
+    assert "leave the position out (or give 'external wall') to keep its place" in said
+
+    # A second sensor in the same room, typed differently, joins the same placement.
+    other = _enrol(
+        client, world, device_id="cs-0a0b0c0d0e10", room="BATHROOM", position="External wall"
+    )
+    assert other.status_code == 201 and other.json()["placement_id"] == first["placement_id"]
+
+
 def test_borough_scope_token_and_permission(client: TestClient, world: World) -> None:
     _wifi(client, world, "camden")
     r = _enrol(client, world, borough="camden")
