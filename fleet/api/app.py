@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fleet import __version__
 from fleet.access.principal import Forbidden
+from fleet.api import validation
 from fleet.api.deps import LoginRequired
 from fleet.api.routes import (
     accounts,
@@ -73,6 +74,8 @@ def create_app(
         app.include_router(module.router)
     app.include_router(dashboard_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    validation.install(app)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:

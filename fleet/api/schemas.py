@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
@@ -11,6 +12,7 @@ from fleet.ingest.profile import DEVICE_ID_RE
 
 # Database ids are 32-bit on every backend; larger numbers cannot name a row.
 MAX_ID = 2_147_483_647
+WIFI_SSID_BYTES = 32  # IEEE 802.11: an SSID is at most 32 octets
 DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
@@ -148,11 +150,43 @@ class PropertyOut(PropertyCreate):
 
 
 class WifiProfileIn(BaseModel):
-    """A borough's Wi-Fi network as enrolment hands it to devices (WPA2: 8-64 characters;
-    no password for an open network)."""
+    """A borough's Wi-Fi network as enrolment hands it to devices: what an ESP32 can join,
+    checked here so a technician learns of a bad one before a sensor fails to connect."""
 
     ssid: str = Field(min_length=1, max_length=32)
     password: str | None = Field(default=None, min_length=8, max_length=64)
+
+    @field_validator("ssid")
+    @classmethod
+    def _ssid_fits(cls, value: str) -> str:
+        size = len(value.encode())
+        if size > WIFI_SSID_BYTES:
+            raise ValueError(
+                f"the network name is {size} bytes in UTF-8; Wi-Fi allows at most "
+                f"{WIFI_SSID_BYTES} (accented letters take two)"
+            )
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _wpa2_key(cls, value: str | None) -> str | None:
+        # WPA2-Personal: a passphrase of 8-63 printable ASCII characters, or the 256-bit
+        # key itself as 64 hex digits. Anything else no sensor can join with.
+        if value is None:
+            return None
+        if len(value) == 64:
+            if any(c not in string.hexdigits for c in value):
+                raise ValueError(
+                    "a 64-character Wi-Fi key must be 64 hex digits; a passphrase has 8-63 "
+                    "characters"
+                )
+            return value
+        if any(not " " <= c <= "~" for c in value):
+            raise ValueError(
+                "a WPA2 passphrase may hold only printable ASCII characters (no accents, "
+                "emoji or control characters)"
+            )
+        return value
 
 
 class PlacementCreate(BaseModel):

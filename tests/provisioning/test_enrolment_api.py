@@ -295,3 +295,23 @@ def test_certificate_expiry_window_is_computed_from_not_after(
         record = s.scalars(select(DeviceCertificate)).one()
         lifetime = record.not_after - datetime.now(UTC)
         assert timedelta(days=396) < lifetime <= timedelta(days=397)
+
+
+def test_a_wifi_profile_no_sensor_could_join_is_refused_without_echoing_it(
+    client: TestClient, world: World
+) -> None:
+    url = "/api/v1/enrolments/wifi-profiles/hackney/default"
+    admin = world.headers("admin")
+    for body, said in (
+        ({"ssid": "Hackney-" + "é" * 20, "password": "correct-horse"}, "48 bytes in UTF-8"),
+        ({"ssid": "Estate", "password": "z" * 64}, "64 hex digits"),
+        ({"ssid": "Estate", "password": "pässwörd-1"}, "printable ASCII"),
+        ({"ssid": "Estate", "password": "pw-42"}, "at least 8 characters"),
+        ({"password": "correct-horse"}, "Field required"),
+    ):
+        refused = client.put(url, json=body, headers=admin)
+        assert refused.status_code == 422 and said in refused.text, (body, refused.text)
+        assert body["password"] not in refused.text  # not even in a whole-body echo
+    for ssid, password in (("Estate-IoT", "a" * 64), ("Café 32 bytes" + "x" * 18, None)):
+        kept = client.put(url, json={"ssid": ssid, "password": password}, headers=admin)
+        assert kept.status_code == 200, kept.text
