@@ -7,7 +7,7 @@ when it was recorded) and to the audit log, in the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,10 +19,13 @@ from fleet.cases.deadlines import STEP_COLUMNS, STEP_LABELS, CaseStep
 from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
 from fleet.models import Case, CaseEvent, Property, PropertyRisk
 from fleet.risk.level import RiskLevel
+from fleet.risk.workdays import UK, default_calendar
 
 #: Clock skew tolerated for a step time "now" sent from another machine.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 HAZARDS = ("significant", "emergency")
+#: A note on a case (a tenant's report, what was found) is kept up to this many characters.
+NOTE_CHARS = 2000
 #: Steps whose deadlines count from the investigation, so it must come first.
 AFTER_INVESTIGATION = frozenset(
     {
@@ -34,9 +37,22 @@ AFTER_INVESTIGATION = frozenset(
 )
 
 
+def earliest_date() -> date:
+    """The first day a case date may be: deadlines are counted on the holiday calendar."""
+    return date(default_calendar().first_year, 1, 1)
+
+
 def _aware(ts: datetime, what: str) -> datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise InvalidStep(f"{what} needs a timezone, e.g. 2025-11-03T09:30:00+00:00")
+    first = earliest_date()
+    if ts < datetime.combine(first, time(), UK):  # year 1 converted to UK time would overflow
+        # Deadlines count working days on the bank holiday calendar: before it they cannot
+        # be counted, and a case whose deadlines are unknown is never flagged overdue.
+        raise InvalidStep(
+            f"{what} {ts.date().isoformat()} is before {first.isoformat()}, the first day "
+            "deadlines can be counted from: check the year"
+        )
     return ts
 
 
@@ -244,9 +260,12 @@ def record_step(
     previous = getattr(case, column)
     if step is CaseStep.AWARE:
         # The only correctable date: a tenant may have reported before the sensors flagged it.
-        recorded = [getattr(case, c) for s, c in STEP_COLUMNS.items() if s is not CaseStep.AWARE]
-        if any(t is not None and t < when for t in recorded):
-            raise InvalidStep("awareness cannot be later than a step already recorded")
+        # Later would push every deadline back and could hide one already missed.
+        if when > case.aware_at:
+            raise InvalidStep(
+                f"awareness can only be corrected to an earlier time than "
+                f"{case.aware_at.isoformat()}; add a note to explain a mistake"
+            )
     else:
         if previous is not None:
             raise CaseConflict(

@@ -17,6 +17,7 @@ from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.cases import service as cases
 from fleet.cases.deadlines import STEP_LABELS, CaseStep
 from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
+from fleet.cases.service import NOTE_CHARS
 from fleet.cases.views import case_view, daily_summary, level_history
 from fleet.dashboard.charts import Series, line_chart
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
@@ -41,6 +42,11 @@ CHARTS: tuple[tuple[str, str, str, str, tuple[float, float] | None, tuple], ...]
     ("mould_index", "Mould index (VTT)", "", "#9a6700", (0.0, 6.0), ()),  # the index's scale
 )
 STEP_CHOICES = [(s.value, STEP_LABELS[s]) for s in CaseStep]
+# What the case forms' fields allow, so the browser says so before anything typed is lost.
+CASE_FORM_LIMITS = {
+    "note_chars": NOTE_CHARS,
+    "earliest": f"{cases.earliest_date().isoformat()}T00:00",
+}
 
 
 def risk_charts(
@@ -192,6 +198,7 @@ def risk_property(
         request,
         "risk_property.html",
         {
+            **CASE_FORM_LIMITS,
             "user": user,
             "prop": prop,
             "risk": risk,
@@ -215,7 +222,7 @@ def risk_open_case(
     property_id: int,
     hazard: str = Form("significant", pattern=r"^(significant|emergency)$"),
     aware_at: str = Form(""),
-    note: str = Form("", max_length=2000),
+    note: str = Form("", max_length=NOTE_CHARS),
     csrf: str = Form(""),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
@@ -278,6 +285,7 @@ def case_page(
         request,
         "case_detail.html",
         {
+            **CASE_FORM_LIMITS,
             "user": user,
             "view": view,
             "risk": session.get(PropertyRisk, case.property_id),
@@ -291,9 +299,9 @@ def case_page(
 @router.post("/cases/{case_id}/steps")
 def case_step(
     case_id: int,
-    step: str = Form(...),
+    step: str = Form(""),
     at: str = Form(""),
-    note: str = Form("", max_length=2000),
+    note: str = Form("", max_length=NOTE_CHARS),
     csrf: str = Form(""),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
@@ -301,6 +309,8 @@ def case_step(
     check_csrf(user, csrf)
     user.require(Scope.ALERTS_WRITE)
     case = _case(session, case_id, user)
+    if not step:
+        return back_with_notice(f"/cases/{case_id}", "nothing recorded: choose a step")
     try:
         chosen = CaseStep(step)
     except ValueError as exc:
@@ -324,7 +334,7 @@ def case_step(
 @router.post("/cases/{case_id}/close")
 def case_close(
     case_id: int,
-    note: str = Form("", max_length=2000),
+    note: str = Form("", max_length=NOTE_CHARS),
     csrf: str = Form(""),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Forbidden, Principal
 from fleet.models import Borough, Device, Estate, Placement, Property
+from fleet.models.risk import Case, RiskHour
 
 
 class NotFound(Exception):
@@ -192,10 +193,22 @@ def delete_estate(session: Session, estate: Estate) -> None:
 
 
 def delete_property(session: Session, prop: Property) -> None:
+    """Refused while devices are installed there, and for good once it has cases or risk
+    history: they are the evidence of what the landlord knew and did (Awaab's Law)."""
     placements = select(Placement.id).where(Placement.property_id == prop.id)
     if session.scalars(select(Device.id).where(Device.placement_id.in_(placements))).first():
         raise Conflict(
             f"property {prop.reference!r} still has installed devices; remove them first"
+        )
+    if session.scalars(select(Case.id).where(Case.property_id == prop.id)).first():
+        raise Conflict(
+            f"property {prop.reference!r} has damp and mould cases, kept as evidence: "
+            "it cannot be deleted (close its cases instead)"
+        )
+    if _has_risk_history(session, placements):
+        raise Conflict(
+            f"property {prop.reference!r} has risk history from its sensors, kept as "
+            "evidence: it cannot be deleted"
         )
     session.delete(prop)
 
@@ -203,4 +216,14 @@ def delete_property(session: Session, prop: Property) -> None:
 def delete_placement(session: Session, placement: Placement) -> None:
     if session.scalars(select(Device.id).where(Device.placement_id == placement.id)).first():
         raise Conflict("a device is installed at this placement; remove it first")
+    if _has_risk_history(session, [placement.id]):
+        raise Conflict(
+            f"the {placement.room} placement has risk history from its sensors, kept as "
+            "evidence: it cannot be deleted"
+        )
     session.delete(placement)
+
+
+def _has_risk_history(session: Session, placements: Select[int] | list[int]) -> bool:
+    found = select(RiskHour.placement_id).where(RiskHour.placement_id.in_(placements))
+    return session.scalars(found.limit(1)).first() is not None

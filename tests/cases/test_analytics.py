@@ -7,10 +7,11 @@ import io
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fleet.core.context import FleetContext
-from fleet.models import Borough, Property
+from fleet.models import Borough, Device, Placement, Property
+from fleet.models.risk import Case, RiskHour
 from fleet.registry import places
 from fleet.registry.devices import register_device
 from fleet.risk.service.settings import RiskSettings
@@ -126,3 +127,36 @@ def test_evidence_without_data_says_so_instead_of_empty_charts(
         assert "<svg" not in empty and "No processed hours in this period" in empty, path
         damp = client.get(path.format(ids["HACKNEY-0001"])).text
         assert damp.count("<svg") == 4 and "No processed hours" not in damp, path
+
+
+def test_a_property_with_cases_or_risk_history_cannot_be_deleted(
+    fleet_ctx: FleetContext, world: World, client: TestClient
+) -> None:
+    """Its cases and hourly risk are the evidence of what the landlord knew and did."""
+    _estate_of_three(fleet_ctx)
+    with fleet_ctx.sessions.begin() as s:
+        ids = dict(s.execute(select(Property.reference, Property.id)).tuples().all())
+        for device in s.scalars(select(Device)):
+            device.placement_id = None  # taken out: only the history is left
+        placement = s.scalars(
+            select(Placement.id).where(Placement.property_id == ids["HACKNEY-0002"])
+        ).one()
+    staff = world.headers("staff_hackney")
+    hours = _count(fleet_ctx, RiskHour)
+    assert hours > 0 and _count(fleet_ctx, Case) == 1
+    for reference, said in (
+        ("HACKNEY-0001", "has damp and mould cases, kept as evidence"),
+        ("HACKNEY-0002", "has risk history from its sensors, kept as evidence"),
+    ):
+        refused = client.delete(f"/api/v1/properties/{ids[reference]}", headers=staff)
+        assert refused.status_code == 409 and said in refused.text, refused.text
+    refused = client.delete(f"/api/v1/placements/{placement}", headers=staff)
+    assert refused.status_code == 409 and "bedroom placement has risk history" in refused.text
+    no_data = client.delete(f"/api/v1/properties/{ids['HACKNEY-0003']}", headers=staff)
+    assert no_data.status_code == 204
+    assert (_count(fleet_ctx, Case), _count(fleet_ctx, RiskHour)) == (1, hours)
+
+
+def _count(ctx: FleetContext, model: type) -> int:
+    with ctx.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)

@@ -190,3 +190,56 @@ def test_an_emergency_deadline_is_shown_to_the_hour(
     aware = datetime(2026, 7, 1, 8, 30, tzinfo=UTC)
     assert fmt_due(investigation_deadline(aware)) == "2026-07-15"
     assert fmt_due(emergency_deadline(aware)) == "2026-07-02 08:30 UTC"
+
+
+def test_awareness_is_corrected_only_to_earlier_and_never_before_the_calendar(
+    fleet_ctx: FleetContext, world: World, client: TestClient
+) -> None:
+    """A later awareness date would push every deadline back and hide one already missed; a
+    year typo (1900) would leave deadlines uncountable and the case never flagged overdue."""
+    pid = _property_id(client, world, "hackney")
+    h = world.headers("staff_hackney")
+    opened = client.post(
+        f"/api/v1/properties/{pid}/cases", json={"aware_at": "2026-01-05T09:00:00+00:00"}, headers=h
+    )
+    cid = opened.json()["id"]
+    assert opened.json()["overdue"] == ["investigation"]
+    steps = f"/api/v1/cases/{cid}/steps"
+    later = client.post(steps, json={"step": "aware", "at": "2026-02-02T09:00:00+00:00"}, headers=h)
+    assert later.status_code == 422
+    assert "can only be corrected to an earlier time" in later.json()["detail"]
+    case = client.get(f"/api/v1/cases/{cid}", headers=h).json()
+    assert case["overdue"] == ["investigation"] and case["steps"]["aware"].startswith("2026-01-05")
+    earlier = client.post(
+        steps, json={"step": "aware", "at": "2026-01-02T09:00:00+00:00"}, headers=h
+    )
+    assert earlier.status_code == 200 and earlier.json()["steps"]["aware"].startswith("2026-01-02")
+
+    for body in ({"aware_at": "1900-01-01T10:00:00+00:00"}, {"aware_at": "0001-01-01T00:00:00Z"}):
+        typo = client.post(f"/api/v1/properties/{pid}/cases", json=body, headers=h)
+        assert typo.status_code == 422 and "before 2024-01-01" in typo.json()["detail"], typo.text
+    typo = client.post(steps, json={"step": "aware", "at": "1999-01-02T09:00:00+00:00"}, headers=h)
+    assert typo.status_code == 422 and "check the year" in typo.json()["detail"]
+
+
+def test_the_step_form_records_nothing_until_a_step_is_chosen(
+    fleet_ctx: FleetContext, world: World, client: TestClient
+) -> None:
+    pid = _property_id(client, world, "hackney")
+    h = world.headers("staff_hackney")
+    opened = client.post(
+        f"/api/v1/properties/{pid}/cases", json={"aware_at": "2026-01-05T09:00:00+00:00"}, headers=h
+    )
+    cid = opened.json()["id"]
+    client.post("/login", data={"email": "staff_hackney@example.org", "password": PASSWORD})
+    page = client.get(f"/cases/{cid}").text
+    assert '<option value="" selected disabled>Choose a step…</option>' in page
+    assert 'maxlength="2000"' in page and 'min="2024-01-01T00:00"' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf is not None
+    said = client.post(
+        f"/cases/{cid}/steps", data={"csrf": csrf.group(1), "step": "", "note": "investigated"}
+    )
+    assert "nothing recorded: choose a step" in said.text
+    case = client.get(f"/api/v1/cases/{cid}", headers=h).json()
+    assert case["steps"]["aware"].startswith("2026-01-05") and case["overdue"] == ["investigation"]

@@ -21,6 +21,7 @@ from fleet.api.schemas import MAX_ID
 from fleet.cases import service
 from fleet.cases.deadlines import CaseStep
 from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
+from fleet.cases.service import NOTE_CHARS
 from fleet.cases.views import case_view
 from fleet.dashboard.risk import render_case_evidence
 from fleet.models import Case
@@ -33,17 +34,17 @@ router = APIRouter(prefix="/api/v1", tags=["cases"])
 class CaseOpen(BaseModel):
     hazard: str = Field(default="significant", pattern=r"^(significant|emergency)$")
     aware_at: datetime | None = Field(default=None, description="Default: now")
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=NOTE_CHARS)
 
 
 class StepIn(BaseModel):
     step: CaseStep
     at: datetime | None = Field(default=None, description="When it happened; default: now")
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=NOTE_CHARS)
 
 
 class CloseIn(BaseModel):
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=NOTE_CHARS)
 
 
 def _case(session: Session, case_id: int, principal: Principal) -> Case:
