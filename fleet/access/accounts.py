@@ -140,6 +140,15 @@ def issue_api_token(
         raise AccountError(
             f"a {user.role} cannot hold scope(s) {', '.join(sorted(s.value for s in excess))}"
         )
+    # A token makes tokens with at most its own scopes: a leaked narrow one (a data
+    # platform's feed:public) must not grow into its owner's full rights.
+    beyond = wanted - principal.scopes if principal is not None else frozenset()
+    if beyond:
+        raise AccountError(
+            "the credential asking holds no "
+            f"{', '.join(sorted(s.value for s in beyond))}: a token can only make tokens "
+            "with its own scopes (sign in to make a broader one)"
+        )
     _refuse_live_name(session, user, name)
     token = new_token()
     row = ApiToken(

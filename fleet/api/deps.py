@@ -44,8 +44,11 @@ def get_session(ctx: FleetContext = Depends(get_context)) -> Iterator[Session]:
         yield session
 
 
-def current_principal(request: Request, ctx: FleetContext, session: Session) -> Principal | None:
-    auth = request.headers.get("authorization", "")
+def current_principal(
+    request: Request, ctx: FleetContext, session: Session, *, bearer: bool = True
+) -> Principal | None:
+    """Who is asking: a bearer token (when `bearer`), else the session cookie."""
+    auth = request.headers.get("authorization", "") if bearer else ""
     now = utcnow()
     if auth:
         scheme, _, token = auth.partition(" ")
@@ -100,8 +103,12 @@ def page_user(
     ctx: FleetContext = Depends(get_context),
     session: Session = Depends(get_session),
 ) -> Principal:
-    """A page dependency: redirects to the login page when nobody is signed in."""
-    principal = current_principal(request, ctx, session)
+    """A page dependency: redirects to the login page when nobody is signed in.
+
+    Pages are for people signed in with a session; a bearer token is not taken here, so a
+    token limited to the feed cannot read the pages its owner could.
+    """
+    principal = current_principal(request, ctx, session, bearer=False)
     if principal is None:
         raise LoginRequired(str(request.url.path))
     return principal

@@ -8,6 +8,8 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from fleet.access import accounts
+from fleet.access.roles import Scope
 from fleet.core.context import FleetContext
 from fleet.models import ApiToken, AuditEntry, User
 from tests.dashboard.test_ota_pages import client, csrf_of, recorder, sign_in  # noqa: F401
@@ -128,3 +130,32 @@ def test_a_resent_form_does_not_make_a_second_secret(
 
     client.post(f"/tokens/{ids[0]}/revoke", data={"csrf": csrf_of(client, "/tokens")})
     assert 'id="new-token"' in client.post("/tokens", data=form).text
+
+
+def test_a_narrow_token_neither_grows_nor_reads_the_pages(
+    client: TestClient,  # noqa: F811
+    fleet_ctx: FleetContext,  # noqa: F811
+    world: World,  # noqa: F811
+) -> None:
+    """A leaked feed or read-only token stays what it was made for."""
+    with fleet_ctx.sessions.begin() as s:
+        staff = s.scalars(select(User).where(User.email == "staff_hackney@example.org")).one()
+        secret, _ = accounts.issue_api_token(s, staff, name="reader", scopes=[Scope.DEVICES_READ])
+    api = TestClient(client.app, follow_redirects=False)
+    bearer = {"Authorization": f"Bearer {secret}"}
+    wider = {"name": "wider", "scopes": ["devices:read", "commands:send", "feed:full"]}
+    refused = api.post("/api/v1/tokens", json=wider, headers=bearer)
+    assert refused.status_code == 422
+    assert "holds no commands:send, feed:full: a token can only make tokens" in refused.text
+    same = api.post(
+        "/api/v1/tokens", json={"name": "same", "scopes": ["devices:read"]}, headers=bearer
+    )
+    assert same.status_code == 201 and same.json()["scopes"] == ["devices:read"]
+
+    for path in ("/", "/registry", "/cases", "/tokens"):
+        assert api.get(path, headers=bearer).status_code == 303, path  # to the sign-in page
+    form = {"name": "via page", "scopes": ["commands:send"], "expires_days": "90"}
+    assert api.post("/tokens", data=form, headers=bearer).status_code == 303
+    with fleet_ctx.sessions() as s:
+        names = set(s.scalars(select(ApiToken.name)))
+    assert "wider" not in names and "via page" not in names
