@@ -65,6 +65,11 @@ def _by_email(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
 
 
+def user_id_for(session: Session, email: str) -> int | None:
+    user = _by_email(session, email)
+    return None if user is None else user.id
+
+
 def principal_for(user: User, *, scopes: frozenset[Scope] | None = None) -> Principal:
     role = Role(user.role)
     allowed = ROLE_SCOPES[role]

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fleet import __version__
 from fleet.access.principal import Forbidden
+from fleet.access.throttle import SignInThrottle
 from fleet.api import validation
 from fleet.api.deps import LoginRequired
 from fleet.api.routes import (
@@ -55,6 +56,7 @@ def create_app(
     app.state.commands = commands
     # Rollout changes made through the API or dashboard are acted on at once, not next tick.
     app.state.ota_engine = rollouts
+    app.state.sign_in_throttle = SignInThrottle()
     for module in (
         devices,
         device_control,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request, status
@@ -9,6 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from fleet.access import accounts, audit
+from fleet.access.principal import Principal
+from fleet.access.roles import Role
+from fleet.access.throttle import SignInThrottle
 from fleet.api.deps import SESSION_COOKIE, check_csrf, get_context, get_session
 from fleet.core.context import FleetContext
 from fleet.dashboard.templating import TEMPLATES
@@ -22,6 +26,38 @@ def _safe_next(target: str | None) -> str:
     if not target or urlsplit(target).netloc or not target.startswith("/"):
         return "/"
     return target
+
+
+def _refused(request: Request, next: str, error: str, code: int) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(
+        request,
+        "login.html",
+        {"next": _safe_next(next), "error": error, "user": None},
+        status_code=code,
+    )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{math.ceil(seconds)} seconds" if seconds < 90 else f"{math.ceil(seconds / 60)} minutes"
+
+
+def _audit_failure(session: Session, email: str, address: str) -> None:
+    """Failed sign-ins are evidence of guessing. Only a known account is named (by id): a
+    mistyped e-mail field may hold a password."""
+    user_id = accounts.user_id_for(session, email)
+    audit.record(
+        session,
+        Principal(
+            actor=f"sign-in from {address}",
+            role=Role.READONLY,
+            scopes=frozenset(),
+            borough_ids=frozenset(),
+        ),
+        "user.login_failed",
+        target_type="user" if user_id is not None else None,
+        target_id=user_id,
+    )
+    session.commit()
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -40,14 +76,22 @@ def login(
     session: Session = Depends(get_session),
     ctx: FleetContext = Depends(get_context),
 ) -> Response:
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.wait_s(email, address)
+    if wait > 0:
+        return _refused(
+            request,
+            next,
+            f"Too many failed sign-ins: try again in {_minutes(wait)}.",
+            status.HTTP_429_TOO_MANY_REQUESTS,
+        )
     user = accounts.authenticate(session, email=email, password=password)
     if user is None:
-        return TEMPLATES.TemplateResponse(
-            request,
-            "login.html",
-            {"next": _safe_next(next), "error": "Email or password is wrong.", "user": None},
-            status_code=status.HTTP_401_UNAUTHORIZED,
-        )
+        throttle.failed(email, address)
+        _audit_failure(session, email, address)
+        return _refused(request, next, "Email or password is wrong.", status.HTTP_401_UNAUTHORIZED)
+    throttle.succeeded(email)
     token, _ = accounts.start_login_session(session, user)
     audit.record(
         session, accounts.principal_for(user), "user.login", target_type="user", target_id=user.id
