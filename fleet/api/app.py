@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fleet import __version__
 from fleet.access.principal import Forbidden
 from fleet.access.throttle import SignInThrottle
+from fleet.api.body_limit import BodyLimit
 from fleet.api import validation
 from fleet.api.deps import LoginRequired
 from fleet.api.routes import (
@@ -76,6 +77,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(dashboard_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodyLimit)
 
     validation.install(app)
 
