@@ -77,7 +77,7 @@ def run_service(
 ) -> None:
     """Raises StartError, with what to change, when the service cannot start."""
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StartError(
             f"cannot use the data folder {settings.data_dir} ({exc.strerror or exc}); "

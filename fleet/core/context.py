@@ -29,7 +29,7 @@ class FleetContext:
 
 
 def build_context(settings: Settings, *, migrate: bool = True) -> FleetContext:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     if migrate:
         upgrade(engine)
