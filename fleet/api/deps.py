@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
@@ -92,10 +93,31 @@ def require(scope: Scope) -> Callable[..., Principal]:
             )
         if scope not in principal.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {scope.value!r} scope")
+        if principal.csrf_token is not None and request.method not in SAFE_METHODS:
+            _same_origin(request)
         return principal
 
     dependency.__name__ = f"require_{scope.name.lower()}"
     return dependency
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _same_origin(request: Request) -> None:
+    """A change asked with the session cookie must come from the fleet's own pages: the
+    cookie is SameSite=Lax, which a sibling site of the same domain still gets. Browsers
+    name the page's origin on every such request; other clients use bearer tokens."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin is None:
+        return
+    # The host only: behind a TLS-terminating proxy the scheme seen here is http.
+    if urlsplit(origin).netloc != request.url.netloc:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "a change with the session cookie must come from the fleet's own pages; "
+            "other programs use 'Authorization: Bearer <token>'",
+        )
 
 
 def page_user(
