@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -139,15 +140,48 @@ def revoke(
     ).one_or_none()
     if record is None:
         raise CertificateNotFound(f"no certificate with serial {serial} was issued by this fleet")
-    when = now or utcnow()
-    if record.revoked_at is None:
-        record.revoked_at = when
-        record.revoke_reason = reason.value
-    ca = load_ca(settings)
-    CAStore(settings.resolved_ca_dir).revoke(
-        ca, int(serial, 16), reason=reason, now=when, publish_to=settings.crl_publish_path
-    )
+    _revoke(settings, [record], reason=reason, when=now or utcnow())
     return record
+
+
+def revoke_live(
+    session: Session, *, settings: Settings, device: Device, now: datetime | None = None
+) -> list[str]:
+    """Revoke every certificate of `device` that still works (it is being removed: a lost or
+    stolen sensor must not keep a broker identity); returns their serials."""
+    when = now or utcnow()
+    live = session.scalars(
+        select(DeviceCertificate).where(
+            DeviceCertificate.device_pk == device.id,
+            DeviceCertificate.revoked_at.is_(None),
+            DeviceCertificate.not_after > when,
+        )
+    ).all()
+    if live:
+        _revoke(settings, live, reason=x509.ReasonFlags.cessation_of_operation, when=when)
+    return [r.serial for r in live]
+
+
+def _revoke(
+    settings: Settings,
+    records: Sequence[DeviceCertificate],
+    *,
+    reason: x509.ReasonFlags,
+    when: datetime,
+) -> None:
+    ca = load_ca(settings)
+    store = CAStore(settings.resolved_ca_dir)
+    for record in records:
+        if record.revoked_at is None:
+            record.revoked_at = when
+            record.revoke_reason = reason.value
+        store.revoke(
+            ca,
+            int(record.serial, 16),
+            reason=reason,
+            now=when,
+            publish_to=settings.crl_publish_path,
+        )
 
 
 def crl_pem(settings: Settings) -> bytes:

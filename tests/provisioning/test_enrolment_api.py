@@ -257,6 +257,34 @@ def test_revocation_is_admin_only_and_publishes_the_crl(
     assert r.status_code == 404
 
 
+def test_a_decommissioned_sensor_loses_its_broker_identity(
+    client: TestClient, world: World, fleet_ctx: FleetContext, tmp_path: Path
+) -> None:
+    """A sensor taken out (lost, stolen, or just removed) must not keep working certificates:
+    every live one is revoked and published in the CRL the broker checks."""
+    fleet_ctx.settings.crl_publish_path = tmp_path / "broker" / "crl.pem"
+    _wifi(client, world)
+    first = _enrol(client, world).json()["certificate"]["serial"]
+    second = client.post(
+        f"/api/v1/enrolments/{DEVICE}/rotate",
+        json={"force": True},
+        headers=world.headers("tech_hackney"),
+    ).json()["serial"]
+    gone = client.delete(f"/api/v1/devices/{DEVICE}", headers=world.headers("staff_hackney"))
+    assert gone.status_code == 204
+    crl = x509.load_pem_x509_crl(fleet_ctx.settings.crl_publish_path.read_bytes())
+    for serial in (first, second):
+        entry = crl.get_revoked_certificate_by_serial_number(int(serial, 16))
+        assert entry is not None
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        assert reason is x509.ReasonFlags.cessation_of_operation
+    with fleet_ctx.sessions() as s:
+        entry = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "device.decommission")
+        ).one()
+    assert sorted(entry.detail["certificates_revoked"]) == sorted([first, second])
+
+
 def test_secret_box_refuses_a_changed_key() -> None:
     token = SecretBox("first-key-" * 4).encrypt("wifi-password")
     assert SecretBox("first-key-" * 4).decrypt(token) == "wifi-password"

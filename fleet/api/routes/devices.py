@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from fleet.access import audit
 from fleet.access.principal import Forbidden, Principal
 from fleet.access.roles import Scope
-from fleet.api.deps import get_session, require
+from fleet.api.deps import get_context, get_session, require
 from fleet.api.schemas import (
     MAX_ID,
     DeviceCreate,
@@ -21,6 +21,8 @@ from fleet.api.schemas import (
     ReadingOut,
     SeriesPointOut,
 )
+from fleet.core.context import FleetContext
+from fleet.enrolment import certificates
 from fleet.ingest.profile import METRIC_UNITS
 from fleet.models.base import utcnow
 from fleet.registry import changes, places
@@ -135,11 +137,14 @@ def update_device(
 def decommission_device(
     device_id: str,
     session: Session = Depends(get_session),
+    ctx: FleetContext = Depends(get_context),
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> None:
-    """Remove a device and its readings (retention and consent rules decide when)."""
+    """Remove a device and its readings (retention and consent rules decide when); its
+    certificates are revoked, so the sensor cannot reach the broker again."""
     device = device_or_404(session, device_id, principal)
     borough_id = device.borough_id
+    revoked = certificates.revoke_live(session, settings=ctx.settings, device=device)
     readings = registry.decommission(session, device)
     audit.record(
         session,
@@ -148,7 +153,7 @@ def decommission_device(
         target_type="device",
         target_id=device_id,
         borough_id=borough_id,
-        detail={"readings_deleted": readings},
+        detail={"readings_deleted": readings, "certificates_revoked": revoked},
     )
     session.commit()
 
