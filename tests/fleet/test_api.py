@@ -115,7 +115,7 @@ def test_decommission_deletes_the_devices_readings_and_nothing_else(
             select(AuditEntry).where(AuditEntry.action == "device.decommission")
         ).one()
     assert per_device == {camden: 4}
-    assert entry.detail == {"readings_deleted": 4}
+    assert entry.detail == {"readings_deleted": 4, "certificates_revoked": []}  # never enrolled
 
 
 def test_device_list_filters_sorts_and_pages(client: TestClient, world: World) -> None:

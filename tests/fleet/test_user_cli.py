@@ -69,6 +69,7 @@ def test_disable_ends_sessions_and_tokens_at_once_and_enable_lets_them_sign_in_a
         ).all()
         assert [(e.action, e.detail) for e in entries] == [
             ("user.disable", {"email": STAFF}),
+            ("user.login_failed", None),  # the sign-in tried while disabled
             ("user.enable", {"email": STAFF}),
         ]
 
