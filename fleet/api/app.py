@@ -6,15 +6,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fleet import __version__
 from fleet.access.principal import Forbidden
 from fleet.access.throttle import SignInThrottle
-from fleet.api.body_limit import BodyLimit
 from fleet.api import validation
+from fleet.api.body_limit import BodyLimit
 from fleet.api.deps import LoginRequired
 from fleet.api.routes import (
     accounts,
@@ -35,6 +35,7 @@ from fleet.api.routes import (
 from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
 from fleet.dashboard import router as dashboard_router
+from fleet.dashboard.web import NoStoreMiddleware
 from fleet.ingest.worker import IngestWorker
 from fleet.observability.metrics import build_registry
 from fleet.ota.engine import RolloutEngine
@@ -79,6 +80,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit)
 
+    app.add_middleware(NoStoreMiddleware)
     validation.install(app)
 
     @app.exception_handler(LoginRequired)
@@ -87,17 +89,17 @@ def create_app(
 
     @app.exception_handler(places.NotFound)
     @app.exception_handler(DeviceNotFound)
-    async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    async def _not_found(request: Request, exc: Exception) -> Response:
+        return await validation.answer(request, 404, str(exc))
 
     @app.exception_handler(places.Conflict)
     @app.exception_handler(DeviceExists)
-    async def _conflict(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+    async def _conflict(request: Request, exc: Exception) -> Response:
+        return await validation.answer(request, 409, str(exc))
 
     @app.exception_handler(Forbidden)
-    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=403)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return await validation.answer(request, 403, str(exc))
 
     metrics_registry = build_registry(ctx, commands if isinstance(commands, IngestWorker) else None)
 

@@ -8,14 +8,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from fleet.access import audit_search
 from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import get_session, page_user
-from fleet.dashboard.templating import TEMPLATES
+from fleet.dashboard.templating import TEMPLATES, clamped_page
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -77,7 +77,7 @@ def audit_page(
     page: int = Query(1, ge=1, le=100_000),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
-) -> HTMLResponse:
+) -> Response:
     user.require(Scope.AUDIT_READ)
     form = {
         "action": action,
@@ -109,7 +109,10 @@ def audit_page(
         return TEMPLATES.TemplateResponse(request, "audit.html", context)
     total = audit_search.count(session, user, wanted)
     context["total"] = total
-    context["pages"] = max(1, math.ceil(total / PAGE_SIZE))
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if page > pages:
+        return clamped_page(request, pages)
+    context["pages"] = pages
     context["entries"] = audit_search.find(
         session, user, wanted, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
     )

@@ -15,7 +15,7 @@ from fleet.access.principal import Principal
 from fleet.api.deps import get_context, page_user
 from fleet.api.schemas import DeviceOut
 from fleet.core.context import FleetContext
-from fleet.dashboard.pages import overview_query
+from fleet.dashboard.pages import MAX_PAGE, overview_query
 from fleet.registry import devices as registry
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +45,7 @@ async def events(
     state: str | None = Query(None, max_length=16),
     borough: str | None = Query(None, max_length=32),
     sort: str = Query("device_id", max_length=20),
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     ctx: FleetContext = Depends(get_context),
     user: Principal = Depends(page_user),
 ) -> StreamingResponse:

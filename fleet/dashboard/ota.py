@@ -118,6 +118,12 @@ def create_rollout(
         )
     if not 0 <= soak <= MAX_SOAK_MIN:
         return back_with_notice("/rollouts", f"not started: soak is 0 to {MAX_SOAK_MIN} minutes")
+    # The form asks in percent; the rollout keeps a share (0 to 1), so its own message would
+    # lead someone to type 0.5 for half.
+    if not 0 <= threshold <= 100:
+        return back_with_notice(
+            "/rollouts", "not started: the failure threshold is a percentage, 0 to 100"
+        )
     try:
         rollout = rollouts.create_rollout(
             session,

@@ -19,7 +19,7 @@ from fleet.commands import settings as device_settings
 from fleet.dashboard.charts import Series, line_chart
 from fleet.dashboard.rejects import refused_from
 from fleet.dashboard.risk import CO2_MARK, ROOM_RH_MARK
-from fleet.dashboard.templating import TEMPLATES
+from fleet.dashboard.templating import TEMPLATES, clamped_page
 from fleet.health import alerts as lifecycle
 from fleet.models import DesiredConfig, HealthSnapshot, Placement, Property, StateChange
 from fleet.models.base import utcnow
@@ -33,6 +33,7 @@ from fleet.risk.psychro import dew_point
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
+MAX_PAGE = 100_000  # so a typed page number cannot overflow the database's row offset
 RANGES = {
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
@@ -70,12 +71,15 @@ def overview(
     state: str | None = Query(None, max_length=16),
     borough: str | None = Query(None, max_length=32),
     sort: str = Query("device_id", max_length=20),
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
-) -> HTMLResponse:
+) -> Response:
     query = overview_query(q, state, borough, sort, page)
     rows, total = registry.find_devices(session, principal=user, query=query)
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if page > pages:
+        return clamped_page(request, pages)
     return TEMPLATES.TemplateResponse(
         request,
         "overview.html",
@@ -84,7 +88,7 @@ def overview(
             "devices": rows,
             "total": total,
             "page": page,
-            "pages": max(1, math.ceil(total / PAGE_SIZE)),
+            "pages": pages,
             "counts": registry.state_counts(session, principal=user),
             "boroughs": places.visible_boroughs(session, principal=user),
             "filters": {"q": q or "", "state": state or "", "borough": borough or "", "sort": sort},

@@ -24,6 +24,7 @@ from fleet.registry import changes, places
 
 router = APIRouter(include_in_schema=False)
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+MAX_ESTATE_NAME = 200  # the width of estates.name
 
 
 def _editable_borough(session: Session, user: Principal, code: str, csrf: str) -> Borough:
@@ -88,18 +89,29 @@ def create_property(
 ) -> Response:
     borough = _editable_borough(session, user, code, csrf)
     try:
+        floor_no = int(floor) if floor.strip() else None
+    except ValueError:
+        return back_with_notice("/registry", "not saved: floor must be a whole number")
+    try:
+        estate_no = int(estate_id) if estate_id.strip() else None
+    except ValueError:
+        return back_with_notice("/registry", "not saved: choose the estate from the list")
+    try:
         body = PropertyCreate(
             reference=reference.strip(),
             housing_type=housing_type or None,
             construction_age_band=construction_age_band or None,
-            floor=int(floor) if floor.strip() else None,
-            estate_id=int(estate_id) if estate_id else None,
+            floor=floor_no,
+            estate_id=estate_no,
         )
         prop = places.create_property(session, borough=borough, **body.model_dump())
     except ValidationError as exc:
         return back_with_notice("/registry", f"not saved: {_errors(exc)}")
-    except ValueError:
-        return back_with_notice("/registry", "not saved: floor must be a whole number")
+    except places.NotFound:
+        # The list was out of date, or the estate is another borough's.
+        return back_with_notice(
+            "/registry", f"not saved: {borough.name} has no such estate; choose it from the list"
+        )
     except places.Conflict as exc:
         return back_with_notice("/registry", f"not saved: {exc}")
     audit.record(
@@ -117,15 +129,22 @@ def create_property(
 @router.post("/registry/{code}/estates")
 def create_estate(
     code: str,
-    name: str = Form(..., min_length=1, max_length=200),
+    name: str = Form("", max_length=2000),
     kind: str = Form("estate", pattern=r"^(estate|block)$"),
     csrf: str = Form(""),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
 ) -> Response:
     borough = _editable_borough(session, user, code, csrf)
+    name = name.strip()
+    if not name:
+        return back_with_notice("/registry", "not saved: give the estate or block a name")
+    if len(name) > MAX_ESTATE_NAME:
+        return back_with_notice(
+            "/registry", f"not saved: a name is at most {MAX_ESTATE_NAME} characters"
+        )
     try:
-        estate = places.create_estate(session, borough=borough, name=name.strip(), kind=kind)
+        estate = places.create_estate(session, borough=borough, name=name, kind=kind)
     except places.Conflict as exc:
         return back_with_notice("/registry", f"not saved: {exc}")
     changes.created(session, user, estate)

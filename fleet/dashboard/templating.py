@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import status
+from fastapi import Request, status
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -32,6 +32,16 @@ def back_with_notice(url: str, notice: str) -> RedirectResponse:
     return RedirectResponse(f"{url}?notice={quote(notice)}", status_code=status.HTTP_303_SEE_OTHER)
 
 
+def clamped_page(request: Request, pages: int) -> RedirectResponse:
+    """The same listing at its last page, for a page number past the end (an old link, a
+    narrower filter): the caption, the page links and live updates then agree."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+    query.append(("page", str(pages)))
+    return RedirectResponse(
+        f"{request.url.path}?{urlencode(query)}", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
 def fmt_value(value: float, unit: str) -> str:
     return f"{value:.1f}{DISPLAY_UNITS.get(unit, ' ' + unit)}"
 
@@ -49,6 +59,20 @@ def fmt_due(deadline: Deadline) -> str:
     if deadline.by_the_hour:
         return fmt_time(deadline.due_before)
     return deadline.due_date.isoformat()
+
+
+def fmt_actor(actor: str | None) -> str:
+    """Who did something, for a person: `user:7 a@b.org` is a@b.org, a token names its owner,
+    and the system's own changes say why (`system: condition cleared`)."""
+    if not actor:
+        return "someone unknown"
+    if actor == "system" or actor.startswith("system:"):
+        why = actor.partition(":")[2].strip()
+        return f"the system ({why})" if why else "the system"
+    kind, _, rest = actor.partition(" ")
+    if kind.startswith("token:") and rest:
+        return f"{rest.strip('()')} (API token)"
+    return rest or kind
 
 
 def fmt_pairs(detail: object) -> str:
@@ -81,6 +105,7 @@ TEMPLATES.env.filters["value"] = fmt_value
 TEMPLATES.env.filters["pairs"] = fmt_pairs
 TEMPLATES.env.filters["due"] = fmt_due
 TEMPLATES.env.filters["when"] = fmt_time
+TEMPLATES.env.filters["who"] = fmt_actor
 TEMPLATES.env.globals["STATES"] = STATES
 TEMPLATES.env.globals["health_rows"] = health_rows
 TEMPLATES.env.globals["cadence_text"] = cadence_text

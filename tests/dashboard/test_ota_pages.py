@@ -233,6 +233,10 @@ def test_rollout_started_from_the_form(
     assert "not started: wave 0 is neither a device count" in r.text
     r = client.post("/rollouts", data={**form, "soak_min": "soon"})
     assert "not started: soak and failure threshold must be numbers" in r.text
+    # The form asks in percent, so its refusal speaks in percent too (not a 0-1 share).
+    for pct in ("150", "-5", "nan"):
+        r = client.post("/rollouts", data={**form, "failure_pct": pct})
+        assert "not started: the failure threshold is a percentage, 0 to 100" in r.text, pct
     # A tag (or board, or device id) that reaches nothing is a typo, not an empty success.
     r = client.post("/rollouts", data={**form, "tag": "pilot"})
     assert (

@@ -134,3 +134,46 @@ def test_forms_without_the_csrf_token_are_refused(fleet: RunningFleet, page) -> 
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.goto(fleet.base_url + "/")
     expect(page).to_have_url(fleet.base_url + "/login?next=/")
+
+
+def _rename(fleet: RunningFleet, name: str) -> None:
+    with fleet.ctx.sessions.begin() as s:
+        device = s.scalars(select(Device).where(Device.device_id == "cs-hackney-0001")).one()
+        device.name = name
+
+
+def test_live_updates_empty_the_list_when_no_device_matches_any_more(
+    fleet: RunningFleet,
+    page,  # type: ignore[no-untyped-def]
+) -> None:
+    _rename(fleet, "Flat 5 bathroom")
+    sign_in(page, fleet.base_url, "staff_hackney")
+    page.goto(fleet.base_url + "/?q=flat+5")
+    expect(page.locator("#live-state")).to_contain_text("Live")
+    expect(page.locator("tr[data-device]")).to_have_count(1)
+
+    _rename(fleet, "Renamed sensor")  # no longer matches the search
+    expect(page.locator("#total")).to_have_text("0", timeout=15000)
+    expect(page.locator("tr[data-device]")).to_have_count(0)
+    expect(page.locator("#devices tbody")).to_have_text("No devices match.")
+
+    _rename(fleet, "Flat 5 again")
+    expect(page.locator('tr[data-device="cs-hackney-0001"]')).to_contain_text(
+        "Flat 5 again", timeout=15000
+    )
+
+
+def test_back_after_signing_out_does_not_show_the_page_again(
+    fleet: RunningFleet,
+    page,  # type: ignore[no-untyped-def]
+) -> None:
+    sign_in(page, fleet.base_url, "staff_hackney")
+    page.goto(fleet.base_url + "/registry/properties/1")
+    expect(page.get_by_role("heading", name="Property HACKNEY-0001")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/login\?next=/registry/properties/1$"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_text("HACKNEY-0001")).to_have_count(0)

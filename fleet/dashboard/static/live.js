@@ -37,8 +37,17 @@
     return tr;
   }
 
+  // The server's own words for an empty page, so both say the same.
+  function emptyRow() {
+    const columns = document.querySelectorAll("#devices thead th").length;
+    const tr = el("tr", null, { class: "empty" });
+    tr.append(el("td", tbody.dataset.empty, { colspan: String(columns) }));
+    return tr;
+  }
+
   function render(snap) {
-    if (snap.devices.length) tbody.replaceChildren(...snap.devices.map(row));
+    // An empty list empties the table: devices that stopped matching must not stay listed.
+    tbody.replaceChildren(...(snap.devices.length ? snap.devices.map(row) : [emptyRow()]));
     const total = document.getElementById("total");
     if (total) total.textContent = snap.total;
     for (const cell of document.querySelectorAll("[data-count]")) {
