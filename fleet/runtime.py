@@ -82,11 +82,13 @@ class FleetRuntime:
         self.risk.start()
         # One feed publisher per fleet service: it follows committed readings, so it works
         # whether ingest runs here or in separate `fleet ingest` workers.
+        public_api = settings.feed_public_url or f"http://{settings.http_host}:{settings.http_port}"
         self.feed = FeedPublisher(
             self.ctx.sessions,
             self.broker,
             client_id=f"{settings.ingest_client_id}-feed",
             purge=purge_committed,
+            service_root=f"{public_api.rstrip('/')}/sta/v1.1",
         )
         self.feed.start()
         ota = OtaSettings()

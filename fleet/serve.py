@@ -118,7 +118,7 @@ def _serve(
                 sample_interval_s=sample_interval_s,
                 heapsize=heapsize,
             )
-        app = create_app(ctx, commands=runtime.commands, rollouts=runtime.ota)
+        app = create_app(ctx, commands=runtime.commands, rollouts=runtime.ota, broker=broker)
         config = uvicorn.Config(
             app,
             host=settings.http_host,

@@ -32,6 +32,8 @@ from fleet.api.routes import (
     sensorthings,
     standards,
 )
+from fleet.api.routes.feed_access import PublicFeedCors
+from fleet.broker.url import BrokerAddress
 from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
 from fleet.dashboard import router as dashboard_router
@@ -46,7 +48,11 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
 
 def create_app(
-    ctx: FleetContext, *, commands: Publisher | None = None, rollouts: RolloutEngine | None = None
+    ctx: FleetContext,
+    *,
+    commands: Publisher | None = None,
+    rollouts: RolloutEngine | None = None,
+    broker: BrokerAddress | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="City sensor fleet",
@@ -59,6 +65,9 @@ def create_app(
     # Rollout changes made through the API or dashboard are acted on at once, not next tick.
     app.state.ota_engine = rollouts
     app.state.sign_in_throttle = SignInThrottle()
+    # The broker actually running (the embedded one may have moved to a free port): the feed
+    # tells consumers where it is.
+    app.state.broker = broker
     for module in (
         devices,
         device_control,
@@ -82,6 +91,7 @@ def create_app(
 
     app.add_middleware(NoStoreMiddleware)
     validation.install(app)
+    app.add_middleware(PublicFeedCors)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
         description="Broker address written into enrolled devices (mqtts://host:8883); "
         "default: FLEET_MQTT_URL, else the embedded broker",
     )
+    feed_public_url: str | None = Field(
+        default=None,
+        description="Base URL consumers reach the API at (https://data.example.org); links in "
+        "live feed messages use it; default http://FLEET_HTTP_HOST:FLEET_HTTP_PORT",
+    )
+    feed_mqtt_url: str | None = Field(
+        default=None,
+        description="Broker address the SensorThings service root gives feed consumers "
+        "(mqtts://host:8883); default: FLEET_MQTT_URL without credentials, else the embedded "
+        "broker",
+    )
     secret_key: str | None = Field(
         default=None, description="Encrypts secrets at rest (Wi-Fi passwords); generated in dev"
     )
@@ -108,7 +119,7 @@ class Settings(BaseSettings):
             raise ValueError("use postgresql+psycopg://... so the psycopg 3 driver is used")
         return value
 
-    @field_validator("mqtt_url", "device_mqtt_url")
+    @field_validator("mqtt_url", "device_mqtt_url", "feed_mqtt_url")
     @classmethod
     def _known_broker(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:

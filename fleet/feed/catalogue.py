@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STANDARD_NAME = "cs-feed"
-STANDARD_VERSION = "1.0.0"
+STANDARD_VERSION = "1.1.0"
 OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 
 

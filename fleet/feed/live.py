@@ -1,8 +1,10 @@
 """The live feed: new readings out to the SensorThings MQTT extension and the SenML feed.
 
 The publisher follows the readings table by id after ingest has committed, so ingest does no
-extra work and a reading is only published once it is durable. Each batch re-reads the feed
-snapshot, so a consent withdrawal or policy change stops publication from the next batch on.
+extra work and a reading is only published once it is durable; readings that commit out of id
+order (concurrent ingest writers on PostgreSQL) are picked up late rather than skipped
+(fleet.feed.follow). Each batch re-reads the feed snapshot, so a consent withdrawal or policy
+change stops publication from the next batch on.
 
 Topics (docs/standards/asyncapi-feed.yaml):
 - ``v1.1/Datastreams({id})/Observations``, ``v1.1/FeaturesOfInterest({id})/Observations`` and
@@ -19,35 +21,23 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.broker.url import BrokerAddress
 from fleet.feed import snapshot
+from fleet.feed.follow import BATCH_LIMIT, NewReading, ReadingFollower
 from fleet.feed.snapshot import Audience, DatastreamRecord, Snapshot
 from fleet.feed.sta.store import iso
-from fleet.models import Reading
 
 log = logging.getLogger(__name__)
 
 STA_ROOT = "v1.1"
 SENML_ROOT = "cs/v1/feed"
 SENML_SCHEMA_VERSION = 1
-BATCH_LIMIT = 2000
-
-
-@dataclass(frozen=True)
-class NewReading:
-    id: int
-    device_pk: int
-    metric: str
-    ts: datetime
-    value: float
+__all__ = ["BATCH_LIMIT", "FeedPublisher", "NewReading", "messages_for", "senml_pack"]
 
 
 def senml_base_name(datastream_id: int) -> str:
@@ -66,8 +56,30 @@ def _owner(
     return None
 
 
-def messages_for(readings: list[NewReading], snap: Snapshot) -> list[tuple[str, bytes]]:
-    """Every MQTT message a batch of new readings produces, in reading order."""
+def observation_message(reading: NewReading, ds: DatastreamRecord, service_root: str) -> bytes:
+    """The Observation as a GET of it answers: properties and self and navigation links."""
+    self_link = f"{service_root}/Observations({reading.id})"
+    return json.dumps(
+        {
+            "@iot.id": reading.id,
+            "@iot.selfLink": self_link,
+            "phenomenonTime": iso(reading.ts),
+            "resultTime": iso(reading.ts),
+            "result": reading.value,
+            "Datastream@iot.navigationLink": f"{self_link}/Datastream",
+            "FeatureOfInterest@iot.navigationLink": f"{self_link}/FeatureOfInterest",
+        }
+    ).encode()
+
+
+def messages_for(
+    readings: list[NewReading], snap: Snapshot, *, service_root: str
+) -> list[tuple[str, bytes]]:
+    """Every MQTT message a batch of new readings produces, in reading order.
+
+    ``service_root`` is the SensorThings root consumers reach over HTTP (for the links).
+    """
+    service_root = service_root.rstrip("/")
     index: dict[tuple[int, str], list[DatastreamRecord]] = defaultdict(list)
     for ds in snap.datastreams.values():
         index[(ds.thing.device_pk, ds.metric.name)].append(ds)
@@ -81,14 +93,7 @@ def messages_for(readings: list[NewReading], snap: Snapshot) -> list[tuple[str, 
         ds = owner
         internal = Audience(frozenset({ds.thing.borough_id}))
         if public.sees_datastream(ds):
-            observation = json.dumps(
-                {
-                    "@iot.id": reading.id,
-                    "phenomenonTime": iso(reading.ts),
-                    "resultTime": iso(reading.ts),
-                    "result": reading.value,
-                }
-            ).encode()
+            observation = observation_message(reading, ds, service_root)
             for path in (
                 f"Datastreams({ds.id})/Observations",
                 f"FeaturesOfInterest({ds.thing.id})/Observations",
@@ -134,10 +139,12 @@ class FeedPublisher:
         sessions: sessionmaker[Session],
         broker: BrokerAddress,
         *,
+        service_root: str,
         client_id: str = "fleet-feed",
         poll_s: float = 0.5,
         purge_every_s: float = 6 * 3600.0,
         purge: Callable[[sessionmaker[Session]], object] | None = None,
+        follower: ReadingFollower | None = None,
     ) -> None:
         self._sessions = sessions
         self._broker = broker
@@ -148,7 +155,8 @@ class FeedPublisher:
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
         self.published = 0
-        self.cursor = 0
+        self.follower = follower or ReadingFollower()
+        self._service_root = service_root
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
         )
@@ -162,7 +170,7 @@ class FeedPublisher:
     def start(self) -> None:
         with self._sessions() as session:
             # Publish what arrives from now on; history is what the REST API is for.
-            self.cursor = int(session.scalar(select(func.max(Reading.id))) or 0)
+            self.follower.start_at_latest(session)
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=30)
         self._client.loop_start()
         self._thread = threading.Thread(target=self._run, name="feed-publisher", daemon=True)
@@ -186,26 +194,19 @@ class FeedPublisher:
                 if self._purge is not None and elapsed >= next_purge:
                     next_purge = elapsed + self._purge_every_s
                     self._purge(self._sessions)
-            except Exception:  # the feed must outlive a database hiccup; it resumes from cursor
+            except Exception:  # the feed must outlive a database hiccup; it resumes where it was
                 log.exception("feed publisher failed; retrying")
 
     def tick(self) -> int:
         """Publish readings committed since the last tick; returns how many were read."""
         with self._sessions() as session:
-            rows = session.execute(
-                select(Reading.id, Reading.device_pk, Reading.metric, Reading.ts, Reading.value)
-                .where(Reading.id > self.cursor)
-                .order_by(Reading.id)
-                .limit(BATCH_LIMIT)
-            ).all()
-        if not rows:
+            readings = self.follower.poll(session)
+        if not readings:
             return 0
-        readings = [NewReading(*row) for row in rows]
         snapshot.sync_committed(self._sessions)
         with self._sessions() as session:
             snap = snapshot.load(session)
-        for topic, payload in messages_for(readings, snap):
+        for topic, payload in messages_for(readings, snap, service_root=self._service_root):
             self._client.publish(topic, payload, qos=1)
             self.published += 1
-        self.cursor = readings[-1].id
         return len(readings)

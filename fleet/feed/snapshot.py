@@ -31,7 +31,13 @@ def sync(session: Session, *, now: datetime | None = None) -> bool:
     now = now or utcnow()
     changed = False
     devices = session.execute(
-        select(Device.id, Device.placement_id, Device.board, Device.latest).order_by(Device.id)
+        select(
+            Device.id,
+            Device.placement_id,
+            Device.placement_changed_at,
+            Device.board,
+            Device.latest,
+        ).order_by(Device.id)
     )
     open_things = {
         t.device_pk: t
@@ -39,16 +45,20 @@ def sync(session: Session, *, now: datetime | None = None) -> bool:
     }
     have_history = set(session.scalars(select(FeedThing.device_pk).distinct()))
     current: dict[int, tuple[FeedThing, str, list[str]]] = {}
-    for device_pk, placement_id, board, latest in devices:
+    for device_pk, placement_id, moved_at, board, latest in devices:
         thing = open_things.get(device_pk)
+        # Things change at the move itself, not at this sync: readings taken in between
+        # belong to the new home. Never in the future, nor before the old Thing began.
+        boundary = min(moved_at or now, now)
         if thing is not None and thing.placement_id != placement_id:
-            thing.ended_at = now
+            boundary = max(boundary, thing.started_at)
+            thing.ended_at = boundary
             thing = None
             changed = True
         if placement_id is None:
             continue
         if thing is None:
-            start = now if device_pk in have_history else EPOCH
+            start = boundary if device_pk in have_history else EPOCH
             thing = FeedThing(device_pk=device_pk, placement_id=placement_id, started_at=start)
             session.add(thing)
             changed = True

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from fleet.models.base import Base, UTCDateTime, utcnow
 
@@ -33,6 +33,9 @@ class Device(Base):
     placement_id: Mapped[int | None] = mapped_column(
         ForeignKey("placements.id", ondelete="SET NULL"), index=True
     )
+    # When placement_id last changed (set below): the published feed starts a new Thing
+    # there, so readings after a move belong to the new home, not to the previous one.
+    placement_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     power_mode: Mapped[str] = mapped_column(String(16), default="mains")  # mains | battery
     # How often the device promises to report (uplink interval); liveness is judged against it.
     report_interval_s: Mapped[int] = mapped_column(Integer, default=900)
@@ -56,6 +59,12 @@ class Device(Base):
     latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     tags = relationship("Tag", secondary="device_tags", back_populates="devices", lazy="selectin")
+
+    @validates("placement_id")
+    def _placement_moves(self, key: str, placement_id: int | None) -> int | None:
+        if placement_id != self.placement_id:
+            self.placement_changed_at = utcnow()
+        return placement_id
 
 
 class DeviceCommand(Base):

@@ -19,6 +19,8 @@ from tests.fleet.conftest import World, fleet_ctx  # noqa: F401
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 POINTS = 12
 STEP = timedelta(minutes=15)
+# TestClient's address: links in MQTT messages match those of REST answers with it.
+SERVICE_ROOT = "http://testserver/sta/v1.1"
 METRICS = (("temperature", "Cel"), ("humidity", "%RH"), ("battery", "%EL"))
 # Known secrets: none of these may ever appear in a public answer.
 SECRETS = {

@@ -8,11 +8,13 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
+from fleet.api.routes.sensorthings import MQTT_CONFORMANCE
 from fleet.registry import places
 from fleet.registry.devices import register_device
 from fleet.simulator import VirtualFleet
@@ -54,7 +56,12 @@ def test_subscriber_receives_observations_from_virtual_devices(
     received: queue.Queue[tuple[str, bytes, float]] = queue.Queue()
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="feed-subscriber")
     sub.on_message = lambda c, u, msg: received.put((msg.topic, bytes(msg.payload), time.time()))
-    sub.connect(fleet.broker.host, fleet.broker.port)
+    # Where the service root says the broker is, as any consumer would find it.
+    root = http.get("/sta/v1.1").json()["serverSettings"]
+    (endpoint,) = root[MQTT_CONFORMANCE]["endpoints"]
+    broker = urlsplit(endpoint)
+    assert (broker.hostname, broker.port) == (fleet.broker.host, fleet.broker.port)
+    sub.connect(broker.hostname, broker.port)
     sub.loop_start()
 
     def temperature_datastream() -> int | None:
@@ -78,7 +85,18 @@ def test_subscriber_receives_observations_from_virtual_devices(
         assert got_topic == topic
         assert arrived - subscribed < 20
         observation = json.loads(payload)
-        assert set(observation) == {"@iot.id", "phenomenonTime", "resultTime", "result"}
+        assert set(observation) == {
+            "@iot.id",
+            "@iot.selfLink",
+            "phenomenonTime",
+            "resultTime",
+            "result",
+            "Datastream@iot.navigationLink",
+            "FeatureOfInterest@iot.navigationLink",
+        }
+        assert observation["Datastream@iot.navigationLink"].endswith(
+            f"/sta/v1.1/Observations({observation['@iot.id']})/Datastream"
+        )
         sampled = datetime.fromisoformat(observation["phenomenonTime"].replace("Z", "+00:00"))
         # Published within seconds of the device taking the sample.
         assert arrived - sampled.timestamp() < 15

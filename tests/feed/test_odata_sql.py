@@ -133,6 +133,14 @@ FILTERS = [
     "count div 2 eq -1",
     "count mod 4 eq 3",
     "count mod 4 eq -3",
+    "result mod 2 gt 1",
+    "result mod 2 eq 1.5",
+    "result mod 2 eq -0.5",
+    "result mod 0.5 eq 0.25",
+    "phenomenonTime add duration'PT1H' gt 2025-03-14T16:00:00Z",
+    "phenomenonTime sub duration'P1DT0.5S' lt 2024-12-31T00:00:00Z",
+    "phenomenonTime add duration'PT0.465S' eq 2025-03-14T15:09:27Z",
+    "phenomenonTime sub duration'P365D' lt now() sub duration'P365D'",
     "count div 0 eq null",
     "result div 2 gt 10",
     "count add 2 mul 3 gt 20",
@@ -347,7 +355,7 @@ def test_compile_value_for_expressions(engine: sa.Engine) -> None:
     [
         ("year(3) eq 2025", 5, "must be date or date-time"),
         ("nothing eq 1", 0, "unknown property 'nothing'"),
-        ("phenomenonTime add duration'P1D' gt now()", 15, "not supported on SQLite"),
+        ("phenomenonTime sub now() gt duration'P1D'", 15, "limited to a date-time plus"),
         ("st_within(name, geography'POINT(1 1)')", 0, "geospatial function st_within()"),
     ],
 )

@@ -9,7 +9,7 @@ from fleet.feed import snapshot
 from fleet.feed.live import NewReading, messages_for
 from fleet.feed.sta.schema import SETS
 from fleet.models import Placement, Reading
-from tests.feed.conftest import SECRETS, FeedWorld
+from tests.feed.conftest import SECRETS, SERVICE_ROOT, FeedWorld
 
 EXPAND_ALL = (
     "$expand=Locations($expand=HistoricalLocations),HistoricalLocations,"
@@ -69,7 +69,7 @@ def public_texts(client: TestClient, world: FeedWorld) -> dict[str, str]:
             select(Reading.id, Reading.device_pk, Reading.metric, Reading.ts, Reading.value)
         ).all()
         snap = snapshot.load(s)
-    messages = messages_for([NewReading(*r) for r in rows], snap)
+    messages = messages_for([NewReading(*r) for r in rows], snap, service_root=SERVICE_ROOT)
     assert messages, "the seeded readings must produce feed messages"
     for topic, payload in messages:
         texts[f"mqtt {topic}"] = topic + "\n" + payload.decode()

@@ -41,7 +41,12 @@ def test_service_root_lists_every_entity_set(client: TestClient) -> None:
         "FeaturesOfInterest",
     ]
     assert body["value"][0]["url"].endswith("/sta/v1.1/Things")
-    assert any("request-data" in c for c in body["serverSettings"]["conformance"])
+    # Claimed: only classes served in full (no geospatial functions, Observation topics only).
+    assert body["serverSettings"]["conformance"] == [
+        "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
+        "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
+        "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
+    ]
 
 
 def test_entity_shapes_links_and_paths(client: TestClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import urljoin
 
 import yaml
 from fastapi.testclient import TestClient
@@ -15,7 +16,7 @@ from fleet.feed.live import NewReading, messages_for
 from fleet.feed.snapshot import load, sync_committed
 from fleet.ingest.profile import METRIC_UNITS
 from fleet.models import Reading
-from tests.feed.conftest import FeedWorld
+from tests.feed.conftest import SERVICE_ROOT, FeedWorld
 
 STANDARDS = Path(__file__).resolve().parents[2] / "docs" / "standards"
 
@@ -74,7 +75,7 @@ def test_real_feed_messages_match_the_documented_schemas(feed_world: FeedWorld) 
             Reading.id, Reading.device_pk, Reading.metric, Reading.ts, Reading.value
         ).all()
         snap = load(s)
-    messages = messages_for([NewReading(*r) for r in rows], snap)
+    messages = messages_for([NewReading(*r) for r in rows], snap, service_root=SERVICE_ROOT)
     topics = set()
     for topic, payload in messages:
         matching = [v for p, v in validators.items() if re.fullmatch(p, topic)]
@@ -112,3 +113,19 @@ def test_register_lists_deployed_sensors_by_area(client: TestClient) -> None:
     assert "Air temperature" in page.text and "730 days" in page.text
     assert "Detect sustained damp conditions" in page.text
     assert 'href="/sta/v1.1/Things(1)"' in page.text
+
+
+def test_every_link_of_the_standard_pages_resolves(client: TestClient) -> None:
+    index = client.get("/standards", follow_redirects=False)
+    assert index.status_code == 308 and index.headers["location"] == "/standards/"
+    pages = ["/standards/", "/standards/sensorthings.md", "/standards/privacy.md"]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        hrefs = re.findall(r'href="([^"]+)"', response.text)
+        assert hrefs, page
+        for href in hrefs:
+            target = urljoin(f"http://testserver{page}", href)
+            if not target.startswith("http://testserver/"):
+                continue
+            assert client.get(target).status_code == 200, (page, href)

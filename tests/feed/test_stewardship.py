@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from fleet.feed import snapshot, stewardship
 from fleet.feed.live import NewReading, messages_for
 from fleet.models import AuditEntry, Device, Reading
-from tests.feed.conftest import POINTS, STEP, T0, FeedWorld
+from tests.feed.conftest import POINTS, SERVICE_ROOT, STEP, T0, FeedWorld
 
 
 def readings(world: FeedWorld, device_id: str, metric: str | None = None) -> int:
@@ -72,7 +72,12 @@ def _feed_topics(world: FeedWorld) -> set[str]:
             select(Reading.id, Reading.device_pk, Reading.metric, Reading.ts, Reading.value)
         ).all()
         snap = snapshot.load(s)
-    return {topic for topic, _ in messages_for([NewReading(*r) for r in rows], snap)}
+    return {
+        topic
+        for topic, _ in messages_for(
+            [NewReading(*r) for r in rows], snap, service_root=SERVICE_ROOT
+        )
+    }
 
 
 def test_withdrawal_stops_publication_and_deletes_per_policy(

@@ -34,7 +34,7 @@ def running_fleet(ctx: FleetContext) -> Iterator[RunningFleet]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(ctx, commands=runtime.ingest, rollouts=runtime.ota),
+            create_app(ctx, commands=runtime.ingest, rollouts=runtime.ota, broker=broker),
             host="127.0.0.1",
             port=port,
             log_level="warning",

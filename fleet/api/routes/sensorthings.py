@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from fleet.api.deps import get_context, get_session
 from fleet.api.routes.feed_access import audience_of, feed_reader
 from fleet.core.context import FleetContext
 from fleet.feed import snapshot
+from fleet.feed.endpoint import consumer_broker_url
 from fleet.feed.odata import ODataError, parse_query_options
 from fleet.feed.sta.engine import Engine, NotFound
 from fleet.feed.sta.resources import RawValue, answer
@@ -26,14 +27,19 @@ from fleet.feed.sta.schema import SETS
 from fleet.feed.sta.store import Store
 
 BASE_PATH = "/sta/v1.1"
+# Only classes served in full. Query options are served except the geospatial $filter
+# functions (request-data), and MQTT carries Observation topics only (receive-updates):
+# both are documented in docs/standards/sensorthings.md but not claimed.
 CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
-    "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
-    "http://www.opengis.net/spec/iot_sensing/1.1/req/receive-updates-via-mqtt/receive-updates",
 ]
-MQTT_CONFORMANCE = CONFORMANCE[-1]
+# The specification's place for the MQTT endpoints, given although the class is partial.
+MQTT_CONFORMANCE = (
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/receive-updates-via-mqtt/receive-updates"
+)
+READ_METHODS = "GET, HEAD, OPTIONS"
 
 router = APIRouter(prefix=BASE_PATH, tags=["sensorthings"])
 
@@ -44,6 +50,18 @@ def _error(status_code: int, message: str) -> JSONResponse:
     )
 
 
+def _reader(
+    request: Request, ctx: FleetContext, session: Session
+) -> Principal | JSONResponse | None:
+    """The caller, or the refusal (401, 429) in this API's error shape."""
+    try:
+        return feed_reader(request, ctx, session)
+    except HTTPException as exc:
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + BASE_PATH
 
@@ -52,10 +70,14 @@ def _base(request: Request) -> str:
 def service_root(
     request: Request,
     ctx: FleetContext = Depends(get_context),
-    reader: Principal | None = Depends(feed_reader),
-) -> dict[str, Any]:
+    session: Session = Depends(get_session),
+) -> Any:
+    reader = _reader(request, ctx, session)
+    if isinstance(reader, JSONResponse):
+        return reader
     base = _base(request)
-    broker = ctx.settings.mqtt_url or "the fleet's MQTT broker"
+    running = getattr(request.app.state, "broker", None)
+    broker = consumer_broker_url(ctx.settings, running, request.url.hostname)
     return {
         "value": [{"name": name, "url": f"{base}/{name}"} for name in SETS],
         "serverSettings": {
@@ -71,9 +93,11 @@ def resource(
     request: Request,
     ctx: FleetContext = Depends(get_context),
     session: Session = Depends(get_session),
-    reader: Principal | None = Depends(feed_reader),
 ) -> Response:
     """Entity sets, entities, navigation and properties, e.g. `Datastreams(1)/Observations`."""
+    reader = _reader(request, ctx, session)
+    if isinstance(reader, JSONResponse):
+        return reader
     query = request.query_params.multi_items()
     try:
         options = parse_query_options(query)
@@ -96,5 +120,21 @@ def resource(
         reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid expression"
         return _error(400, f"the query cannot be applied to this data: {reason}")
     if isinstance(body, RawValue):
+        if body.media_type == "application/json":
+            return Response(body.text, media_type="application/json")
         return PlainTextResponse(body.text)
     return JSONResponse(body)
+
+
+@router.api_route(
+    "{resource_path:path}",
+    methods=["OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+)
+def read_only(request: Request, resource_path: str) -> Response:
+    """The feed is read-only: say which methods exist, in this API's error shape."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers={"Allow": READ_METHODS})
+    response = _error(405, f"the SensorThings API here is read-only; use {READ_METHODS}")
+    response.headers["Allow"] = READ_METHODS
+    return response

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -19,6 +22,7 @@ MEDIA_TYPES = {
 
 router = APIRouter(include_in_schema=False)
 _markdown = MarkdownIt("commonmark").enable("table")
+_LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.DOTALL)
 
 
 def published_files() -> dict[str, Path]:
@@ -30,16 +34,36 @@ def published_files() -> dict[str, Path]:
     }
 
 
+def _served(target: str, files: dict[str, Path]) -> bool:
+    return target in files or any(f.startswith(target.rstrip("/") + "/") for f in files)
+
+
+def _local_links(html: str, name: str) -> str:
+    """Keep links between files of the standard; unlink the ones that leave it (they work in
+    the repository, e.g. ``../wire-format.md``, but nothing here serves them)."""
+    files = published_files()
+
+    def keep_or_unlink(match: re.Match[str]) -> str:
+        href, text = match.group(1), match.group(2)
+        if urlsplit(href).scheme or href.startswith(("/", "#")):
+            return match.group(0)
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), urlsplit(href).path))
+        return match.group(0) if _served(target, files) else text
+
+    return _LINK.sub(keep_or_unlink, html)
+
+
 def _page(request: Request, name: str, path: Path) -> HTMLResponse:
-    html = _markdown.render(path.read_text(encoding="utf-8"))
+    html = _local_links(_markdown.render(path.read_text(encoding="utf-8")), name)
     return TEMPLATES.TemplateResponse(
         request, "standard.html", {"user": None, "name": name, "body": html}
     )
 
 
-@router.get("/standards", response_class=HTMLResponse)
-def standards_index(request: Request) -> HTMLResponse:
-    return _page(request, "README.md", STANDARDS_DIR / "README.md")
+@router.get("/standards")
+def standards_root() -> RedirectResponse:
+    # The index lives at /standards/ so its relative links (catalogue.md, schemas/) resolve.
+    return RedirectResponse("/standards/", status_code=status.HTTP_308_PERMANENT_REDIRECT)
 
 
 @router.get("/standards/{name:path}")
@@ -47,7 +71,7 @@ def standards_file(
     name: str, request: Request, raw: bool = Query(False, description="The file as stored")
 ) -> Response:
     if name in ("", "/"):
-        return RedirectResponse("/standards")
+        return _page(request, "README.md", STANDARDS_DIR / "README.md")
     files = published_files()
     if name.endswith("/") and f"{name}" not in files:
         listing = [f for f in files if f.startswith(name)]

@@ -47,6 +47,8 @@ class Token:
 
 WORD_RE = re.compile(r"[A-Za-z_@][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 NUMBER_RE = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+# Edm.Int64, the widest integer both databases store.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 WHITESPACE = " \t\r\n"
 PUNCTUATION = {"(": Kind.LPAREN, ")": Kind.RPAREN, ",": Kind.COMMA, "/": Kind.SLASH}
 TYPED_PREFIXES = ("duration", "geography", "geometry")
@@ -141,7 +143,14 @@ class Lexer:
             raise ODataError("expected a number", start)
         raw = match.group(0)
         if match.group(1) is None and match.group(2) is None:
-            return self._finish(Kind.INT, match.end(), int(raw))
+            value = int(raw)
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise ODataError(
+                    f"integer {raw} is out of range (64-bit); write a larger number as a "
+                    "decimal, e.g. 1e20",
+                    start,
+                )
+            return self._finish(Kind.INT, match.end(), value)
         return self._finish(Kind.DECIMAL, match.end(), Decimal(raw))
 
     def _finish(self, kind: Kind, end: int, value: TokenValue) -> Token:

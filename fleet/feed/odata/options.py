@@ -2,7 +2,8 @@
 
 Supported: ``$filter``, ``$expand`` (with nested options in parentheses,
 separated by ``;``), ``$select``, ``$orderby``, ``$top``, ``$skip``,
-``$count`` and ``$resultFormat=dataArray``. Parameters that do not start
+``$count``, ``$resultFormat=dataArray`` and ``$skiptoken`` (issued in
+``@iot.nextLink``, opaque to clients). Parameters that do not start
 with ``$`` are left to the caller; an unknown ``$`` option is an error.
 A ``$top`` above the server maximum is lowered to it (the response then
 carries ``@iot.nextLink``).
@@ -17,13 +18,14 @@ from urllib.parse import parse_qsl
 
 from . import nodes as n
 from .errors import ODataError
+from .lexer import INT64_MAX
 from .parser import parse_filter, parse_orderby
 from .typecheck import check_filter, infer
 
 DEFAULT_MAX_TOP = 1000
 RESULT_FORMATS = ("dataArray",)
 NESTED_OPTIONS = ("$filter", "$expand", "$select", "$orderby", "$top", "$skip", "$count")
-TOP_LEVEL_OPTIONS = (*NESTED_OPTIONS, "$resultFormat")
+TOP_LEVEL_OPTIONS = (*NESTED_OPTIONS, "$resultFormat", "$skiptoken")
 
 _NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_.]*")
 _WHITESPACE = " \t"
@@ -39,6 +41,7 @@ class QueryOptions:
     skip: int = 0
     count: bool = False
     result_format: str | None = None
+    skip_token: str | None = None  # where the previous page ended, from @iot.nextLink
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,10 @@ def _non_negative(value: str) -> int:
     text = value.strip()
     if not text.isdigit() or not text.isascii():
         raise ODataError(f"expected a non-negative integer but found {value!r}", 0)
-    return int(text)
+    number = int(text)
+    if number > INT64_MAX:
+        raise ODataError(f"{text} is out of range; expected at most {INT64_MAX}", 0)
+    return number
 
 
 def _boolean(value: str) -> bool:
@@ -200,6 +206,8 @@ def _one(name: str, value: str, max_top: int) -> dict[str, object]:
         return {"skip": _non_negative(value)}
     if name == "$count":
         return {"count": _boolean(value)}
+    if name == "$skiptoken":
+        return {"skip_token": value}
     if value not in RESULT_FORMATS:
         raise ODataError(f"expected 'dataArray' but found {value!r}", 0)
     return {"result_format": value}

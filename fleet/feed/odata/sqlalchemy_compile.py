@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement, False_, Grouping, True_
@@ -32,7 +32,7 @@ _COMPARE: dict[str, Callable[[Col, Col], Col]] = {
     "lt": operator.lt,
     "le": operator.le,
 }
-_ARITHMETIC = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
+_ARITHMETIC = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 _TEMPORAL = frozenset({T.DATETIME, T.DURATION, T.DATE, T.TIME})
 
 
@@ -101,13 +101,49 @@ class SqlCompiler:
 
     def arithmetic(self, expr: n.Arithmetic) -> Col:
         if self.dialect == SQLITE and {infer(expr.left), infer(expr.right)} & _TEMPORAL:
-            raise ODataError("date and time arithmetic is not supported on SQLite", expr.pos)
+            return self._sqlite_shift(expr)
         left, right = self.value(expr.left), self.value(expr.right)
         divisor = expr.right
         literal_divisor = isinstance(divisor, n.IntLit | n.DecimalLit) and divisor.value != 0
         if expr.op in ("div", "mod") and not literal_divisor:
             right = sa.func.nullif(right, 0)
+        if expr.op == "mod":
+            return self._mod(left, right)
         return int_op(left, _ARITHMETIC[expr.op], right)
+
+    def _sqlite_shift(self, expr: n.Arithmetic) -> Col:
+        """A date-time plus or minus a duration literal, to the millisecond (SQLite keeps
+        date-times as text, so other temporal arithmetic has no SQL form there)."""
+        shifted = (
+            expr.op in ("add", "sub")
+            and infer(expr.left) in (T.DATETIME, T.ANY)
+            and isinstance(expr.right, n.DurationLit)
+        )
+        if not shifted:
+            raise ODataError(
+                "on SQLite, date and time arithmetic is limited to a date-time plus or minus "
+                "a duration literal",
+                expr.pos,
+            )
+        days = cast(n.DurationLit, expr.right).value.total_seconds() / 86400
+        moved = int_op(
+            sa.func.julianday(self.value(expr.left)),
+            "+" if expr.op == "add" else "-",
+            sa.literal(days),
+        )
+        text = sa.func.strftime("%Y-%m-%d %H:%M:%f", moved)
+        return text.op("||", precedence=5)(sa.literal("000"))
+
+    def _mod(self, left: Col, right: Col) -> Col:
+        """``mod`` on decimals too, keeping the dividend's sign (SQL and the evaluator agree).
+
+        SQLite's ``%`` truncates both operands to integers, and PostgreSQL has no ``%`` for
+        floating point: SQLite computes ``a - b * trunc(a / b)``, PostgreSQL ``mod`` on numeric.
+        """
+        if self.dialect == SQLITE:
+            quotient = sa.cast(int_op(left, "/", right), sa.Integer())
+            return int_op(left, "-", int_op(right, "*", quotient))
+        return sa.func.mod(sa.cast(left, sa.Numeric()), sa.cast(right, sa.Numeric()))
 
     def call(self, expr: n.Call) -> Col:
         spec = FUNCTIONS[expr.name]

@@ -14,7 +14,7 @@ from fleet.feed.odata import ExpandItem, ODataError, QueryOptions, evaluate, mat
 from fleet.feed.odata import nodes as n
 from fleet.feed.sta.links import nested_next_link, next_link
 from fleet.feed.sta.observations import ObservationQuery, ObservationRow
-from fleet.feed.sta.schema import SETS, EntitySet, check_filter_paths
+from fleet.feed.sta.schema import SETS, EntitySet, check_filter_paths, check_filter_types
 from fleet.feed.sta.store import Entity, Store, iso
 
 DEFAULT_TOP = 100
@@ -37,6 +37,7 @@ class Page:
     items: list[Entity]
     total: int | None
     more: bool
+    token: str | None = None  # a keyset $skiptoken for the next page, when there is one
 
 
 def observation_entity(row: ObservationRow) -> Entity:
@@ -133,13 +134,14 @@ class Engine:
             else self.store.related(parent.set, parent.id, parent.nav)
         )
         if options.filter is not None:
-            check_filter_paths(entity_set, options.filter)
+            check_filter_types(entity_set, options.filter)
             expr = options.filter
             items = [e for e in items if matches(expr, e, resolve=self.resolve_value)]
         items = self._sorted(entity_set, items, options.orderby)
         total = len(items) if options.count else None
         start = options.skip
-        return Page(items[start : start + top], total, len(items) > start + top)
+        # $top=0 asks for the count only: there is no next page to point to.
+        return Page(items[start : start + top], total, top > 0 and len(items) > start + top)
 
     def _sorted(
         self, entity_set: EntitySet, items: list[Entity], orderby: Sequence[n.OrderBy]
@@ -166,9 +168,10 @@ class Engine:
         if not datastreams:
             return Page([], 0 if options.count else None, False)
         query = ObservationQuery(self.session, datastreams)
-        rows, more = query.page(options, top=top)
+        rows, token = query.page(options, top=top) if top > 0 else ([], None)
         total = query.count(options) if options.count else None
-        return Page([observation_entity(r) for r in rows], total, more)
+        entities = [observation_entity(r) for r in rows]
+        return Page(entities, total, token is not None, token or None)
 
     # -- rendering ----------------------------------------------------------------------------
     def render(self, entity: Entity, options: QueryOptions) -> dict[str, Any]:
@@ -229,10 +232,16 @@ class Engine:
         if options.count:
             body["@iot.count"] = page.total
         if page.more:
-            top = DEFAULT_TOP if options.top is None else options.top
-            body["@iot.nextLink"] = next_link(url, query, options.skip + top, top)
+            body["@iot.nextLink"] = self._next(page, options, url, query)
         body["value"] = [self.render(e, options) for e in page.items]
         return body
+
+    @staticmethod
+    def _next(page: Page, options: QueryOptions, url: str, query: list[tuple[str, str]]) -> str:
+        top = DEFAULT_TOP if options.top is None else options.top
+        if page.token is not None:
+            return next_link(url, query, 0, top, token=page.token)
+        return next_link(url, query, options.skip + top, top)
 
     def _data_array(
         self,
@@ -269,8 +278,7 @@ class Engine:
         if options.count:
             body["@iot.count"] = page.total
         if page.more:
-            top = DEFAULT_TOP if options.top is None else options.top
-            body["@iot.nextLink"] = next_link(url, query, options.skip + top, top)
+            body["@iot.nextLink"] = self._next(page, options, url, query)
         body["value"] = [
             {
                 "Datastream@iot.navigationLink": f"{self.base}/Datastreams({ds_id})",

@@ -10,9 +10,13 @@ from fleet.feed.odata import ExpandItem, QueryOptions, unparse, unparse_orderby
 _SAFE = "$()',/:@"
 
 
-def next_link(url: str, query: list[tuple[str, str]], skip: int, top: int) -> str:
-    kept = [(k, v) for k, v in query if k not in ("$skip", "$top")]
-    params = [*kept, ("$top", str(top)), ("$skip", str(skip))]
+def next_link(
+    url: str, query: list[tuple[str, str]], skip: int, top: int, *, token: str | None = None
+) -> str:
+    """The same request for the next page: after ``token`` (keyset) or at offset ``skip``."""
+    kept = [(k, v) for k, v in query if k not in ("$skip", "$top", "$skiptoken")]
+    params = [*kept, ("$top", str(top))]
+    params.append(("$skiptoken", token) if token is not None else ("$skip", str(skip)))
     return f"{url}?{urlencode(params, quote_via=quote, safe=_SAFE)}"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from fleet.feed.odata import ODataError, QueryOptions, check_filter, compile_filter, compile_orderby
 from fleet.feed.odata import nodes as n
 from fleet.feed.snapshot import DatastreamRecord
+from fleet.feed.sta import keyset
 from fleet.feed.sta.schema import SETS, check_filter_paths, paths_in, substitute
 from fleet.models import Reading
 from fleet.models.feed import FeedDatastream, FeedThing
@@ -135,17 +136,33 @@ class ObservationQuery:
         inner = self._filtered(options).subquery()
         return int(self.session.scalar(sa.select(sa.func.count()).select_from(inner)) or 0)
 
-    def page(self, options: QueryOptions, *, top: int) -> tuple[list[ObservationRow], bool]:
-        """Up to ``top`` rows after ``$skip``, and whether more follow."""
+    def page(self, options: QueryOptions, *, top: int) -> tuple[list[ObservationRow], str | None]:
+        """Up to ``top`` rows after ``$skiptoken`` and ``$skip``, and where the next page
+        starts: a ``$skiptoken``, "" to continue by offset, or None when this is the last."""
         stmt = self._filtered(options)
         for item in options.orderby:
             check_filter_paths(OBSERVATIONS, item.expr)
             for path in paths_in(item.expr):
                 _resolve_at(self, path)
+        ids = Reading.__table__.c.id
+        if options.skip_token is not None:
+            stmt = stmt.where(
+                keyset.after(options.skip_token, options.orderby, self.resolve, ids, self.dialect)
+            )
+        by_key = keyset.usable(options.orderby)
+        if by_key:
+            keys = [self.resolve(cast(n.Path, item.expr).segments) for item in options.orderby]
+            stmt = stmt.add_columns(*(k.label(f"key_{i}") for i, k in enumerate(keys)))
         order = compile_orderby(options.orderby, self.resolve, dialect=self.dialect)
-        stmt = stmt.order_by(*order, Reading.__table__.c.id).offset(options.skip).limit(top + 1)
-        rows = [ObservationRow(*row) for row in self.session.execute(stmt)]
-        return rows[:top], len(rows) > top
+        stmt = stmt.order_by(*order, ids).offset(options.skip).limit(top + 1)
+        found = self.session.execute(stmt).all()
+        rows = [ObservationRow(*row[:5]) for row in found[:top]]
+        if len(found) <= top:
+            return rows, None
+        if not by_key or not rows:
+            return rows, ""
+        last = found[top - 1]
+        return rows, keyset.encode([*last[5:], last[0]])
 
 
 def _resolve_at(query: ObservationQuery, path: n.Path) -> None:

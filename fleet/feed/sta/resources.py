@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,10 @@ _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\((\d{1,18})\))?$")
 
 @dataclass(frozen=True)
 class RawValue:
-    """A ``$value`` answer: the property as plain text."""
+    """A ``$value`` answer: a primitive as plain text, an object or array as JSON."""
 
     text: str
+    media_type: str = "text/plain"
 
 
 def _segments(path: str) -> list[tuple[str, int | None]]:
@@ -93,5 +95,9 @@ def _property(
     if not rest:
         return {name: value}
     if rest == [("$value", None)]:
+        if isinstance(value, dict | list):
+            return RawValue(json.dumps(value, ensure_ascii=False), "application/json")
+        if isinstance(value, bool):
+            return RawValue("true" if value else "false")
         return RawValue("" if value is None else str(value))
     raise NotFound(f"nothing follows {name!r} except $value")

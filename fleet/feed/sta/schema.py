@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 
-from fleet.feed.odata import ODataError
+from fleet.feed.odata import ODataError, check_filter
 from fleet.feed.odata import nodes as n
 
 
@@ -151,3 +153,32 @@ def substitute(expr: n.Expr, replace: Callable[[n.Path], n.Expr | None]) -> n.Ex
 def check_filter_paths(entity_set: EntitySet, expr: n.Expr) -> None:
     for path in paths_in(expr):
         check_path(entity_set, path.segments, position=path.pos)
+
+
+_SAMPLE_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+_TIME_FIELDS = frozenset({"time", "phenomenonTime", "resultTime"})
+
+
+def typed_stand_in(entity_set: EntitySet, path: n.Path) -> n.Expr | None:
+    """A literal of the property's type (None when free-form), so the type checker refuses
+    e.g. ``name eq 1`` on every entity set alike."""
+    current = entity_set
+    for segment in path.segments[:-1]:
+        if segment not in current.one:
+            return None  # inside a free-form object such as properties
+        current = SETS[current.one[segment]]
+    last = path.segments[-1]
+    if last not in current.fields or last in current.open:
+        return None
+    if last == "id":
+        return n.IntLit(0, pos=path.pos)
+    if last in _TIME_FIELDS:
+        return n.DateTimeLit(_SAMPLE_TIME, pos=path.pos)
+    if last == "result":
+        return n.DecimalLit(Decimal(0), pos=path.pos)
+    return n.StringLit("", pos=path.pos)
+
+
+def check_filter_types(entity_set: EntitySet, expr: n.Expr) -> None:
+    check_filter_paths(entity_set, expr)
+    check_filter(substitute(expr, lambda path: typed_stand_in(entity_set, path)))
