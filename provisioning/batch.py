@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from provisioning import steps
@@ -74,7 +75,8 @@ class Options:
 
 def read_rows(path: Path) -> list[Row]:
     try:
-        with path.open(newline="") as fh:
+        # utf-8-sig: spreadsheets' "CSV UTF-8" starts the file with a byte-order mark.
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             unknown = set(reader.fieldnames or []) - set(COLUMNS)
             if unknown:
@@ -82,35 +84,22 @@ def read_rows(path: Path) -> list[Row]:
                     f"{path}: unknown column(s) {', '.join(sorted(unknown))}",
                     remedy=f"use the columns {', '.join(COLUMNS)} (see docs/provisioning.md)",
                 )
-            rows = []
-            for number, raw in enumerate(reader, start=2):
-                values = {k: (v or "").strip() for k, v in raw.items() if k}
-                missing = [c for c in REQUIRED if not values.get(c)]
-                if missing:
-                    raise UsageError(
-                        f"{path} line {number}: {', '.join(missing)} empty",
-                        remedy="fill in borough, property_reference and room on every line",
-                    )
-                device_id = values.get("device_id") or None
-                if device_id is None and values.get("mac"):
-                    device_id = steps.resolve_device_id(None, values["mac"])
-                rows.append(
-                    Row(
-                        line=number,
-                        port=values.get("port") or None,
-                        device_id=device_id,
-                        place=steps.Place(
-                            borough=values["borough"],
-                            property_reference=values["property_reference"],
-                            room=values["room"],
-                            position=values.get("position") or None,
-                            board=values.get("board") or "devkitc-sht41",
-                            wifi_profile=values.get("wifi_profile") or "default",
-                        ),
-                    )
-                )
+            rows = [_row(number, raw) for number, raw in enumerate(reader, start=2)]
+    except UsageError as exc:
+        where = "" if str(exc).startswith(str(path)) else f"{path} "
+        raise UsageError(f"{where}{exc}", remedy=exc.remedy) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+            remedy='save it from the spreadsheet as "CSV UTF-8"',
+        ) from exc
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc}", remedy="check the file name") from exc
+    if not rows:
+        raise UsageError(
+            f"{path} lists no sensors: it has no lines below the header",
+            remedy="add a line per sensor (see docs/provisioning.md), or check the file name",
+        )
     keys = [r.key for r in rows]
     duplicates = {k for k in keys if keys.count(k) > 1}
     if duplicates:
@@ -119,6 +108,32 @@ def read_rows(path: Path) -> list[Row]:
             remedy="give each sensor its own room or position",
         )
     return rows
+
+
+def _row(number: int, raw: dict[str | None, str | None]) -> Row:
+    values = {k: (v or "").strip() for k, v in raw.items() if k}
+    missing = [c for c in REQUIRED if not values.get(c)]
+    if missing:
+        raise UsageError(
+            f"line {number}: {', '.join(missing)} empty",
+            remedy="fill in borough, property_reference and room on every line",
+        )
+    place = steps.Place(
+        borough=values["borough"],
+        property_reference=values["property_reference"],
+        room=values["room"],
+        position=values.get("position") or None,
+        board=values.get("board") or "devkitc-sht41",
+        wifi_profile=values.get("wifi_profile") or "default",
+    )
+    given, mac = values.get("device_id") or None, values.get("mac") or None
+    try:
+        place.check()
+        # Neither: flashing reads the id from the chip.
+        device_id = steps.resolve_device_id(given, mac) if given or mac else None
+    except UsageError as exc:
+        raise UsageError(f"line {number}: {exc}", remedy=exc.remedy) from exc
+    return Row(line=number, port=values.get("port") or None, device_id=device_id, place=place)
 
 
 class StateFile:
@@ -153,23 +168,32 @@ def _run_row(
             state.done.append(step)
         save()
 
-    if row.device_id and not state.device_id:
+    if ctx.dry_run:
+        _plan_row(ctx, row, state, opts)
+        return
+    if _corrected(row, state):
+        # The line now names another sensor: what was done, was done for the old one.
+        ctx.ui.warn(
+            f"line {row.line} now names {row.device_id} instead of {state.device_id}: "
+            "doing this line again for it"
+        )
+        state.done = []
+    if row.device_id:
         state.device_id = row.device_id
     if not opts.skip_flash and "flash" not in state.done:
         if opts.image is None:
             raise UsageError("no --image given for flashing", remedy="pass --image or --skip-flash")
-        chip = steps.flash(ctx, port=row.port, image=opts.image, baud=opts.baud)
+        chip = steps.flash(
+            ctx, port=row.port, image=opts.image, baud=opts.baud, expect=row.device_id
+        )
         if chip is not None:
             state.device_id = chip.device_id
         finished("flash")
     if state.device_id is None:
         raise UsageError(
-            f"line {row.line}: no device id",
-            remedy="add a device_id or mac column, or let the batch flash (it reads the MAC)",
+            "no device id (with --skip-flash nothing reads it from the chip)",
+            remedy="fill in the line's device_id or mac column, or leave out --skip-flash",
         )
-    if ctx.dry_run:
-        steps.enrol(ctx, device_id=state.device_id, place=row.place)
-        return
     if "enrol" not in state.done:
         steps.enrol(ctx, device_id=state.device_id, place=row.place)
         finished("enrol")
@@ -192,6 +216,41 @@ def _run_row(
         finished("label")
 
 
+def _corrected(row: Row, state: RowState) -> bool:
+    return bool(row.device_id and state.device_id and row.device_id != state.device_id)
+
+
+def _plan_row(ctx: steps.Context, row: Row, state: RowState, opts: Options) -> None:
+    """What the real run would do with this line, checked as far as possible; saves nothing."""
+    done = [] if _corrected(row, state) else state.done
+    device_id = row.device_id or state.device_id
+    if done:
+        ctx.ui.step(f"already done: {', '.join(done)}")
+    if not opts.skip_flash and "flash" not in done:
+        if opts.image is None:
+            raise UsageError("no --image given for flashing", remedy="pass --image or --skip-flash")
+        steps.flash(ctx, port=row.port, image=opts.image, baud=opts.baud)
+    elif device_id is None:
+        raise UsageError(
+            "no device id (with --skip-flash nothing reads it from the chip)",
+            remedy="fill in the line's device_id or mac column, or leave out --skip-flash",
+        )
+    name = device_id or steps.ID_FROM_CHIP
+    if "enrol" not in done:
+        steps.enrol(ctx, device_id=name, place=row.place)
+    label = None
+    if opts.labels_dir is not None and "label" not in done:
+        label = opts.labels_dir / f"{device_id or '<device id>'}.pdf"
+    steps.dry_run_rest(
+        ctx,
+        port=row.port,
+        device=name,
+        install="install" not in done,
+        verify_s=None if opts.skip_verify or "verify" in done else opts.verify_timeout_s,
+        out=label,
+    )
+
+
 def run_batch(
     ctx: steps.Context, csv_path: Path, state_path: Path, opts: Options
 ) -> tuple[int, int]:
@@ -210,9 +269,7 @@ def run_batch(
                 raise
             except ProvisionError as exc:
                 current.error, current.exit_code = str(exc), int(exc.exit_code)
-                ctx.ui.console.print(
-                    f"[red]✗ line {row.line}:[/] {exc}\n  [bold]fix:[/] {exc.remedy}"
-                )
+                ctx.ui.failed(f"✗ line {row.line}:", str(exc), exc.remedy)
                 failed += 1
             else:
                 current.error = current.exit_code = None
@@ -239,5 +296,6 @@ def summary(rows: list[Row], state: StateFile) -> Table:
             result = "[green]ok[/]"
         else:
             result = "not started"
-        table.add_row(str(row.line), s.device_id or "—", place, ", ".join(s.done) or "—", result)
+        cells = (str(row.line), s.device_id or "—", place, ", ".join(s.done) or "—")
+        table.add_row(*(escape(c) for c in cells), result)
     return table

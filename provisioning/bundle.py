@@ -88,7 +88,7 @@ def build_firmware(cache_dir: Path) -> Path:
     target = cache_dir / f"firmware-{digest.hexdigest()[:16]}"
     if (target / "main.py").is_file():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(cache_dir)
     staging = Path(tempfile.mkdtemp(prefix=".firmware-", dir=cache_dir))
     try:
         for src, rel in _sources():
@@ -159,8 +159,19 @@ def device_config(
     }
 
 
+def private_dirs(folder: Path) -> None:
+    """Create `folder` and its missing parents, each readable by the owner only: a device's
+    folder holds its key and the site's Wi-Fi password, and laptops are shared."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(mode=0o700, exist_ok=True)
+
+
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as fh:
@@ -199,12 +210,16 @@ def stage_device_files(
     tell a new configuration from a re-install of the same one.
     """
     root = device_dir / "files"
+    private_dirs(root)
+    for folder in [device_dir, *(p for p in device_dir.rglob("*") if p.is_dir())]:
+        os.chmod(folder, 0o700)  # also folders staged before they were made private
     config_path = root / "config.json"
     previous = _previous_version(config_path)
     config = device_config(enrolment, intervals=intervals, version=max(previous, 1))
     if previous and json.loads(config_path.read_text()) != config:
         config["version"] = previous + 1
-    _write(config_path, (json.dumps(config, indent=1) + "\n").encode())
+    # Owner only, like the key: it holds the site's Wi-Fi password.
+    _write(config_path, (json.dumps(config, indent=1) + "\n").encode(), mode=0o600)
     cert = enrolment["certificate"]
     _write(root / CA_FILE, _cert_der(cert["ca_pem"]))
     _write(root / CERT_FILE, _cert_der(cert["certificate_pem"]))

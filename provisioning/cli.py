@@ -15,6 +15,7 @@ from typing import Annotated, cast
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from provisioning import __version__, steps
 from provisioning.batch import Options as BatchOptions
@@ -22,6 +23,27 @@ from provisioning.batch import run_batch
 from provisioning.bundle import Intervals
 from provisioning.errors import BatchIncomplete, ExitCode, ProvisionError, UsageError
 from provisioning.flashing import DEFAULT_BAUD
+from provisioning.options import (
+    Baud,
+    Board,
+    Borough,
+    DeviceId,
+    DryRun,
+    FleetUrl,
+    HealthS,
+    Image,
+    Mac,
+    PortOpt,
+    Position,
+    PropertyRef,
+    Room,
+    SampleS,
+    Token,
+    Verbose,
+    VerifyTimeout,
+    WifiProfile,
+    WorkDir,
+)
 from provisioning.ui import Ui
 
 # "\b" keeps click from re-wrapping the table.
@@ -46,73 +68,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
-Verbose = Annotated[
-    bool, typer.Option("--verbose", "-v", help="More detail; tracebacks on errors.")
-]
-FleetUrl = Annotated[
-    str,
-    typer.Option("--fleet-url", envvar="PROVISION_FLEET_URL", help="The fleet service's address."),
-]
-Token = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="PROVISION_TOKEN",
-        help="Technician API token (POST /api/v1/tokens, signed in).",
-        show_default=False,
-    ),
-]
-WorkDir = Annotated[
-    Path,
-    typer.Option(
-        "--work-dir",
-        envvar="PROVISION_WORK_DIR",
-        help="Where enrolment bundles and the firmware build are kept.",
-    ),
-]
-PortOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--port",
-        "-p",
-        help="Serial port, e.g. /dev/ttyUSB0; found automatically if one sensor is plugged in.",
-    ),
-]
-DeviceId = Annotated[
-    str | None,
-    typer.Option("--device-id", help="Device id, e.g. cs-3c71bf0a12f4 (default: from --mac)."),
-]
-Mac = Annotated[
-    str | None, typer.Option("--mac", help="The chip's MAC (printed by `provision flash`).")
-]
-Borough = Annotated[str, typer.Option("--borough", help="Borough code, e.g. hackney.")]
-PropertyRef = Annotated[str, typer.Option("--property", help="The landlord's property reference.")]
-Room = Annotated[str, typer.Option("--room", help="Room, e.g. bathroom, bedroom 1.")]
-Position = Annotated[
-    str | None, typer.Option("--position", help="Where in the room, e.g. 'external wall, 1.5 m'.")
-]
-Board = Annotated[str, typer.Option("--board", help="Board profile from hardware/boards/.")]
-WifiProfile = Annotated[
-    str, typer.Option("--wifi-profile", help="The borough's Wi-Fi profile name.")
-]
-Image = Annotated[
-    Path,
-    typer.Option("--image", help="MicroPython ESP32_GENERIC OTA image (.bin), checked before use."),
-]
-Baud = Annotated[
-    int, typer.Option("--baud", help="Flashing speed; lower it for long or poor cables.")
-]
-SampleS = Annotated[
-    int, typer.Option("--sample-interval", min=1, max=86400, help="Seconds between measurements.")
-]
-HealthS = Annotated[
-    int, typer.Option("--health-interval", min=1, max=86400, help="Seconds between health reports.")
-]
-VerifyTimeout = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for the first reading.")
-]
 
 DEFAULT_FLEET = "http://127.0.0.1:8000"
 DEFAULT_WORK = Path("provision-work")
@@ -222,7 +177,8 @@ def verify(
 ) -> None:
     """Reset the sensor and wait until the fleet shows it online with a valid reading.
 
-    Prints PASS with the first reading, or fails (exit 13) saying what to check.
+    Only a status and readings sent after the reset count (with --no-reset: readings newer
+    than the start). Prints PASS with the reading, or fails (exit 13) saying what to check.
     """
     ctx = _ctx(verbose=verbose, dry_run=dry_run, fleet_url=fleet_url, token=token)
     steps.verify(
@@ -256,10 +212,7 @@ def rotate(
     ctx = _ctx(
         verbose=verbose, dry_run=dry_run, fleet_url=fleet_url, token=token, work_dir=work_dir
     )
-    dev = steps.resolve_device_id(device_id, mac)
-    steps.rotate(ctx, device_id=dev, force=force)
-    if port is not None and not dry_run:
-        steps.install(ctx, port=port, device_id=dev)
+    steps.rotate(ctx, device_id=steps.resolve_device_id(device_id, mac), force=force, port=port)
 
 
 @app.command()
@@ -304,21 +257,26 @@ def device(
         work_dir=work_dir,
         intervals=Intervals(sample_interval, health_interval),
     )
-    found_id = device_id or (steps.resolve_device_id(None, mac) if mac else None)
+    if skip_flash or device_id or mac:  # without flashing, only these name the sensor
+        named: str | None = steps.resolve_device_id(device_id, mac)
+    else:
+        named = None
+    place = steps.Place(borough, property_reference, room, position, board, wifi_profile)
+    place.check()  # before the chip is erased
+    found = named
     if not skip_flash:
         if image is None:
             raise UsageError(
                 "--image is required unless --skip-flash is given",
                 remedy="pass the MicroPython image with --image, or --skip-flash",
             )
-        chip = steps.flash(ctx, port=port, image=image, baud=baud)
-        found_id = chip.device_id if chip else found_id
-    device_id = (
-        steps.resolve_device_id(found_id, None) if found_id else steps.resolve_device_id(None, None)
-    )
-    place = steps.Place(borough, property_reference, room, position, board, wifi_profile)
+        chip = steps.flash(ctx, port=port, image=image, baud=baud, expect=named)
+        found = chip.device_id if chip else named
+    device_id = found or steps.ID_FROM_CHIP  # only a dry run has not read the chip
     steps.enrol(ctx, device_id=device_id, place=place)
     if dry_run:
+        verify_s = None if skip_verify else timeout
+        steps.dry_run_rest(ctx, port=port, device=device_id, verify_s=verify_s, out=label)
         return
     steps.install(ctx, port=port, device_id=device_id)
     if not skip_verify:
@@ -445,23 +403,32 @@ def main(argv: list[str] | None = None) -> int:
     except ProvisionError as exc:
         if verbose:
             console.print(traceback.format_exc(), markup=False)
-        console.print(f"[red bold]error:[/] {exc}")
-        console.print(f"[bold]fix:[/] {exc.remedy}")
+        # Plain text: messages quote rooms, patterns and server answers, which may hold "[".
+        console.print(f"[red bold]error:[/] {escape(str(exc))}")
+        console.print(f"[bold]fix:[/] {escape(exc.remedy)}")
         return int(exc.exit_code)
     except COMMAND_LINE_ERRORS as exc:
         cast(click.ClickException, exc).show()  # typer's own copy has the same method
         # No arguments at all shows the help, which is not a mistake.
         return int(ExitCode.OK if type(exc).__name__ == "NoArgsIsHelpError" else ExitCode.USAGE)
     except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
-        console.print("[yellow]interrupted[/]: run the same command again to continue")
-        return int(ExitCode.INTERRUPTED)
+        return _interrupted(console)
     except Exception as exc:
         if verbose:
             console.print(traceback.format_exc(), markup=False)
-        console.print(f"[red bold]unexpected error:[/] {type(exc).__name__}: {exc}")
+        console.print(f"[red bold]unexpected error:[/] {escape(f'{type(exc).__name__}: {exc}')}")
         console.print("[bold]fix:[/] run again with --verbose and report the output")
         return int(ExitCode.FAILURE)
+    if code == ExitCode.INTERRUPTED:
+        # typer turns Ctrl-C inside a command into Exit(130), which standalone_mode=False
+        # hands back as a plain return code: the except clause above never sees it.
+        return _interrupted(console)
     return code if isinstance(code, int) else int(ExitCode.OK)
+
+
+def _interrupted(console: Console) -> int:
+    console.print("[yellow]interrupted[/]: run the same command again to continue")
+    return int(ExitCode.INTERRUPTED)
 
 
 def entry() -> None:  # pragma: no cover - console script wrapper

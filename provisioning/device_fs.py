@@ -7,12 +7,15 @@ already matches, which makes a repeated install cheap.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from provisioning.errors import DeviceNotResponding, NoSerialPort, ProvisionError
 from provisioning.serial_ports import permission_error
@@ -32,24 +35,58 @@ class InstallResult:
 
 
 def mpremote(
-    port: str, *args: str, timeout: float = DEFAULT_TIMEOUT_S, cwd: Path | None = None
+    port: str,
+    *args: str,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    on_line: Callable[[str], None] | None = None,
 ) -> str:
-    """Run `mpremote connect PORT resume ARGS...`; returns stdout or raises ProvisionError."""
+    """Run `mpremote connect PORT resume ARGS...`; returns its output or raises ProvisionError.
+
+    `timeout` is how long the device may stay silent: a long copy that keeps printing a line
+    per file is not cut off.
+    """
     cmd = [sys.executable, "-m", "mpremote", "connect", port, "resume", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each line as it happens, for progress
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    silent = threading.Event()
+
+    def give_up() -> None:
+        silent.set()
+        proc.kill()
+
+    def watchdog() -> threading.Timer:
+        timer = threading.Timer(timeout, give_up)
+        timer.start()
+        return timer
+
+    timer = watchdog()
+    lines: list[str] = []
     try:
-        done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
+        for line in proc.stdout or ():
+            timer.cancel()
+            timer = watchdog()
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:  # interrupted (Ctrl-C): leave no mpremote holding the port
+            proc.kill()
+            proc.wait()
+    output = "".join(lines)
+    if silent.is_set():
         raise DeviceNotResponding(
-            f"the device on {port} stopped answering (mpremote {' '.join(args[:2])} took over "
-            f"{timeout:.0f} s)",
+            f"the device on {port} stopped answering (mpremote {' '.join(args[:2])} heard "
+            f"nothing for {timeout:.0f} s)",
             remedy="press EN/RESET on the sensor and run again; if the app keeps the REPL busy, "
             "reflash with `provision flash`",
-        ) from exc
-    if done.returncode == 0:
-        return done.stdout
-    raise _translate(port, (done.stderr or "") + (done.stdout or ""))
+        )
+    if proc.returncode == 0:
+        return output
+    raise _translate(port, output)
 
 
 def _translate(port: str, output: str) -> ProvisionError:
@@ -83,30 +120,54 @@ def device_mpy_version(port: str) -> tuple[int, int] | None:
     return value & 0xFF, (value >> 8) & 3
 
 
+def _files(trees: Sequence[Path]) -> list[tuple[str, Path]]:
+    """(folder on the device, local file) for every file, grouped by folder; where trees
+    hold the same path, the later one's file goes on the device."""
+    found: dict[str, Path] = {}
+    for tree in trees:
+        for path in tree.rglob("*"):
+            if path.is_file():
+                found[path.relative_to(tree).as_posix()] = path.resolve()
+    return sorted((str(PurePosixPath(rel).parent), local) for rel, local in found.items())
+
+
 def install(
     port: str,
     trees: Sequence[Path],
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> InstallResult:
-    """Copy each tree's contents to the device root, guarded by the maintenance flag."""
-    steps = len(trees) + 2
-    result = InstallResult()
-    mpremote(port, "fs", "touch", f":{MAINTENANCE_FILE}", timeout=CONNECT_TIMEOUT_S)
-    if progress:
-        progress(1, steps)
-    for index, tree in enumerate(trees, start=2):
-        out = mpremote(port, "fs", "cp", "-r", f"{tree}/.", ":")
-        unchanged = out.count("Up to date:")
-        total = sum(1 for p in tree.rglob("*") if p.is_file())
-        result.unchanged += unchanged
-        result.copied += total - unchanged
-        if progress:
-            progress(index, steps)
-    mpremote(port, "fs", "rm", f":{MAINTENANCE_FILE}")
-    if progress:
-        progress(steps, steps)
-    return result
+    """Copy each tree's contents to the device root, guarded by the maintenance flag.
+
+    One mpremote session does it all, a `cp` per folder; mpremote prints a line as it starts
+    each file, which drives the progress bar.
+    """
+    files = _files(trees)
+    folders = sorted({folder for folder, _ in files} - {"."})
+    mkdirs = f"import os\nfor d in {folders!r}:\n try:\n  os.mkdir(d)\n except OSError:\n  pass"
+    args = ["fs", "touch", f":{MAINTENANCE_FILE}", "+", "exec", mkdirs]
+    for folder, group in itertools.groupby(files, key=lambda f: f[0]):
+        args += ["+", "fs", "cp", *(str(local) for _, local in group), f":{folder}/"]
+    args += ["+", "fs", "rm", f":{MAINTENANCE_FILE}"]
+    started = 0
+
+    def on_line(line: str) -> None:
+        nonlocal started
+        if line.startswith("cp ") and progress is not None:
+            progress(started, len(files))  # the one before this has finished
+        started += line.startswith("cp ")
+
+    out = mpremote(port, *args, on_line=on_line)
+    if progress is not None:
+        progress(len(files), len(files))
+    unchanged = out.count("Up to date:")
+    return InstallResult(copied=len(files) - unchanged, unchanged=unchanged)
+
+
+def maintenance_pending(port: str) -> bool:
+    """Whether an install was cut off: the flag it sets first is still there."""
+    probe = f"import os; print('pending', {MAINTENANCE_FILE!r} in os.listdir())"
+    return "pending True" in mpremote(port, "exec", probe, timeout=CONNECT_TIMEOUT_S)
 
 
 def reset(port: str) -> None:

@@ -23,6 +23,7 @@ from provisioning.errors import (
     ImageInvalid,
     NoSerialPort,
     ProvisionError,
+    UsageError,
     WrongChip,
 )
 from provisioning.serial_ports import permission_error
@@ -57,9 +58,11 @@ class ImageInfo:
 def device_id_for_mac(mac: str) -> str:
     """The fleet's device id for a chip: `cs-` and the base MAC as 12 hex digits."""
     digits = re.sub(r"[^0-9a-f]", "", mac.lower())
-    if len(digits) != 12:
-        raise ProvisionError(
-            f"{mac!r} is not a MAC address", remedy="pass 6 bytes, e.g. 3c:71:bf:0a:12:f4"
+    if len(digits) != 12 or re.fullmatch(r"[0-9a-f:.-]+", mac.lower()) is None:
+        raise UsageError(
+            f"{mac!r} is not a MAC address",
+            remedy="give all 6 bytes in hex, e.g. 3c:71:bf:0a:12:f4 (on the sticker, or printed "
+            "by `provision flash`)",
         )
     return f"cs-{digits}"
 

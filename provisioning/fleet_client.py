@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -18,10 +19,33 @@ from provisioning.errors import (
     FleetUnreachable,
     ProvisionError,
     TokenRejected,
+    UsageError,
     WifiProfileMissing,
 )
 
 API = "/api/v1"
+# What a web framework says for a path it has no route for (the fleet's own refusals say more).
+NO_ROUTE = "Not Found"
+URL_REMEDY = (
+    "set --fleet-url / PROVISION_FLEET_URL to the fleet's address only, e.g. "
+    "https://fleet.example.org (no path such as /dashboard)"
+)
+WIFI_REMEDY = (
+    "ask borough staff to add the site's Wi-Fi profile (see docs/provisioning.md), or choose "
+    "an existing profile (--wifi-profile, or the wifi_profile column of a batch CSV)"
+)
+
+
+def check_url(url: str) -> str:
+    """The fleet address without a trailing slash; refuses one that is not http(s)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"the fleet address {url!r} is not a web address",
+            remedy="write it with http:// or https://, e.g. https://fleet.example.org "
+            "(--fleet-url or PROVISION_FLEET_URL)",
+        )
+    return url.rstrip("/")
 
 
 class FleetClient:
@@ -41,7 +65,7 @@ class FleetClient:
                 remedy="create one signed in as a technician (POST /api/v1/tokens) and "
                 "pass --token or set PROVISION_TOKEN",
             )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_url(base_url)
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
         self._http = httpx.Client(
@@ -75,9 +99,29 @@ class FleetClient:
             "PROVISION_FLEET_URL; nothing was changed on the fleet, so just run again",
         ) from last
 
-    def _json(self, response: httpx.Response) -> Any:
-        if response.is_success:
+    def _json(self, response: httpx.Response, kind: type = dict) -> Any:
+        if response.is_success and _is_json(response, kind):
             return response.json()
+        if _no_route(response):
+            raise FleetUnreachable(
+                f"{self.base_url} has no fleet API at {response.request.url.path} (HTTP 404)",
+                remedy=URL_REMEDY,
+            )
+        if response.is_redirect or not _is_json(response, dict):
+            # A hotel or hotspot sign-in page answering in the fleet's place (or redirecting
+            # to one), or a proxy in front of a fleet that is down: not the fleet's API.
+            answer = (
+                f"redirected to {response.headers['location']}"
+                if response.is_redirect
+                else f"answered with {response.headers.get('content-type', 'something')}"
+            )
+            raise FleetUnreachable(
+                f"{self.base_url} {answer} (HTTP {response.status_code}) instead of the "
+                "fleet's API",
+                remedy="if the network has a sign-in page (hotel, hotspot), sign in with a "
+                f"browser and run again; else {URL_REMEDY}; if it persists, the fleet may be "
+                "down: tell its operator",
+            )
         raise refusal(response)
 
     def enrol(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -93,18 +137,54 @@ class FleetClient:
         return result
 
     def device(self, device_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(self._request("GET", f"{API}/devices/{device_id}"))
+        """The device as the fleet sees it; a device it does not know is an error at once."""
+        response = self._request("GET", f"{API}/devices/{device_id}")
+        if response.status_code == 404 and not _no_route(response):
+            raise FleetRefused(
+                f"the fleet has no device {device_id} (or it is outside your boroughs)",
+                remedy="check the device id or MAC (`provision flash` prints it); a sensor is "
+                "known to the fleet once `provision enroll` has registered it",
+            )
+        result: dict[str, Any] = self._json(response)
         return result
+
+    def wifi_profiles(self, borough: str) -> list[str]:
+        """The names of a borough's Wi-Fi profiles (refused if the token lacks the borough)."""
+        found = self._json(self._request("GET", f"{API}/enrolments/wifi-profiles/{borough}"), list)
+        return [str(p.get("name")) for p in found if isinstance(p, dict)]
+
+
+def _no_route(response: httpx.Response) -> bool:
+    """A 404 for the path itself, not for something the fleet looked up."""
+    if response.status_code != 404:
+        return False
+    return not _is_json(response, dict) or _detail(response) == ("", NO_ROUTE)
+
+
+def _is_json(response: httpx.Response, kind: type) -> bool:
+    try:
+        return isinstance(response.json(), kind)
+    except ValueError:
+        return False
 
 
 def _detail(response: httpx.Response) -> tuple[str, str]:
     try:
-        detail = response.json().get("detail")
+        body = response.json()
     except ValueError:
         return "", response.text[:200]
+    detail = body.get("detail") if isinstance(body, dict) else body
     if isinstance(detail, dict):
         return str(detail.get("code", "")), str(detail.get("message", ""))
+    if isinstance(detail, list):  # the API's validation errors: one entry per bad field
+        return "invalid", "; ".join(_invalid(e) for e in detail if isinstance(e, dict))
     return "", str(detail)
+
+
+def _invalid(error: dict[str, Any]) -> str:
+    # Only where and why: the rejected value ("input") may be a secret.
+    where = [str(p) for p in error.get("loc", []) if p not in ("body", "query", "path")]
+    return f"{'.'.join(where) or 'request'}: {error.get('msg', 'invalid')}"
 
 
 def refusal(response: httpx.Response) -> ProvisionError:
@@ -135,17 +215,21 @@ def refusal(response: httpx.Response) -> ProvisionError:
             "borough staff must re-place it first (PUT /api/v1/devices/<id>/placement)",
         )
     if code == "wifi_profile_missing":
-        return WifiProfileMissing(
-            message,
-            remedy="ask borough staff to add the site's Wi-Fi profile (see "
-            "docs/provisioning.md), or pass --wifi-profile with an existing profile name",
-        )
+        return WifiProfileMissing(message, remedy=WIFI_REMEDY)
     if code == "rotation_not_due":
         return FleetRefused(
             message, remedy="nothing to do yet; pass --force only if the key may have leaked"
         )
+    if status == 422 and code == "invalid":
+        return UsageError(
+            f"the fleet refused these values: {message}",
+            remedy="correct the values named above (in the arguments or the CSV) and run again",
+        )
     if status == 404:
-        return FleetRefused(message or "not found", remedy="check the device id; enrol it first")
+        return FleetRefused(
+            message or "not found",
+            remedy="check the device id and borough; a device must be enrolled first",
+        )
     return FleetRefused(
         f"the fleet refused the request (HTTP {status}): {message}",
         remedy="run again; if it persists, send the message above to the fleet's operator",

@@ -7,6 +7,7 @@ add the same facts as text for people, drawn as vector shapes so they print shar
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import segno
@@ -37,8 +38,31 @@ def write_label(path: Path, *, device_id: str, property_reference: str, room: st
     return path
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+def _win_ansi(text: str) -> bytes:
+    """`text` in the font's WinAnsiEncoding (cp1252 is the same table): accents the table
+    lacks are dropped (ő → o), and anything else it cannot show becomes "?"."""
+    out = bytearray()
+    for char in text:
+        try:
+            out += char.encode("cp1252")
+        except UnicodeEncodeError:
+            base = unicodedata.normalize("NFKD", char).encode("cp1252", "ignore")
+            out += base if base.strip() else b"?"
+    return bytes(out)
+
+
+def _pdf_string(text: str) -> str:
+    """A PDF literal string: ASCII as is, other bytes as octal escapes."""
+    parts = []
+    for byte in _win_ansi(text):
+        char = chr(byte)
+        if char in "\\()":
+            parts.append("\\" + char)
+        elif 32 <= byte < 127:
+            parts.append(char)
+        else:
+            parts.append(f"\\{byte:03o}")
+    return "(" + "".join(parts) + ")"
 
 
 def _pdf(qr: segno.QRCode, lines: list[str]) -> bytes:
@@ -59,7 +83,7 @@ def _pdf(qr: segno.QRCode, lines: list[str]) -> bytes:
     for i, line in enumerate(filter(None, lines)):
         font = 10 if i == 0 else 8
         y = height - (6 + i * 5) * MM
-        ops.append(f"BT /F1 {font} Tf {text_x:.2f} {y:.2f} Td ({_escape(line)}) Tj ET")
+        ops.append(f"BT /F1 {font} Tf {text_x:.2f} {y:.2f} Td {_pdf_string(line)} Tj ET")
     content = "\n".join(ops).encode()
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -67,7 +91,7 @@ def _pdf(qr: segno.QRCode, lines: list[str]) -> bytes:
         f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width:.2f} {height:.2f}] "
         "/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>".encode(),
         b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []

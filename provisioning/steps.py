@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from provisioning import bundle, device_fs, flashing, label
+from provisioning import bundle, checks, device_fs, flashing, label
 from provisioning.bundle import Intervals
-from provisioning.errors import ProvisionError, UsageError
-from provisioning.fleet_client import FleetClient
+from provisioning.errors import (
+    FleetRefused,
+    ProvisionError,
+    UsageError,
+    VerifyFailed,
+    WifiProfileMissing,
+)
+from provisioning.fleet_client import WIFI_REMEDY, FleetClient
 from provisioning.serial_ports import find_port
 from provisioning.ui import Ui
-from provisioning.verify import Verified, wait_online
+from provisioning.verify import Verified, baseline, wait_online
+
+# How a dry run names a sensor whose id only flashing would tell (it reads the MAC).
+ID_FROM_CHIP = "the sensor (its id is read from the chip while flashing)"
 
 
 @dataclass
@@ -42,11 +52,24 @@ class Place:
     board: str = "devkitc-sht41"
     wifi_profile: str = "default"
 
+    def check(self) -> None:
+        """Refuses what the fleet would refuse, before anything is flashed or sent."""
+        for name in checks.PLACE_LIMITS:
+            checks.place_field(name, getattr(self, name))
+        bundle.board_profile(self.board)
+
 
 def flash(
-    ctx: Context, *, port: str | None, image: Path, baud: int, erase: bool = True
+    ctx: Context,
+    *,
+    port: str | None,
+    image: Path,
+    baud: int,
+    erase: bool = True,
+    expect: str | None = None,
 ) -> flashing.ChipInfo | None:
-    """Check the image offline, find the board, check its chip, erase and write."""
+    """Check the image offline, find the board, check its chip (and that it is the `expect`ed
+    device, when one is named), erase and write."""
     info = flashing.check_image(image)
     ctx.ui.ok(f"image {image.name}: {info.chip}, {info.size} bytes, sha256 {info.sha256[:12]}…")
     found = find_port(port)
@@ -60,6 +83,11 @@ def flash(
         chip = flashing.probe(found, baud=baud)
         tick(1, 1)
     ctx.ui.ok(f"{chip.chip} with MAC {chip.mac} → device id {chip.device_id}")
+    if expect is not None and chip.device_id != expect:
+        raise UsageError(
+            f"the sensor on {found} is {chip.device_id}, not {expect}; nothing was erased",
+            remedy="plug in the sensor that was named, or correct the device id or MAC",
+        )
     if erase:
         with ctx.ui.progress("erasing flash") as tick:
             flashing.erase(found, baud=baud)
@@ -72,7 +100,7 @@ def flash(
 
 def resolve_device_id(device_id: str | None, mac: str | None) -> str:
     if device_id:
-        return device_id
+        return checks.device_id(device_id)
     if mac:
         return flashing.device_id_for_mac(mac)
     raise UsageError(
@@ -96,7 +124,14 @@ def enrol(ctx: Context, *, device_id: str, place: Place) -> dict[str, Any] | Non
         "sample_interval_s": ctx.intervals.sample_s,
         "health_interval_s": ctx.intervals.health_s,
     }
+    place.check()
     if ctx.dry_run:
+        with ctx.client() as client:  # the token, the borough and its Wi-Fi profile
+            if place.wifi_profile not in client.wifi_profiles(place.borough):
+                raise WifiProfileMissing(
+                    f"borough {place.borough} has no Wi-Fi profile {place.wifi_profile!r}",
+                    remedy=WIFI_REMEDY,
+                )
         ctx.ui.dry(
             f"would enrol {device_id} at {place.borough}/{place.property_reference}/{place.room}"
         )
@@ -134,7 +169,9 @@ def install(ctx: Context, *, port: str | None, device_id: str) -> device_fs.Inst
         ctx.ui.dry(f"would copy {count} files to {found} (unchanged ones are skipped)")
         return None
     wanted = bundle.mpy_cross_version()
-    has = device_fs.device_mpy_version(found)
+    with ctx.ui.progress(f"checking the MicroPython on {found}") as tick:
+        has = device_fs.device_mpy_version(found)
+        tick(1, 1)
     if has is not None and has != wanted:
         raise ProvisionError(
             f"the device runs .mpy v{has[0]}.{has[1]} but this provision compiles "
@@ -156,18 +193,36 @@ def verify(
     timeout_s: float,
     poll_s: float = 1.0,
 ) -> Verified | None:
-    """Reset the device and wait until the fleet sees it online with a valid reading."""
-    if ctx.dry_run:
-        ctx.ui.dry(f"would reset {device_id} and wait up to {timeout_s:.0f} s for it online")
-        return None
-    if reset:
-        device_fs.reset(find_port(port))
-        ctx.ui.step("device reset")
-    with (
-        ctx.ui.progress(f"waiting for {device_id} online", total=None) as _tick,
-        ctx.client() as client,
-    ):
-        verified = wait_online(client, device_id, timeout_s=timeout_s, poll_s=poll_s)
+    """Reset the device and wait until the fleet sees it online with a reading sent after
+    the reset (older ones prove nothing: the fleet keeps the last ones for ever)."""
+    found = find_port(port) if reset else None
+    with ctx.client() as client:
+        since = baseline(client, device_id)  # an unknown device fails now, not at the timeout
+        if ctx.dry_run:
+            ctx.ui.dry(
+                f"would {'reset ' + device_id + ' and ' if reset else ''}wait up to "
+                f"{timeout_s:.0f} s for it online with a new reading"
+            )
+            return None
+        if found is not None:
+            if device_fs.maintenance_pending(found):
+                raise VerifyFailed(
+                    f"the last install on {found} did not finish: the sensor still has its "
+                    f"`{device_fs.MAINTENANCE_FILE}` file, so its app does not start",
+                    remedy=f"run `provision install --device-id {device_id} --port {found}` again "
+                    "(it copies only what is missing), then verify",
+                )
+            device_fs.reset(found)
+            ctx.ui.step("device reset")
+        with ctx.ui.progress(f"waiting for {device_id} online", total=None):
+            verified = wait_online(
+                client,
+                device_id,
+                since=since,
+                after_reset=reset,
+                timeout_s=timeout_s,
+                poll_s=poll_s,
+            )
     values = ", ".join(
         f"{k} {v.get('v')} {v.get('u', '')}".strip() for k, v in verified.readings.items()
     )
@@ -175,12 +230,21 @@ def verify(
     return verified
 
 
-def rotate(ctx: Context, *, device_id: str, force: bool) -> dict[str, Any] | None:
-    """Ask the fleet for a new certificate (due within 30 days of expiry, or forced)."""
+def rotate(
+    ctx: Context, *, device_id: str, force: bool, port: str | None = None
+) -> dict[str, Any] | None:
+    """Ask the fleet for a new certificate (due within 30 days of expiry, or forced), and
+    install it when a port is given."""
     device_dir = ctx.device_dir(device_id)
-    bundle.load_enrolment_summary(device_dir)  # the files to update must be here
+    summary = bundle.load_enrolment_summary(device_dir)  # the files to update must be here
+    found = find_port(port) if port else None  # a bad port stops us before a certificate
     if ctx.dry_run:
-        ctx.ui.dry(f"would request a new certificate for {device_id}")
+        with ctx.client() as client:
+            client.device(device_id)  # the token, and that the fleet knows the device
+        if not force:
+            _refuse_if_not_due(summary)
+        where = f" and install it on {found}" if found else ""
+        ctx.ui.dry(f"would request a new certificate for {device_id}{where}")
         return None
     with ctx.ui.progress(f"rotating the certificate of {device_id}") as tick, ctx.client() as c:
         certificate = c.rotate(device_id, force=force)
@@ -189,7 +253,53 @@ def rotate(ctx: Context, *, device_id: str, force: bool) -> dict[str, Any] | Non
     ctx.ui.ok(
         f"new certificate {certificate['serial']} valid until {certificate['not_after'][:10]}"
     )
+    if found is not None:
+        try:
+            install(ctx, port=found, device_id=device_id)
+        except ProvisionError as exc:
+            raise type(exc)(
+                f"{exc} (the new certificate is already staged in {device_dir})",
+                remedy=f"{exc.remedy}; then put it on the sensor with `provision install "
+                f"--device-id {device_id} --port {found}` (rotating again would issue yet "
+                "another certificate)",
+            ) from exc
     return certificate
+
+
+def _refuse_if_not_due(summary: dict[str, Any]) -> None:
+    """What the fleet would answer: no new certificate before the rotation window."""
+    from fleet.identity.rotation import ROTATE_BEFORE_DAYS
+
+    not_after = datetime.fromisoformat(summary["certificate"]["not_after"])
+    not_after = not_after if not_after.tzinfo else not_after.replace(tzinfo=UTC)
+    due = not_after - timedelta(days=ROTATE_BEFORE_DAYS)
+    if datetime.now(UTC) < due:
+        raise FleetRefused(
+            f"the certificate is valid until {not_after:%Y-%m-%d}; the fleet renews it from "
+            f"{due:%Y-%m-%d}",
+            remedy="nothing to do yet; pass --force only if the key may have leaked",
+        )
+
+
+def dry_run_rest(
+    ctx: Context,
+    *,
+    port: str | None,
+    device: str,
+    verify_s: float | None,
+    out: Path | None,
+    install: bool = True,
+) -> None:
+    """The steps after enrolment, as a dry run tells them before the sensor is enrolled."""
+    found = find_port(port)
+    if install:
+        ctx.ui.dry(
+            f"would install the firmware, config.json and certificates of {device} on {found}"
+        )
+    if verify_s is not None:
+        ctx.ui.dry(f"would reset it and wait up to {verify_s:.0f} s for it online with a reading")
+    if out is not None:
+        ctx.ui.dry(f"would write its label to {out}")
 
 
 def make_label(ctx: Context, *, device_id: str, out: Path) -> Path | None:

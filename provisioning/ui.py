@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -17,6 +18,9 @@ from rich.progress import (
 
 
 class Ui:
+    """Messages carry user text (rooms, server answers) and are printed as plain text: rich
+    markup would swallow anything in square brackets."""
+
     def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
         self.console = console or Console(stderr=True)
         self.verbose = verbose
@@ -34,7 +38,7 @@ class Ui:
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=self.console, transient=False) as bar:
-            task = bar.add_task(description, total=total)
+            task = bar.add_task(escape(description), total=total)
 
             def update(done: int, of: int) -> None:
                 bar.update(task, completed=done, total=of)
@@ -44,17 +48,21 @@ class Ui:
             bar.update(task, completed=current.total or 1, total=current.total or 1)
 
     def step(self, message: str) -> None:
-        self.console.print(f"[cyan]•[/] {message}")
+        self.console.print(f"[cyan]•[/] {escape(message)}")
 
     def ok(self, message: str) -> None:
-        self.console.print(f"[green]✓[/] {message}")
+        self.console.print(f"[green]✓[/] {escape(message)}")
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]![/] {message}")
+        self.console.print(f"[yellow]![/] {escape(message)}")
 
     def dry(self, message: str) -> None:
-        self.console.print(f"[yellow]dry run:[/] {message}")
+        self.console.print(f"[yellow]dry run:[/] {escape(message)}")
+
+    def failed(self, what: str, message: str, remedy: str) -> None:
+        self.console.print(f"[red bold]{escape(what)}[/] {escape(message)}")
+        self.console.print(f"  [bold]fix:[/] {escape(remedy)}")
 
     def detail(self, message: str) -> None:
         if self.verbose:
-            self.console.print(f"  [dim]{message}[/]")
+            self.console.print(f"  [dim]{escape(message)}[/]")

@@ -1,16 +1,26 @@
-"""Is the device online in the fleet with a first valid reading?"""
+"""Is the device online in the fleet with a valid reading sent after the reset?
+
+The fleet keeps a device's last status and readings for as long as it lives, and a reset
+ESP32 stays "online" at the broker until its keepalive runs out (about 90 s). So a status or
+reading counts only if it is newer than what the fleet had before the reset. Both sides of
+each comparison come from the same clock, never from the laptop's: status times are the
+fleet's (when it received the status), reading times are the device's own sample times.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from provisioning.errors import ProvisionError, VerifyFailed
+from provisioning.errors import VerifyFailed
 from provisioning.fleet_client import FleetClient
 
 REQUIRED_METRICS = ("temperature", "humidity")
+# Statuses a running device sends; "offline" is the broker's last will for a lost session.
+ALIVE = ("online", "sleeping")
 
 
 @dataclass(frozen=True)
@@ -20,49 +30,112 @@ class Verified:
     readings: dict[str, Any]
 
 
-def _is_valid(latest: dict[str, Any] | None) -> bool:
-    if not latest:
-        return False
-    return all(isinstance(latest.get(m, {}).get("v"), int | float) for m in REQUIRED_METRICS)
+@dataclass(frozen=True)
+class Baseline:
+    """What the fleet knew of the device before the reset."""
+
+    status: str | None = None
+    status_at: datetime | None = None
+    # metric -> the device's sample time of the newest value the fleet had
+    sample_t: dict[str, float] = field(default_factory=dict)
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    at = datetime.fromisoformat(value)
+    # The fleet's times are UTC; a database without time zones gives them naive.
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def baseline(client: FleetClient, device_id: str) -> Baseline:
+    """Note the fleet's view of the device; fails at once if the fleet does not know it."""
+    seen = client.device(device_id)
+    latest = seen.get("latest") or {}
+    return Baseline(
+        status=seen.get("status"),
+        status_at=_when(seen.get("status_at")),
+        sample_t={
+            m: float(v["t"]) for m, v in latest.items() if isinstance(v.get("t"), int | float)
+        },
+    )
+
+
+def _new_status(seen: dict[str, Any], since: Baseline) -> bool:
+    at = _when(seen.get("status_at"))
+    newer = at is not None and (since.status_at is None or at > since.status_at)
+    return newer and seen.get("status") in ALIVE
+
+
+def _new_readings(seen: dict[str, Any], since: Baseline) -> dict[str, Any]:
+    """The required metrics whose newest value is newer than the baseline's."""
+    fresh = {}
+    for metric, value in (seen.get("latest") or {}).items():
+        t, v = value.get("t"), value.get("v")
+        if not (isinstance(t, int | float) and isinstance(v, int | float)):
+            continue
+        if metric in since.sample_t and t <= since.sample_t[metric]:
+            continue
+        fresh[metric] = value
+    return fresh
 
 
 def wait_online(
     client: FleetClient,
     device_id: str,
     *,
+    since: Baseline,
+    after_reset: bool,
     timeout_s: float = 120.0,
     poll_s: float = 1.0,
     tick: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Verified:
-    """Poll the fleet until the device is online and has reported temperature and humidity."""
+    """Poll the fleet until the device is online and has sent temperature and humidity newer
+    than `since`. After a reset it must also have announced itself again (every connection
+    starts with an "online" status); without one, a device that is online now will do."""
     start = clock()
     deadline = start + timeout_s
-    seen: dict[str, Any] = {}
+    came_online = False
+    readings: dict[str, Any] = {}
     while True:
-        try:
-            seen = client.device(device_id)
-        except ProvisionError as exc:
-            if exc.exit_code.name != "FLEET_REFUSED":  # 404 until the first message arrives
-                raise
-        online = seen.get("status") == "online" or seen.get("state") == "online"
-        if online and _is_valid(seen.get("latest")):
-            return Verified(device_id, clock() - start, dict(seen["latest"]))
+        seen = client.device(device_id)
+        # Once seen, kept: the old session's last will may still arrive after the new status.
+        came_online = came_online or (
+            _new_status(seen, since) if after_reset else seen.get("status") in ALIVE
+        )
+        readings.update(_new_readings(seen, since))
+        if came_online and all(m in readings for m in REQUIRED_METRICS):
+            return Verified(device_id, clock() - start, {m: readings[m] for m in REQUIRED_METRICS})
         if tick:
-            tick("online, waiting for a reading" if online else "waiting for the device")
+            tick("online, waiting for a reading" if came_online else "waiting for the device")
         if clock() >= deadline:
             break
         sleep(poll_s)
-    if seen.get("status") == "online" or seen.get("state") == "online":
-        raise VerifyFailed(
-            f"{device_id} is online but sent no valid temperature/humidity "
+    raise _failure(
+        device_id, timeout_s, came_online=came_online, since=since, after_reset=after_reset
+    )
+
+
+def _failure(
+    device_id: str, timeout_s: float, *, came_online: bool, since: Baseline, after_reset: bool
+) -> VerifyFailed:
+    if came_online:
+        return VerifyFailed(
+            f"{device_id} is online but sent no new temperature/humidity reading "
             f"within {timeout_s:.0f} s",
             remedy="check the sensor's wiring and I2C address against the board profile; "
             "`mpremote connect PORT repl` shows the device log",
         )
-    raise VerifyFailed(
-        f"{device_id} did not come online within {timeout_s:.0f} s",
+    stale = (
+        " (the fleet still shows its status from before the reset)"
+        if after_reset and since.status in ALIVE
+        else ""
+    )
+    when = "after the reset " if after_reset else ""
+    return VerifyFailed(
+        f"{device_id} did not come online {when}within {timeout_s:.0f} s{stale}",
         remedy="check the site's Wi-Fi (profile SSID and password), that the broker is "
         "reachable from the site, and the device log (`mpremote connect PORT repl`)",
     )

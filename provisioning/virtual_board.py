@@ -4,8 +4,9 @@ The unix-port `micropython` runs with its REPL on one pty; a second pty is hande
 "the port" and a pump thread copies bytes between them. (The VM's own pty cannot be handed
 out directly: the REPL and mpremote would both sit on the same end.) Real mpremote connects
 to `port` exactly as it would to /dev/ttyUSB0, and files land in `root`, the VM's working
-directory, which is the device filesystem. Used by `provision rehearse` for training and by
-the tests and benchmark.
+directory, which is the device filesystem. `provision install` works on it as on a real
+board. A reset ends the VM and nothing boots the installed firmware by itself, so `verify`
+needs a harness that plays the chip (the tests and `fleet bench provision` have one).
 """
 
 from __future__ import annotations

@@ -26,6 +26,25 @@ from tests.security.conftest import HOST, Broker, make_pki, mosquitto_binary
 WIFI = {"ssid": "HackneyTenants", "password": "damp-free-homes"}
 
 
+@pytest.fixture
+def fleet(fleet_ctx: FleetContext, world: World) -> Iterator[RunningFleet]:  # noqa: F811
+    """The fleet over HTTP with its broker and ingest, and a `default` Wi-Fi profile in
+    hackney and camden."""
+    with running_fleet(fleet_ctx) as running:
+        for borough in ("hackney", "camden"):
+            httpx.put(
+                f"{running.base_url}/api/v1/enrolments/wifi-profiles/{borough}/default",
+                json={"ssid": "Tenants", "password": "password-1"},
+                headers=world.headers("admin"),
+            ).raise_for_status()
+        yield running
+
+
+def said(capsys: pytest.CaptureFixture[str]) -> str:
+    """What the CLI printed, with rich's line wrapping undone."""
+    return " ".join(capsys.readouterr().err.split())
+
+
 def synthetic_image(path: Path, *, chip: str = "esp32") -> Path:
     """A small but well-formed app image made with esptool's own image classes."""
     image = ESP32S3FirmwareImage() if chip == "esp32s3" else ESP32FirmwareImage()

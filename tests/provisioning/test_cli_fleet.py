@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography import x509
 from sqlalchemy import func, select
 
 from fleet.access.principal import SYSTEM
-from fleet.core.context import FleetContext
 from fleet.models import Device, DeviceCertificate
 from fleet.ota import bundle, signing
 from fleet.ota import service as ota_service
@@ -27,26 +26,10 @@ from provisioning.label import payload
 from provisioning.virtual_board import VirtualBoard
 from tests.conftest import free_port
 from tests.fleet.conftest import World
-from tests.fleet.server import RunningFleet, running_fleet
+from tests.fleet.server import RunningFleet
+from tests.provisioning.conftest import said as _said
 
 PROVISION = str(Path(sys.executable).parent / "provision")
-
-
-@pytest.fixture
-def fleet(fleet_ctx: FleetContext, world: World) -> Iterator[RunningFleet]:
-    with running_fleet(fleet_ctx) as running:
-        for borough in ("hackney", "camden"):
-            httpx.put(
-                f"{running.base_url}/api/v1/enrolments/wifi-profiles/{borough}/default",
-                json={"ssid": "Tenants", "password": "password-1"},
-                headers=world.headers("admin"),
-            ).raise_for_status()
-        yield running
-
-
-def _said(capsys: pytest.CaptureFixture[str]) -> str:
-    """What the CLI printed, with rich's line wrapping undone."""
-    return " ".join(capsys.readouterr().err.split())
 
 
 def _enroll(fleet: RunningFleet, token: str, work: Path, *extra: str) -> int:
@@ -417,8 +400,10 @@ def test_dry_runs_change_nothing(
             == 0
         )
     csv_path = tmp_path / "d.csv"
+    master, port = os.openpty()  # the dry run checks the line's port exists
     csv_path.write_text(
-        "device_id,borough,property_reference,room\ncs-0102030a0b0c,hackney,P,hall\n"
+        "port,device_id,borough,property_reference,room\n"
+        f"{os.ttyname(port)},cs-0102030a0b0c,hackney,P,hall\n"
     )
     assert (
         main(
@@ -437,4 +422,6 @@ def test_dry_runs_change_nothing(
         )
         == 0
     )
+    os.close(master)
+    os.close(port)
     assert not (tmp_path / "d.csv.state.json").exists()
