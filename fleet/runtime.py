@@ -98,6 +98,7 @@ class FleetRuntime:
             ota.public_url or f"http://{settings.http_host}:{settings.http_port}",
             interval_s=ota.tick_s,
             restate_s=ota.restate_s,
+            stall_s=ota.stall_min * 60,
         )
         self.ota.start()
         return self.broker

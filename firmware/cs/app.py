@@ -121,7 +121,9 @@ class App:
         while True:
             await self.online.wait()
             client = self.client
-            if client is None:
+            if client is None or client.down.is_set():
+                # Gone: wait for the connection task to bring the next client (this
+                # one's inbox event is set for good, see MQTTClient._lost).
                 await asyncio.sleep_ms(100)
                 continue
             await client.inbox_event.wait()

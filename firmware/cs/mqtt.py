@@ -196,6 +196,7 @@ class MQTTClient:
             self.down.set()
             for ev in self._acks.values():
                 ev.set()  # wake publishers; they see `down` and raise
+            self.inbox_event.set()  # and the inbox's reader, so it moves to the next client
         if self._transport is not None:
             self._transport.close()
 

@@ -191,7 +191,7 @@ def _rollout(
                     s,
                     SYSTEM,
                     release_id=release_id,
-                    target={},
+                    target={"all": True},
                     waves=["20%", "100%"],
                     soak_s=0,
                     failure_threshold=0.1,

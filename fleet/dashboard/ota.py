@@ -93,6 +93,7 @@ def create_rollout(
     tag: str = Form("", max_length=64),
     board: str = Form("", max_length=64),
     device_ids: str = Form("", max_length=200_000),
+    every: str = Form(""),
     waves: str = Form(DEFAULT_WAVES, max_length=400),
     soak_min: str = Form("60", max_length=10),
     failure_pct: str = Form("10", max_length=10),
@@ -102,10 +103,15 @@ def create_rollout(
 ) -> Response:
     check_csrf(user, csrf)
     user.require(Scope.RELEASES_WRITE)
+    ids = [d for d in re.split(r"[,\s]+", device_ids) if d]
+    if device_ids.strip() and not ids:
+        return back_with_notice("/rollouts", "not started: the device ids field holds no id")
     target: dict[str, Any] = {
         "tag": tag.strip() or None,
         "board": board.strip() or None,
-        "device_ids": [d for d in re.split(r"[,\s]+", device_ids) if d] or None,
+        "device_ids": ids or None,
+        # Every device only when asked for: an empty form must never mean the whole fleet.
+        "all": True if every else None,
     }
     if borough:
         target["borough_id"] = places.borough_by_code(session, code=borough, principal=user).id
@@ -230,7 +236,10 @@ def pin_device(
         return back_with_notice(
             here, "not pinned: the device has not reported its version; give one"
         )
-    pin = service.pin(session, user, device.device_id, version or None, reason)
+    try:
+        pin = service.pin(session, user, device.device_id, version or None, reason, known_only=True)
+    except OtaError as exc:
+        return back_with_notice(here, f"not pinned: {exc}")
     session.commit()
     return back_with_notice(here, f"pinned to {pin.version}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,13 @@ class Release(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def floor(self) -> str | None:
+        """The anti-rollback floor its signed manifest declares: once a device confirms
+        this release it refuses any release below the floor."""
+        declared = json.loads(self.manifest).get("floor")
+        return declared if isinstance(declared, str) else None
 
 
 class ReleaseBlob(Base):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet.health.alert_rules import version_tuple
 from fleet.ota.errors import OtaError
 from fleet.simulator.paths import FIRMWARE_DIR, find_mpy_cross
 
@@ -46,6 +47,22 @@ def check_version(version: str) -> str:
     if not VERSION_RE.match(version):
         raise OtaError(f"version {version!r} is not x.y.z (optionally -suffix)")
     return version
+
+
+def check_floor(version: str, floor: object) -> str | None:
+    """The declared anti-rollback floor, if any; one above the release's own version would
+    make every device that installs it refuse every later fix below that floor."""
+    if floor is None:
+        return None
+    if not isinstance(floor, str):
+        raise OtaError(f"the floor {floor!r} is not a version x.y.z")
+    check_version(floor)
+    if version_tuple(floor) > version_tuple(version):
+        raise OtaError(
+            f"the floor {floor} is above the release's own version {version}: a floor is "
+            f"at most the version (--floor {version} or lower)"
+        )
+    return floor
 
 
 def compile_app(
@@ -107,6 +124,7 @@ def build_app(
     `keys` replaces its trusted key set (key rotation, carried by a signed release).
     """
     check_version(version)
+    check_floor(version, floor or None)
     files = files if files is not None else compile_app(version)
     packed = {path: _deflate(files[path]) for path in sorted(files)}
     # The index leads the blob, one line per file, so the device reads it line by line
@@ -136,7 +154,7 @@ def build_app(
         "files": len(files),
     }
     if floor:
-        fields["floor"] = check_version(floor)
+        fields["floor"] = floor
     if keys:
         fields["keys"] = keys
     if notes:
@@ -149,6 +167,7 @@ def build_image_release(image: bytes, *, floor: str | None = None, notes: str = 
     from fleet.ota.image import image_version
 
     version = check_version(image_version(image))
+    check_floor(version, floor or None)
     fields: dict[str, Any] = {
         "sv": 1,
         "kind": "image",
@@ -157,7 +176,7 @@ def build_image_release(image: bytes, *, floor: str | None = None, notes: str = 
         "sha256": hashlib.sha256(image).hexdigest(),
     }
     if floor:
-        fields["floor"] = check_version(floor)
+        fields["floor"] = floor
     if notes:
         fields["notes"] = notes
     return Built(manifest_text(fields), image, len(image))

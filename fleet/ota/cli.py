@@ -11,7 +11,7 @@ import typer
 
 from fleet.ota import bundle, signing
 from fleet.ota.errors import OtaError
-from fleet.ota.package import ReleaseFile
+from fleet.ota.package import ReleaseFile, check_writable
 
 release_app = typer.Typer(help="Build, sign and publish OTA releases.", no_args_is_help=True)
 KeyDir = Annotated[Path, typer.Option(help="Folder for private signing keys (mode 0600).")]
@@ -27,7 +27,10 @@ def _fail(message: str) -> typer.Exit:
 @release_app.command()
 def keygen(keys: KeyDir = Path("release-keys")) -> None:
     """Make a signing key; prints its id and public key (give that to `fleet release trust`)."""
-    key = signing.generate(keys)
+    try:
+        key = signing.generate(keys)
+    except OtaError as exc:
+        raise _fail(str(exc)) from exc
     typer.echo(f"{key.kid} {key.public_hex}")
 
 
@@ -40,10 +43,11 @@ def build(
 ) -> None:
     """Build an app release from firmware/ (unsigned)."""
     try:
+        check_writable(out)
         built = bundle.build_app(version, floor=floor, notes=notes)
+        ReleaseFile.from_built(built).save(out)
     except OtaError as exc:
         raise _fail(str(exc)) from exc
-    ReleaseFile.from_built(built).save(out)
     typer.echo(f"{out}: app {version}, {len(built.blob)} bytes ({built.raw_size} uncompressed)")
 
 
@@ -64,6 +68,8 @@ def _key_file(key: str | None, keys: Path) -> Path:
 def _post(
     api: str, path: str, token: str, body: dict[str, object], timeout: float
 ) -> httpx.Response:
+    if not token.strip():
+        raise _fail("no API token: pass --token or set FLEET_ADMIN_TOKEN (releases:write)")
     try:
         return httpx.post(
             f"{api}{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
@@ -88,7 +94,10 @@ def sign(
     except OtaError as exc:
         raise _fail(str(exc)) from exc
     rel.sign(signer)
-    rel.save(release)
+    try:
+        rel.save(release)
+    except OtaError as exc:
+        raise _fail(str(exc)) from exc
     typer.echo(f"{release}: signed by {signer.kid}")
 
 

@@ -13,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.models.ota import Release, Rollout
-from fleet.ota.rollout import Publisher, advance, restate_offers
+from fleet.ota.offers import Publisher, restate_offers
+from fleet.ota.rollout import advance
+from fleet.ota.waves import STALL_S
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,24 @@ class OtaSettings(BaseSettings):
         description="How often every device's retained offer is published again from the "
         "database (also once at start), in case the broker lost or kept a stale one",
     )
+    stall_min: float = Field(
+        default=STALL_S / 60,
+        gt=0,
+        description="Minutes a device in the middle of an update may go without reporting "
+        "progress before its update counts as failed (which feeds the automatic pause)",
+    )
 
 
 def blob_url(base_url: str, release: Release) -> str:
     return f"{base_url.rstrip('/')}/ota/blobs/{release.blob_path}"
 
 
-def tick(sessions: sessionmaker[Session], publisher: Publisher, base_url: str) -> int:
+def tick(
+    sessions: sessionmaker[Session],
+    publisher: Publisher,
+    base_url: str,
+    stall_s: float = STALL_S,
+) -> int:
     """Advance every running or completed rollout, each in its own transaction."""
     with sessions() as session:
         ids = list(
@@ -53,7 +66,9 @@ def tick(sessions: sessionmaker[Session], publisher: Publisher, base_url: str) -
         with sessions.begin() as session:
             rollout = session.get(Rollout, rollout_id)
             if rollout is not None:
-                advance(session, rollout, publisher, lambda r: blob_url(base_url, r))
+                advance(
+                    session, rollout, publisher, lambda r: blob_url(base_url, r), stall_s=stall_s
+                )
     return len(ids)
 
 
@@ -79,8 +94,10 @@ class RolloutEngine:
         base_url: str,
         interval_s: float = 5.0,
         restate_s: float = 3600.0,
+        stall_s: float = STALL_S,
     ) -> None:
         self._sessions = sessions
+        self._stall_s = stall_s
         self._publisher = publisher
         self.base_url = base_url
         self._interval = interval_s
@@ -112,7 +129,7 @@ class RolloutEngine:
                 continue
             try:
                 self._restate_when_due(publisher)
-                tick(self._sessions, publisher, self.base_url)
+                tick(self._sessions, publisher, self.base_url, self._stall_s)
             except Exception:  # a database blip must not end rollouts; try again next tick
                 log.exception("rollout tick failed; retrying next interval")
 

@@ -13,3 +13,7 @@ class NotFound(OtaError):
 
 class NoBroker(OtaError):
     """Offers cannot be withdrawn without a broker connection; trying again later may work."""
+
+
+class Invalid(OtaError):
+    """The request itself is malformed (a blank or unknown field): fix it and send it again."""

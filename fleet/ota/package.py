@@ -33,13 +33,18 @@ class ReleaseFile:
         self.sigs = [s for s in self.sigs if s[0] != key.kid] + [key.sign(self.manifest)]
 
     def save(self, path: Path) -> None:
+        check_writable(path)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-            z.writestr("manifest.json", self.manifest)
-            z.writestr("sigs.json", json.dumps(self.sigs))
-            z.writestr("blob.bin", self.blob)
-            z.writestr("meta.json", json.dumps({"raw_size": self.raw_size}))
-        tmp.replace(path)
+        try:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+                z.writestr("manifest.json", self.manifest)
+                z.writestr("sigs.json", json.dumps(self.sigs))
+                z.writestr("blob.bin", self.blob)
+                z.writestr("meta.json", json.dumps({"raw_size": self.raw_size}))
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OtaError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
     @classmethod
     def load(cls, path: Path) -> ReleaseFile:
@@ -56,3 +61,11 @@ class ReleaseFile:
             raise OtaError(
                 f"{path} is not a release file from `fleet release build`: {exc}"
             ) from exc
+
+
+def check_writable(path: Path) -> None:
+    """Fail before the work of a build: the folder must be there and the path not one."""
+    if not path.parent.is_dir():
+        raise OtaError(f"folder {path.parent} does not exist; create it or choose another path")
+    if path.is_dir():
+        raise OtaError(f"{path} is a folder; give the release file's name")

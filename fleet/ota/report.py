@@ -88,7 +88,9 @@ def describe_target(session: Session, rollout: Rollout) -> list[tuple[str, str]]
         ids = [str(i) for i in t["device_ids"]]
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
         out.append(("Devices", shown))
-    return out or [("Devices", "every device")]
+    if t.get("all") or not t:  # chosen explicitly (an empty target is from older rollouts)
+        out.append(("Devices", "every device"))
+    return out
 
 
 def _members(session: Session, rollout: Rollout, principal: Principal) -> list[MemberView]:
@@ -116,6 +118,14 @@ def _wave_status(rollout: Rollout, index: int, now: datetime) -> tuple[str, time
         return "offering", None
     left = rollout.wave_started_at + timedelta(seconds=rollout.soak_s) - now
     return "soaking", max(left, timedelta(0))
+
+
+def _wave_size(size: object, last: bool) -> str:
+    """As planned; a last wave short of 100 % (only rollouts made before that was refused)
+    offered every device all the same, and says so."""
+    if last and not (isinstance(size, str) and size.endswith("%") and float(size[:-1]) == 100):
+        return f"{size}, then every device (last wave)"
+    return str(size)
 
 
 def rollout_view(
@@ -147,7 +157,7 @@ def rollout_view(
         waves.append(
             WaveView(
                 number=i + 1,
-                size=str(size),
+                size=_wave_size(size, last=i == len(rollout.waves) - 1),
                 targeted=max(offered, share)
                 if status in ("offering", "waiting", "paused")
                 else offered,

@@ -13,94 +13,47 @@ their rollout resumes. Its topic retains one offer, so only the newest could be 
 
 from __future__ import annotations
 
-import json
-import math
-import re
 import secrets
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
 from fleet.access.principal import SYSTEM, Principal
 from fleet.access.roles import Scope
-from fleet.models import Alert, Borough, Device, Estate, Placement, Property, Tag
+from fleet.health.alert_rules import version_tuple
+from fleet.models import Device
 from fleet.models.base import utcnow
 from fleet.models.ota import Release, Rollout, RolloutDevice, VersionPin
 from fleet.ota.errors import NoBroker, NotFound, OtaError
+from fleet.ota.offers import Publisher, offer_payload, publish_offer, restate_offers
 from fleet.ota.progress import IN_PROGRESS, TERMINAL
+from fleet.ota.service import release_floor
+from fleet.ota.target import check_target, clean_target, target_devices
+from fleet.ota.waves import (
+    FOUND,
+    STALL_S,
+    check_waves,
+    cumulative_sizes,
+    fail_stalled,
+    wave_problem,
+)
 
-PCT = re.compile(r"^(\d{1,3}(?:\.\d+)?)%$")
+# Also known as rollout.*:
+__all__ = ["Publisher", "check_waves", "cumulative_sizes", "restate_offers", "target_devices"]
+
 OPEN = ("running", "paused")
+# A completed rollout still offers its release to late joiners, so it can be aborted too.
+ABORTABLE = (*OPEN, "completed")
 # Open memberships an offer of a newer rollout overtakes: their offer is no longer retained.
 OVERTAKEN = ("offered", "pending", "withdrawn")
 # An aborted rollout still holds the devices that took its release up.
 TAKEN = (*sorted(IN_PROGRESS), "succeeded")
+AUDIT_IDS = 50  # device ids kept in the audit entry of a new rollout
 SUPERSEDE_CHUNK = 500  # device ids per UPDATE, well inside SQLite's bound-parameter limit
-
-
-class Publisher(Protocol):
-    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool: ...
-
-
-def offer_topic(device_id: str) -> str:
-    return f"cs/v1/d/{device_id}/ota"
-
-
-def publish_offer(publisher: Publisher, device_id: str, payload: bytes) -> bool:
-    """An offer, or its withdrawal when empty: the retained message on the device's topic,
-    so a device that is away finds it when it comes back."""
-    return publisher.publish(offer_topic(device_id), payload, qos=1, retain=True)
-
-
-def check_waves(waves: Sequence[Any]) -> list[Any]:
-    if not waves:
-        raise OtaError('give at least one wave, e.g. [2, "10%", "50%", "100%"]')
-    out: list[Any] = []
-    for w in waves:
-        count = isinstance(w, int) and not isinstance(w, bool) and w >= 1
-        share = isinstance(w, str) and PCT.match(w) is not None and 0 < float(w[:-1]) <= 100
-        if count or share:
-            out.append(w)
-        else:
-            raise OtaError(f"wave {w!r} is neither a device count (>= 1) nor a share like '10%'")
-    return out
-
-
-def cumulative_sizes(waves: Sequence[Any], total: int) -> list[int]:
-    """How many devices have been offered once each wave is out (the last wave: everyone)."""
-    sizes, reached = [], 0
-    for w in waves:
-        n = w if isinstance(w, int) else math.ceil(total * float(w[:-1]) / 100)
-        reached = min(total, max(reached, n))
-        sizes.append(reached)
-    sizes[-1] = total
-    return sizes
-
-
-def target_devices(session: Session, rollout: Rollout) -> list[Device]:
-    t = rollout.target
-    stmt = select(Device)
-    if rollout.borough_id is not None:
-        stmt = stmt.where(Device.borough_id == rollout.borough_id)
-    if t.get("borough_id") is not None:
-        stmt = stmt.where(Device.borough_id == t["borough_id"])
-    if t.get("estate_id") is not None:
-        stmt = (
-            stmt.join(Placement, Placement.id == Device.placement_id)
-            .join(Property, Property.id == Placement.property_id)
-            .where(Property.estate_id == t["estate_id"])
-        )
-    if t.get("tag"):
-        stmt = stmt.where(Device.tags.any(Tag.name == t["tag"]))
-    if t.get("board"):
-        stmt = stmt.where(Device.board == t["board"])
-    if t.get("device_ids"):
-        stmt = stmt.where(Device.device_id.in_(t["device_ids"]))
-    return list(session.scalars(stmt.order_by(Device.id)))
 
 
 def not_yet_offered(
@@ -154,53 +107,61 @@ def create_rollout(
         raise NotFound(f"release {release_id} not found")
     if not 0 <= failure_threshold <= 1:
         raise OtaError("failure_threshold is a share of the wave: 0 to 1")
+    target = clean_target(target)
     borough = target.get("borough_id")
     if not principal.all_boroughs and (borough is None or not principal.can_see(borough)):
         raise OtaError("name one of your boroughs in the target (target.borough_id)")
+    floor = release_floor(session)
+    if version_tuple(release.version) < version_tuple(floor):
+        raise OtaError(
+            f"release {release.version} is below the fleet's anti-rollback floor {floor} "
+            "(declared by a published release): devices would refuse it; roll out a "
+            f"release at or above {floor}"
+        )
     rollout = Rollout(
         release_id=release.id,
         borough_id=borough,
-        target={k: v for k, v in target.items() if v not in (None, "", [])},
+        target=target,
         waves=check_waves(waves),
         soak_s=soak_s,
         failure_threshold=failure_threshold,
         state="running",
         created_by=principal.actor,
     )
-    _check_target(session, rollout)
+    devices = check_target(session, rollout)
+    _refuse_duplicate(session, rollout, release, {d.id for d in devices})
     session.add(rollout)
     session.flush()
-    _audit(session, principal, rollout, "ota.rollout.create", release=release.version)
+    ids = target.get("device_ids") or []
+    _audit(
+        session,
+        principal,
+        rollout,
+        "ota.rollout.create",
+        release=release.version,
+        # The list is cut short in the entry; the count says how long it was.
+        target={**target, "device_ids": ids[:AUDIT_IDS]} if ids else target,
+        devices=len(devices),
+        waves=rollout.waves,
+        soak_s=soak_s,
+        failure_threshold=failure_threshold,
+    )
     return rollout
 
 
-def _check_target(session: Session, rollout: Rollout) -> None:
-    """A rollout that reaches no device, or not every device it names, is a mistake (a typo in
-    a board, tag or device id) that would otherwise "complete" with nothing updated."""
-    matched = {d.device_id for d in target_devices(session, rollout)}
-    missing = sorted(set(rollout.target.get("device_ids") or []) - matched)
-    if missing:
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        raise OtaError(f"no such device in the target: {', '.join(missing[:10])}{more}")
-    if not matched:
-        raise OtaError(
-            f"the target matches no device ({_describe(session, rollout.target)}): "
-            "check the board, tag and borough"
-        )
-
-
-def _describe(session: Session, target: dict[str, Any]) -> str:
-    parts = []
-    for key, value in target.items():
-        if key == "borough_id":
-            borough = session.get(Borough, value)
-            parts.append(f"borough {borough.name if borough else value}")
-        elif key == "estate_id":
-            estate = session.get(Estate, value)
-            parts.append(f"estate {estate.name if estate else value}")
-        elif key != "device_ids":
-            parts.append(f"{key} {value!r}")
-    return ", ".join(parts) or "the whole fleet"
+def _refuse_duplicate(
+    session: Session, rollout: Rollout, release: Release, devices: set[int]
+) -> None:
+    """A second open rollout of a release to the same devices (a form sent twice) would
+    offer them what the first is installing, and wait for ever on those that have it."""
+    for other in session.scalars(
+        select(Rollout).where(Rollout.release_id == release.id, Rollout.state.in_(OPEN))
+    ):
+        if {d.id for d in target_devices(session, other)} == devices:
+            raise OtaError(
+                f"rollout {other.id} ({other.state}) already offers {release.version} to "
+                "these devices; resume or abort it instead"
+            )
 
 
 def _audit(
@@ -304,18 +265,21 @@ def resume(session: Session, principal: Principal, rollout: Rollout) -> None:
 
 
 def abort(session: Session, principal: Principal, rollout: Rollout, publisher: Publisher) -> None:
+    """Stop for good: offers not yet taken are withdrawn and no device is offered again, not
+    even a late joiner of a completed rollout."""
     principal.require(Scope.RELEASES_WRITE)
-    if rollout.state not in OPEN:
+    if rollout.state not in ABORTABLE:
         raise OtaError(f"rollout {rollout.id} is {rollout.state} already")
+    was = rollout.state
     rollout.state = "aborted"
     rollout.updated_at = utcnow()
-    _withdraw(session, rollout, publisher, ("offered", "pending"))
-    _audit(session, principal, rollout, "ota.rollout.abort")
+    withdrawn = _withdraw(session, rollout, publisher, ("offered", "pending"))
+    _audit(session, principal, rollout, "ota.rollout.abort", was=was, withdrawn=withdrawn)
 
 
 def _withdraw(
     session: Session, rollout: Rollout, publisher: Publisher, states: tuple[str, ...]
-) -> None:
+) -> int:
     """Clear retained offers not yet taken up, so no further device starts this update."""
     rows = session.execute(
         select(RolloutDevice, Device.device_id)
@@ -325,54 +289,7 @@ def _withdraw(
     for member, device_id in rows:
         publish_offer(publisher, device_id, b"")
         member.state = "withdrawn"
-
-
-def restate_offers(
-    session: Session, publisher: Publisher, blob_url: Callable[[Release], str]
-) -> tuple[int, int, bool]:
-    """Publish again the retained offer each device should find, from the database: the
-    broker may have lost it (a crash of the embedded broker, or of Mosquitto between its
-    autosaves) or missed a withdrawal sent while the fleet's connection was down.
-
-    Only a device's newest rollout membership counts, as only the newest offer is retained
-    on its topic: an older rollout's offer must never come back after a newer one. Returns
-    (offers, withdrawals, all published)."""
-    # Ranked in the database: only the newest membership of each device comes back.
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=RolloutDevice.device_pk,
-            order_by=(RolloutDevice.offered_at.desc(), RolloutDevice.id.desc()),
-        )
-        .label("rank")
-    )
-    newest = select(RolloutDevice.id, rank).subquery()
-    rows = session.execute(
-        select(RolloutDevice.state, RolloutDevice.job_id, Rollout.state, Rollout.release_id)
-        .add_columns(Device.device_id)
-        .join(newest, newest.c.id == RolloutDevice.id)
-        .join(Rollout, Rollout.id == RolloutDevice.rollout_id)
-        .join(Device, Device.id == RolloutDevice.device_pk)
-        .where(newest.c.rank == 1, RolloutDevice.state.in_(("offered", "withdrawn")))
-    ).all()
-    release_ids = {row.release_id for row in rows}
-    releases = {
-        r.id: r for r in session.scalars(select(Release).where(Release.id.in_(release_ids)))
-    }
-    offers = withdrawals = 0
-    ok = True
-    for member_state, job_id, rollout_state, release_id, device_id in rows:
-        if member_state == "withdrawn":
-            payload = b""
-            withdrawals += 1
-        elif rollout_state in ("running", "completed"):
-            release = releases[release_id]
-            payload = offer_payload(release, job_id, blob_url(release))
-            offers += 1
-        else:
-            continue  # an offer of a rollout no longer open is withdrawn when it closes
-        ok = publish_offer(publisher, device_id, payload) and ok
-    return offers, withdrawals, ok
+    return len(rows)
 
 
 def supersede(
@@ -392,27 +309,16 @@ def supersede(
         )
 
 
-def offer_payload(release: Release, job_id: str, url: str) -> bytes:
-    body = {
-        "sv": 1,
-        "id": job_id,
-        "kind": release.kind,
-        "version": release.version,
-        "manifest": release.manifest,
-        "sigs": release.sigs,
-        "url": url,
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
 def advance(
     session: Session,
     rollout: Rollout,
     publisher: Publisher,
     blob_url: Callable[[Release], str],
     now: datetime | None = None,
+    stall_s: float = STALL_S,
 ) -> None:
-    """One step of a running (or completed, for late joiners) rollout."""
+    """One step of a running (or completed, for late joiners) rollout. A member that went
+    silent in the middle of its update for `stall_s` has failed."""
     now = now or utcnow()
     release = session.get(Release, rollout.release_id)
     if release is None or rollout.state not in ("running", "completed"):
@@ -426,6 +332,8 @@ def advance(
     held = held_back(session, rollout)
     devices = target_devices(session, rollout)
     by_pk = {d.id: d for d in devices}
+    fail_stalled(list(members.values()), now, stall_s)
+    _settle_found_on_release(members.values(), by_pk, release, now)
     eligible = not_yet_offered(devices, release, members.keys(), held)
     total = len(members) + len(eligible)
     url = blob_url(release)
@@ -497,69 +405,14 @@ def _away(device: Device | None) -> bool:
     return device is None or device.state == "offline"
 
 
-def wave_problem(
-    session: Session,
-    rollout: Rollout,
-    wave: Sequence[RolloutDevice],
-    by_pk: dict[int, Device],
-) -> str | None:
-    """Why the wave must stop: too many failed updates, or the updated devices look worse."""
-    if not wave:
-        return None
-    # A member a newer rollout took over never tried this release: it does not dilute the rate.
-    tried = [m for m in wave if m.state != "superseded"]
-    failed = [m for m in tried if m.state == "failed"]
-    if failed and len(failed) / len(tried) > rollout.failure_threshold:
-        reasons = sorted({m.reason or "?" for m in failed})
-        return (
-            f"wave {rollout.wave + 1}: {len(failed)} of {len(tried)} updates failed "
-            f"(threshold {rollout.failure_threshold:.0%}): {'; '.join(reasons)[:400]}"
-        )
-    succeeded_at = {m.device_pk: m.updated_at for m in wave if m.state == "succeeded"}
-    updated = [by_pk[pk] for pk in succeeded_at if pk in by_pk]
-    if not updated:
-        return None
-    members = {m.device_pk for m in wave}
-    baseline = [d for d in by_pk.values() if d.id not in members]
-    looping = set(
-        session.scalars(
-            select(Alert.device_pk).where(Alert.rule == "reboot_loop", Alert.state != "resolved")
-        )
-    )
-
-    def rebooting(device: Device) -> bool:
-        return device.id in looping
-
-    def faulty_since_update(device: Device) -> bool:
-        # Only health sent after the update succeeded speaks for the release: a trial boot's
-        # first health still carries what the old version saw (a sensor flag kept in RTC
-        # memory across the resets, say).
-        return _reported_since(device, succeeded_at[device.id]) and _sensor_fault(device)
-
-    checks: tuple[tuple[str, Callable[[Device], bool], Callable[[Device], bool]], ...] = (
-        ("offline", _offline, _offline),
-        ("in a reboot loop", rebooting, rebooting),
-        ("reporting sensor faults", faulty_since_update, _sensor_fault),
-    )
-    for label, bad, bad_before in checks:
-        rate = sum(map(bad, updated)) / len(updated)
-        base = sum(map(bad_before, baseline)) / len(baseline) if baseline else 0.0
-        if rate - base > rollout.failure_threshold:
-            return (
-                f"wave {rollout.wave + 1}: {rate:.0%} of updated devices {label} "
-                f"against {base:.0%} on the previous version"
-            )
-    return None
-
-
-def _reported_since(device: Device, at: datetime | None) -> bool:
-    return device.health_at is not None and (at is None or device.health_at > at)
-
-
-def _offline(device: Device) -> bool:
-    return device.state == "offline"
-
-
-def _sensor_fault(device: Device) -> bool:
-    health = device.health or {}
-    return bool(health.get("sensor_faults") or health.get("sensor_errors"))
+def _settle_found_on_release(
+    members: Collection[RolloutDevice], by_pk: dict[int, Device], release: Release, now: datetime
+) -> None:
+    """An offered device that runs the release already (another rollout of it got there
+    first, or its report was lost) ignores the offer: it would wait for ever otherwise."""
+    for m in members:
+        device = by_pk.get(m.device_pk)
+        if m.state == "offered" and device is not None and device.fw_version == release.version:
+            m.state = "succeeded"
+            m.reason = f"{FOUND} {release.version}"
+            m.updated_at = now

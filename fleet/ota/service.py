@@ -26,10 +26,14 @@ from fleet.models.ota import (
     VersionPin,
 )
 from fleet.ota import signing
-from fleet.ota.bundle import check_version
-from fleet.ota.errors import NotFound, OtaError
+from fleet.ota.bundle import check_floor, check_version
+from fleet.ota.errors import Invalid, NotFound, OtaError
 from fleet.ota.package import ReleaseFile
 from fleet.ota.progress import TERMINAL
+from fleet.ota.waves import PRESUMED
+
+MAX_PIN_REASON = 400
+MAX_VERSION = 32  # the width of the version columns
 
 
 def trusted_keys(session: Session) -> dict[str, str]:
@@ -44,9 +48,9 @@ def release_floor(session: Session) -> str:
     otherwise accept again a signed release the fleet had already put below its floor.
     """
     floor, key = "0.0.0", version_tuple("0.0.0")
-    for manifest in session.scalars(select(Release.manifest)):
-        declared = json.loads(manifest).get("floor")
-        if isinstance(declared, str) and version_tuple(declared) > key:
+    for release in session.scalars(select(Release)):
+        declared = release.floor
+        if declared is not None and version_tuple(declared) > key:
             floor, key = declared, version_tuple(declared)
     return floor
 
@@ -84,6 +88,7 @@ def publish_release(
     if not isinstance(info, dict) or info.get("kind") not in ("app", "image"):
         raise OtaError("the manifest must name its kind: app or image")
     version = check_version(str(info.get("version", "")))
+    check_floor(version, info.get("floor"))
     signer = signing.check_signatures(release.manifest, release.sigs, trusted_keys(session))
     import hashlib
 
@@ -151,15 +156,29 @@ def visible_device(session: Session, principal: Principal, device_id: str) -> De
 
 
 def pin(
-    session: Session, principal: Principal, device_id: str, version: str | None, reason: str
+    session: Session,
+    principal: Principal,
+    device_id: str,
+    version: str | None,
+    reason: str,
+    *,
+    known_only: bool = False,
 ) -> VersionPin:
+    """Hold a device on a version (default: the one it runs), with a reason. With
+    `known_only` the version must be the device's own or a published release's."""
     principal.require(Scope.RELEASES_WRITE)
     device = visible_device(session, principal, device_id)
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("say why the device is pinned (reason)")
+    if len(reason) > MAX_PIN_REASON:
+        raise Invalid(f"the reason is over {MAX_PIN_REASON} characters")
+    version = _pin_version(session, device, version, known_only)
     row = session.get(VersionPin, device.id)
     if row is None:
         row = VersionPin(device_pk=device.id, created_by=principal.actor)
         session.add(row)
-    row.version = version or device.fw_version
+    row.version = version
     row.reason = reason
     audit.record(
         session,
@@ -171,6 +190,30 @@ def pin(
         detail={"version": row.version, "reason": reason},
     )
     return row
+
+
+def _pin_version(session: Session, device: Device, version: str | None, known_only: bool) -> str:
+    if version is None or not version.strip():
+        if device.fw_version is None:
+            raise Invalid(
+                f"device {device.device_id!r} has not reported a version: name the version"
+            )
+        return device.fw_version
+    version = version.strip()
+    if len(version) > MAX_VERSION:
+        raise Invalid(f"version {version[:40]!r} is over {MAX_VERSION} characters")
+    try:
+        check_version(version)
+    except OtaError as exc:
+        raise Invalid(str(exc)) from exc
+    if not known_only or version == device.fw_version:
+        return version
+    if session.scalars(select(Release.id).where(Release.version == version)).first() is None:
+        raise Invalid(
+            f"no release {version} is published and the device runs {device.fw_version}: "
+            "pin it to a published release or the version it runs"
+        )
+    return version
 
 
 def unpin(session: Session, principal: Principal, device_id: str) -> None:
@@ -233,16 +276,26 @@ def record_progress(
     ).one_or_none()
     if member is None and doc["state"] != "failed":
         member = _member_by_earlier_job(session, device_pk, job)
-    if member is None or member.state in TERMINAL:
+    if member is None or (member.state in TERMINAL and not _presumed(member)):
         return  # a late report after the outcome (QoS 1 redelivery) changes nothing
     member.state = str(doc["state"])
     member.updated_at = at
-    if doc["state"] == "failed":
-        member.reason = _text(doc, "reason", 2000) or "failed without a reason"
+    # A reason belongs to a failure; one left from an earlier state would contradict it.
+    member.reason = (
+        (_text(doc, "reason", 2000) or "failed without a reason")
+        if doc["state"] == "failed"
+        else None
+    )
     if doc["state"] == "succeeded":
         device = session.get(Device, device_pk)
         if device is not None:
             device.fw_version = _text(doc, "app", 32)
+
+
+def _presumed(member: RolloutDevice) -> bool:
+    """An outcome the engine gave a silent device (stalled, or found on the release): the
+    device's own report, arriving after all, says what really happened."""
+    return member.reason is not None and member.reason.startswith(PRESUMED)
 
 
 def _member_by_earlier_job(session: Session, device_pk: int, job: str) -> RolloutDevice | None:

@@ -48,12 +48,17 @@ def generate(folder: Path) -> SigningKey:
     private = Ed25519PrivateKey.generate()
     raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     key = SigningKey(key_id(raw), private)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise OtaError(f"{folder} is a file; --keys names the folder that holds the keys")
     pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     path = folder / f"{key.kid}.pem"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+    except OSError as exc:
+        raise OtaError(f"cannot save the key in {folder}: {exc.strerror or exc}") from exc
     return key
 
 
@@ -85,6 +90,14 @@ def check_signatures(manifest: bytes, sigs: list[list[str]], trusted: dict[str, 
     for sig in sigs:
         if len(sig) == 2 and sig[0] in trusted and verify(trusted[sig[0]], manifest, sig[1]):
             return sig[0]
+    broken = [s[0] for s in sigs if len(s) == 2 and s[0] in trusted]
+    if broken:
+        # The key is trusted but its signature does not cover these bytes: the manifest (or
+        # the signature) changed after signing.
+        raise OtaError(
+            f"the signature by {', '.join(broken)} does not match the manifest (changed after "
+            "signing?); build the release again and sign it"
+        )
     kids = ", ".join(s[0] for s in sigs if s)
     raise OtaError(
         f"no valid signature by a trusted key (signed by: {kids}); "

@@ -111,8 +111,12 @@ def test_admin_pins_and_unpins_with_notices_and_audit(
     page = client.post(f"{HERE}/unpin", data={"csrf": token}).text
     assert "not unpinned: the device is not pinned" in page
 
-    assert "pinned to 0.0.9" in pin(reason="hold back", version="0.0.9")
-    assert pin_of(fleet_ctx, DEVICE).version == "0.0.9"  # type: ignore[union-attr]
+    # A version that is neither published nor running is a typo, refused as the API does.
+    assert "not pinned: no release 0.0.9 is published" in pin(reason="hold back", version="0.0.9")
+    assert "not pinned: version" in pin(reason="hold back", version="next week")
+    assert pin_of(fleet_ctx, DEVICE) is None
+    assert "pinned to 0.1.0" in pin(reason="hold back", version="0.1.0")
+    assert pin_of(fleet_ctx, DEVICE).version == "0.1.0"  # type: ignore[union-attr]
 
     entries = pin_audit(fleet_ctx)
     assert [e.action for e in entries] == ["ota.pin", "ota.unpin", "ota.pin"]
@@ -120,7 +124,7 @@ def test_admin_pins_and_unpins_with_notices_and_audit(
     assert all(e.target_type == "device" and e.target_id == DEVICE for e in entries)
     assert all(e.borough_id == world.borough_ids["hackney"] for e in entries)
     assert entries[0].detail == {"version": "0.1.0", "reason": "tenant asked for no updates"}
-    assert entries[2].detail == {"version": "0.0.9", "reason": "hold back"}
+    assert entries[2].detail == {"version": "0.1.0", "reason": "hold back"}
 
 
 def tick_until(ctx: FleetContext, publisher: Recorder, done: Callable[[], bool]) -> None:

@@ -244,6 +244,11 @@ def test_rollout_started_from_the_form(
     )
     r = client.post("/rollouts", data={**form, "device_ids": "cs-hackney-0001 cs-hackney-9999"})
     assert "not started: no such device in the target: cs-hackney-9999" in r.text
+    # An empty form never means the whole fleet: every device only when asked for.
+    r = client.post("/rollouts", data={**form, "borough": ""})
+    assert "not started: the target names no devices" in r.text
+    r = client.post("/rollouts", data={**form, "device_ids": " , "})
+    assert "not started: the device ids field holds no id" in r.text
     with fleet_ctx.sessions() as s:
         assert s.scalars(select(Rollout)).all() == []
         device = s.scalars(select(Device).where(Device.device_id == "cs-hackney-0001")).one()
@@ -262,3 +267,19 @@ def test_rollout_started_from_the_form(
             )
         ).one()
         assert "admin@example.org" in actor
+
+    r = client.post("/rollouts", data={**form, "borough": "", "every": "1"})
+    assert r.status_code == 200 and "rollout started" in r.text, r.text[-800:]
+    with fleet_ctx.sessions() as s:
+        every = s.scalars(select(Rollout).order_by(Rollout.id.desc())).first()
+        assert every is not None and every.target == {"all": True}
+        every.state = "completed"  # a completed rollout still offers to late joiners
+        s.commit()
+        stop = f"/rollouts/{every.id}"
+    page = client.get(stop).text
+    assert "Abort to stop that." in page and f'action="{stop}/abort"' in page
+    assert client.post(f"{stop}/abort", data={"csrf": form["csrf"]}).status_code == 200
+    with fleet_ctx.sessions() as s:
+        assert s.get(Rollout, every.id).state == "aborted"  # type: ignore[union-attr]
+    releases = client.get("/releases").text
+    assert '<td data-field="floor">none</td>' in releases

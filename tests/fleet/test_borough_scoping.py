@@ -144,7 +144,7 @@ def cross_borough_requests(ids: dict[str, int]) -> list[tuple[str, str, dict | N
         ("POST", f"/api/v1/cases/{ids['case']}/steps", {"step": "investigation"}),
         ("POST", f"/api/v1/cases/{ids['case']}/close", None),
         ("GET", f"{dev}/ota/history", None),
-        ("PUT", f"{dev}/ota/pin", {"reason": "tenant asked"}),
+        ("PUT", f"{dev}/ota/pin", {"reason": "tenant asked", "version": "9.9.9"}),
         ("DELETE", f"{dev}/ota/pin", None),
         ("GET", f"/api/v1/rollouts/{ids['rollout']}", None),
         ("POST", f"/api/v1/rollouts/{ids['rollout']}/pause", {"reason": "checking"}),

@@ -130,3 +130,29 @@ def test_an_unreachable_fleet_is_an_error_not_a_traceback(tmp_path: Path) -> Non
         assert result.exit_code == 1, result.output
         assert f"cannot reach the fleet at {closed}" in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_cli_mistakes_are_errors_with_the_fix_not_tracebacks(tmp_path: Path) -> None:
+    runner = CliRunner()
+    key = signing.generate(tmp_path / "k")
+    path = tmp_path / "r.zip"
+    rel = ReleaseFile.from_built(bundle.build_app("0.2.0", files={"cs/app.mpy": b"M\x06a"}))
+    rel.sign(key)
+    rel.save(path)
+    for args in (["trust", key.public_hex], ["upload", str(path)]):
+        result = runner.invoke(release_app, args, env={"FLEET_ADMIN_TOKEN": ""})
+        assert result.exit_code == 1, result.output
+        assert "no API token: pass --token or set FLEET_ADMIN_TOKEN" in result.output
+
+    missing = tmp_path / "nodir" / "x.zip"
+    result = runner.invoke(release_app, ["build", "0.7.0", "--out", str(missing)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"folder {missing.parent} does not exist" in result.output
+
+    result = runner.invoke(release_app, ["keygen", "--keys", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"{path} is a file; --keys names the folder" in result.output
+
+    result = runner.invoke(release_app, ["build", "0.4.0", "--floor", "0.5.0", "--out", "x.zip"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "the floor 0.5.0 is above the release's own version 0.4.0" in result.output

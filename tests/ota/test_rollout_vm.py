@@ -104,7 +104,7 @@ def _publish(fleet: RunningFleet, key: signing.SigningKey, release: ReleaseFile,
     with fleet.ctx.sessions.begin() as s:
         service.trust_key(s, SYSTEM, key.public_hex)
         row = service.publish_release(s, SYSTEM, release)
-        r = rollout.create_rollout(s, SYSTEM, release_id=row.id, target={}, **kw)
+        r = rollout.create_rollout(s, SYSTEM, release_id=row.id, target={"all": True}, **kw)
         return r.id
 
 

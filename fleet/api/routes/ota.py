@@ -20,7 +20,7 @@ from fleet.models import Device
 from fleet.models.ota import Release, Rollout, RolloutDevice
 from fleet.ota import rollout as rollouts
 from fleet.ota import service
-from fleet.ota.errors import NoBroker, NotFound, OtaError
+from fleet.ota.errors import Invalid, NoBroker, NotFound, OtaError
 from fleet.ota.package import ReleaseFile
 
 router = APIRouter(tags=["ota"])
@@ -47,6 +47,10 @@ class ReleaseOut(BaseModel):
     size: int
     sha256: str
     raw_size: int
+    floor: str | None = Field(
+        description="Anti-rollback floor the release declares: a device that confirmed it "
+        "refuses any release below it (and devices enrolled later start from the highest)"
+    )
     notes: str
     created_by: str
     created_at: datetime
@@ -58,11 +62,15 @@ class KeyIn(BaseModel):
 
 
 class TargetIn(BaseModel):
+    """All given must match; every device (in the borough) only with "all": true."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must not widen the target
     borough_id: DbId | None = None
     estate_id: DbId | None = None
     tag: str | None = Field(None, max_length=64)
     board: str | None = Field(None, max_length=64)
-    device_ids: list[str] | None = Field(None, max_length=10_000)
+    device_ids: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=10_000)
+    all: bool = Field(False, description="Every device (in the borough, with borough_id)")
 
 
 class RolloutIn(BaseModel):
@@ -103,8 +111,13 @@ class RolloutOut(BaseModel):
 
 
 class PinIn(BaseModel):
-    version: str | None = Field(None, max_length=32, description="Default: its version now")
-    reason: str = Field("", max_length=400)
+    version: str | None = Field(
+        None,
+        max_length=32,
+        description="A published release's or the device's own version; "
+        "default: the version it runs now",
+    )
+    reason: str = Field(max_length=400, description="Why the device is held (required)")
 
 
 class EventOut(BaseModel):
@@ -122,6 +135,8 @@ class EventOut(BaseModel):
 def _fail(exc: OtaError) -> HTTPException:
     if isinstance(exc, NotFound):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, Invalid):
+        return HTTPException(422, str(exc))
     if isinstance(exc, NoBroker):
         return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
     return HTTPException(status.HTTP_409_CONFLICT, str(exc))
@@ -233,7 +248,7 @@ def create_rollout(
             session,
             principal,
             release_id=body.release_id,
-            target=body.target.model_dump(),
+            target=body.target.model_dump(exclude_defaults=True),
             waves=body.waves,
             soak_s=body.soak_s,
             failure_threshold=body.failure_threshold,
@@ -288,7 +303,7 @@ def pin_device(
     principal: Principal = Depends(require(Scope.RELEASES_WRITE)),
 ) -> Response:
     try:
-        service.pin(session, principal, device_id, body.version, body.reason)
+        service.pin(session, principal, device_id, body.version, body.reason, known_only=True)
     except OtaError as exc:
         raise _fail(exc) from exc
     session.commit()
