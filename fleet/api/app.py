@@ -37,7 +37,7 @@ from fleet.broker.url import BrokerAddress
 from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
 from fleet.dashboard import router as dashboard_router
-from fleet.dashboard.web import NoStoreMiddleware
+from fleet.dashboard.web import PageHeaders
 from fleet.ingest.worker import IngestWorker
 from fleet.observability.metrics import build_registry
 from fleet.ota.engine import RolloutEngine
@@ -89,7 +89,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit)
 
-    app.add_middleware(NoStoreMiddleware)
+    app.add_middleware(PageHeaders)
     validation.install(app)
     app.add_middleware(PublicFeedCors)
 

@@ -9,14 +9,8 @@ and then handed on.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BODY_LIMIT = 1024 * 1024  # forms and JSON: a 10,000-device rollout target is ~250 KB
 # A signed release carries a whole firmware image (base64, ~2.7 MB for a 2 MB image).

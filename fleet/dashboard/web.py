@@ -25,21 +25,41 @@ def is_page(path: str) -> bool:
     return not path.startswith(MACHINE_PREFIXES)
 
 
-class NoStoreMiddleware:
-    """Pages say `Cache-Control: no-store`: they show tenants' homes, readings and cases, and on a
-    shared office PC the browser must not show them again (Back) after someone signs out."""
+# Pages run only the fleet's own scripts (no inline script or handler: a name with a quote in
+# it can never become code) and cannot be framed by another site (clickjacking). Inline
+# styles stay allowed: the printable evidence carries its print rules in the page.
+PAGE_HEADERS = {
+    "cache-control": "no-store",
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+}
+
+
+class PageHeaders:
+    """What every page answer carries. `Cache-Control: no-store`: pages show tenants' homes,
+    readings and cases, and on a shared office PC the browser must not show them again
+    (Back) after someone signs out. Every answer, page or not, says `nosniff`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_page(scope["path"]):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        page = is_page(scope["path"])
 
-        async def send_no_store(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).setdefault("cache-control", "no-store")
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("x-content-type-options", "nosniff")
+                if page:
+                    for name, value in PAGE_HEADERS.items():
+                        headers.setdefault(name, value)
             await send(message)
 
-        await self.app(scope, receive, send_no_store)
+        await self.app(scope, receive, send_with_headers)

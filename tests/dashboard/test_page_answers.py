@@ -152,6 +152,22 @@ def test_pages_are_not_kept_in_the_browser_cache(
     assert "no-store" not in client.get("/static/style.css").headers.get("cache-control", "")
 
 
+def test_pages_run_only_the_fleets_scripts_and_cannot_be_framed(
+    client: TestClient,  # noqa: F811
+    world: World,  # noqa: F811
+) -> None:
+    sign_in(client, "staff_hackney")
+    for path in ("/login", "/", "/registry", "/nowhere"):
+        headers = client.get(path).headers
+        policy = headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy, path
+        assert (
+            headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+        )
+    api = client.get("/api/v1/devices", headers=world.headers("staff_hackney")).headers
+    assert "content-security-policy" not in api and api["x-content-type-options"] == "nosniff"
+
+
 def test_blank_estate_names_are_refused(
     client: TestClient,  # noqa: F811
     world: World,  # noqa: F811
