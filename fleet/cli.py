@@ -68,7 +68,11 @@ def serve(
 @app.command("ingest")
 def ingest_command(
     client_id: Annotated[
-        str | None, typer.Option(help="MQTT client id; stable per worker (FLEET_INGEST_CLIENT_ID).")
+        str | None,
+        typer.Option(
+            help="MQTT client id, stable per worker (FLEET_INGEST_CLIENT_ID); default and "
+            "required with a client certificate: its CN."
+        ),
     ] = None,
     share_group: Annotated[
         str | None, typer.Option(help="Shared-subscription group (FLEET_INGEST_SHARE_GROUP).")

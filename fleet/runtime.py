@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 from fleet.broker.embedded import EmbeddedBroker
 from fleet.broker.url import BrokerAddress
 from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
+from fleet.core.mqtt_identity import MqttIdentityError
 from fleet.feed.live import FeedPublisher
 from fleet.feed.stewardship import purge_committed
 from fleet.health.retention import Retention
@@ -43,6 +43,13 @@ class FleetRuntime:
 
     def start(self, *, ingest_timeout: float = 20.0) -> BrokerAddress:
         settings = self.ctx.settings
+        try:  # before anything starts: a wrong certificate is a configuration error
+            main = (
+                settings.ingest_identity() if settings.ingest_enabled else settings.api_identity()
+            )
+            feed = settings.feed_identity() if settings.feed_enabled else None
+        except MqttIdentityError as exc:
+            raise StartError(str(exc)) from exc
         external = settings.broker_address()
         if external is not None:
             self.broker = external
@@ -62,12 +69,10 @@ class FleetRuntime:
             )
             self.broker = self.embedded.start()
         if settings.ingest_enabled:
-            self._start_ingest(self.broker, ingest_timeout)
+            self._start_ingest(main.on(self.broker), main.client_id, ingest_timeout)
         else:
             # API-only process: ingest runs elsewhere (`fleet ingest`); commands still go out.
-            self.publisher = CommandPublisher(
-                self.broker, client_id=f"{settings.ingest_client_id}-api-{os.getpid()}"
-            )
+            self.publisher = CommandPublisher(main.on(self.broker), client_id=main.client_id)
             self.publisher.start()
         self.sweeper = HealthSweeper(
             self.ctx.sessions,
@@ -80,17 +85,20 @@ class FleetRuntime:
         self.sweeper.start()
         self.risk = RiskWorker(self.ctx.sessions, get_risk_settings())
         self.risk.start()
-        # One feed publisher per fleet service: it follows committed readings, so it works
-        # whether ingest runs here or in separate `fleet ingest` workers.
-        public_api = settings.feed_public_url or f"http://{settings.http_host}:{settings.http_port}"
-        self.feed = FeedPublisher(
-            self.ctx.sessions,
-            self.broker,
-            client_id=f"{settings.ingest_client_id}-feed",
-            purge=purge_committed,
-            service_root=f"{public_api.rstrip('/')}/sta/v1.1",
-        )
-        self.feed.start()
+        # One feed publisher per fleet (FLEET_FEED_ENABLED on one process): it follows
+        # committed readings, so it works whether ingest runs here or in `fleet ingest` workers.
+        if feed is not None:
+            public_api = (
+                settings.feed_public_url or f"http://{settings.http_host}:{settings.http_port}"
+            )
+            self.feed = FeedPublisher(
+                self.ctx.sessions,
+                feed.on(self.broker),
+                client_id=feed.client_id,
+                purge=purge_committed,
+                service_root=f"{public_api.rstrip('/')}/sta/v1.1",
+            )
+            self.feed.start()
         ota = OtaSettings()
         self.ota = RolloutEngine(
             self.ctx.sessions,
@@ -108,13 +116,13 @@ class FleetRuntime:
         """Where API requests publish commands: the ingest connection or a publish-only one."""
         return self.ingest if self.ingest is not None else self.publisher
 
-    def _start_ingest(self, broker: BrokerAddress, timeout: float) -> None:
+    def _start_ingest(self, broker: BrokerAddress, client_id: str, timeout: float) -> None:
         settings = self.ctx.settings
         handler = IngestHandler(self.ctx.sessions, max_payload_bytes=settings.max_payload_bytes)
         self.ingest = IngestWorker(
             handler,
             broker,
-            client_id=settings.ingest_client_id,
+            client_id=client_id,
             share_group=settings.ingest_share_group,
             queue_size=settings.ingest_queue_size,
             batch_size=settings.ingest_batch_size,

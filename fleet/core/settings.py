@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet.broker.url import BrokerAddress
+from fleet.core.mqtt_identity import MqttIdentity, MqttIdentityError, resolve_identity
 
 
 class Settings(BaseSettings):
@@ -33,7 +35,25 @@ class Settings(BaseSettings):
     mqtt_key_file: Path | None = Field(default=None, description="Client key (mqtts)")
     embedded_broker_host: str = "127.0.0.1"
     embedded_broker_port: int = Field(default=1883, ge=0, le=65535)
-    ingest_client_id: str = "fleet-ingest"
+    ingest_client_id: str | None = Field(
+        default=None,
+        description="MQTT client id of the ingest worker; default: the CN of "
+        "FLEET_MQTT_CERT_FILE (which it must equal), else fleet-ingest",
+    )
+    api_client_id: str | None = Field(
+        default=None,
+        description="MQTT client id of an API-only process (`fleet serve --no-ingest`); default: "
+        "the CN of FLEET_MQTT_CERT_FILE (which it must equal), else fleet-api-<pid>",
+    )
+    feed_enabled: bool = Field(
+        default=True, description="Publish the live feed from this process (one per fleet)"
+    )
+    feed_mqtt_cert_file: Path | None = Field(
+        default=None,
+        description="The feed publisher's own client certificate (mqtts; fleet-feed); "
+        "needed whenever FLEET_MQTT_CERT_FILE is set",
+    )
+    feed_mqtt_key_file: Path | None = Field(default=None, description="Its key")
     ingest_share_group: str | None = Field(
         default=None, description="Shared-subscription group, so several ingest workers split load"
     )
@@ -138,11 +158,17 @@ class Settings(BaseSettings):
             ("FLEET_MQTT_CA_FILE", self.mqtt_ca_file),
             ("FLEET_MQTT_CERT_FILE", self.mqtt_cert_file),
             ("FLEET_MQTT_KEY_FILE", self.mqtt_key_file),
+            ("FLEET_FEED_MQTT_CERT_FILE", self.feed_mqtt_cert_file),
+            ("FLEET_FEED_MQTT_KEY_FILE", self.feed_mqtt_key_file),
         ):
             if path is not None and not path.is_file():
                 raise ValueError(f"{label} points to {path}, which is not a readable file")
         if (self.mqtt_cert_file is None) != (self.mqtt_key_file is None):
             raise ValueError("set both FLEET_MQTT_CERT_FILE and FLEET_MQTT_KEY_FILE, or neither")
+        if (self.feed_mqtt_cert_file is None) != (self.feed_mqtt_key_file is None):
+            raise ValueError(
+                "set both FLEET_FEED_MQTT_CERT_FILE and FLEET_FEED_MQTT_KEY_FILE, or neither"
+            )
         return self
 
     @model_validator(mode="after")
@@ -212,6 +238,47 @@ class Settings(BaseSettings):
             ca_file=str(self.mqtt_ca_file) if self.mqtt_ca_file else None,
             cert_file=str(self.mqtt_cert_file) if self.mqtt_cert_file else None,
             key_file=str(self.mqtt_key_file) if self.mqtt_key_file else None,
+        )
+
+    def ingest_identity(self) -> MqttIdentity:
+        """The ingest worker's client id and certificate; raises MqttIdentityError."""
+        return resolve_identity(
+            configured=self.ingest_client_id,
+            configured_variable="FLEET_INGEST_CLIENT_ID",
+            cert_file=self.mqtt_cert_file,
+            key_file=self.mqtt_key_file,
+            cert_variable="FLEET_MQTT_CERT_FILE",
+            default="fleet-ingest",
+        )
+
+    def api_identity(self) -> MqttIdentity:
+        """The command publisher's of an API-only process; raises MqttIdentityError."""
+        return resolve_identity(
+            configured=self.api_client_id,
+            configured_variable="FLEET_API_CLIENT_ID",
+            cert_file=self.mqtt_cert_file,
+            key_file=self.mqtt_key_file,
+            cert_variable="FLEET_MQTT_CERT_FILE",
+            default=f"fleet-api-{os.getpid()}",
+        )
+
+    def feed_identity(self) -> MqttIdentity:
+        """The feed publisher's; raises MqttIdentityError."""
+        if self.mqtt_cert_file is not None and self.feed_mqtt_cert_file is None:
+            # With the process's own certificate the feed would take over its connection.
+            raise MqttIdentityError(
+                "the feed publisher needs a certificate of its own: set "
+                "FLEET_FEED_MQTT_CERT_FILE and FLEET_FEED_MQTT_KEY_FILE to the fleet-feed "
+                "certificate (python -m fleet.identity bootstrap issues it), or "
+                "FLEET_FEED_ENABLED=false where another process publishes the feed"
+            )
+        return resolve_identity(
+            configured=None,
+            configured_variable="",
+            cert_file=self.feed_mqtt_cert_file,
+            key_file=self.feed_mqtt_key_file,
+            cert_variable="FLEET_FEED_MQTT_CERT_FILE",
+            default="fleet-feed",
         )
 
     @property

@@ -19,11 +19,12 @@ from fleet.identity.errors import (
     WrongPassphraseError,
 )
 from fleet.identity.issued import IssuedCertificate
-from fleet.identity.names import FEED_ACCOUNT, INGEST_ACCOUNT, device_urn
+from fleet.identity.names import API_ACCOUNT, FEED_ACCOUNT, INGEST_ACCOUNT, device_urn, numbered
 from fleet.identity.rotation import needs_rotation
 from fleet.identity.store import CRL_VALIDITY_DAYS, CAStore
 
 __all__ = [
+    "API_ACCOUNT",
     "CA_VALIDITY_DAYS",
     "CRL_VALIDITY_DAYS",
     "FEED_ACCOUNT",
@@ -45,4 +46,5 @@ __all__ = [
     "WrongPassphraseError",
     "device_urn",
     "needs_rotation",
+    "numbered",
 ]

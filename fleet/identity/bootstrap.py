@@ -12,7 +12,13 @@ from fleet.identity.ca import LEAF_VALIDITY_DAYS
 from fleet.identity.files import write_public
 from fleet.identity.keys import Passphrase
 from fleet.identity.mosquitto import ACL_FILE, DEFAULT_PORT, BrokerFiles, write_broker_config
-from fleet.identity.names import DEFAULT_SERVICE_ACCOUNTS, check_service_name, split_hosts
+from fleet.identity.names import (
+    API_ACCOUNT,
+    INGEST_ACCOUNT,
+    check_service_name,
+    service_roles,
+    split_hosts,
+)
 from fleet.identity.store import CAStore, publish_crl
 
 log = logging.getLogger(__name__)
@@ -27,13 +33,25 @@ class BootstrapResult:
     broker_files: BrokerFiles
     # service account name -> (certificate path, key path)
     services: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    # role (fleet-ingest, fleet-api, fleet-feed) -> its identities, as the ACL grants them
+    roles: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ingest(self) -> list[str]:
+        return self.roles[INGEST_ACCOUNT]
+
+    @property
+    def api(self) -> list[str]:
+        return self.roles[API_ACCOUNT]
 
 
 def bootstrap(
     out: Path,
     *,
     broker_hosts: Sequence[str],
-    services: Sequence[str] = DEFAULT_SERVICE_ACCOUNTS,
+    ingest_workers: int = 1,
+    api_replicas: int = 0,
+    services: Sequence[str] = (),
     passphrase: Passphrase | None = None,
     port: int = DEFAULT_PORT,
     bind_address: str | None = None,
@@ -49,11 +67,21 @@ def bootstrap(
     OUT/ca       ca.crt, ca.key (0600, encrypted with `passphrase`), revoked.json, crl.pem:
                  keep this folder offline; it issues device certificates and signs CRLs.
     OUT/broker   ca.crt, server.crt, server.key (0600), crl.pem, acl, mosquitto.conf, data/
-    OUT/services <name>.crt and <name>.key (0600) per service account, plus ca.crt.
+    OUT/services <name>.crt and <name>.key (0600) per service identity, plus ca.crt:
+                 fleet-ingest-0 .. fleet-ingest-<ingest_workers - 1>, fleet-api-0 ..
+                 fleet-api-<api_replicas - 1>, fleet-feed, and any extra `services` (feed
+                 consumers, say), which the ACL grants nothing until an operator adds them.
+
+    The broker binds each connection's client id to its certificate, so every process that
+    connects needs its own identity: one per ingest worker and per API replica.
     """
     split_hosts(list(broker_hosts))  # fail before anything is written
+    roles = service_roles(ingest_workers=ingest_workers, api_replicas=api_replicas)
+    names = [name for members in roles.values() for name in members]
     for name in services:
         check_service_name(name)
+        if name not in names:
+            names.append(name)
     out = Path(out).resolve()
     store = CAStore(out / "ca")
     ca = store.create(passphrase=passphrase, now=now)
@@ -77,6 +105,7 @@ def bootstrap(
     conf = write_broker_config(
         broker,
         files,
+        identities=roles,
         port=port,
         bind_address=bind_address,
         run_as=run_as,
@@ -86,7 +115,7 @@ def bootstrap(
     services_dir = out / "services"
     write_public(services_dir / "ca.crt", ca.certificate_pem())
     issued: dict[str, tuple[Path, Path]] = {}
-    for name in services:
+    for name in names:
         cert_path, key_path = services_dir / f"{name}.crt", services_dir / f"{name}.key"
         ca.issue_service(name, validity_days=validity_days, now=now).write(cert_path, key_path)
         issued[name] = (cert_path, key_path)
@@ -98,4 +127,5 @@ def bootstrap(
         mosquitto_conf=conf,
         broker_files=files,
         services=issued,
+        roles=roles,
     )

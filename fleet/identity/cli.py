@@ -16,7 +16,6 @@ from rich.console import Console
 from fleet.identity.ca import LEAF_VALIDITY_DAYS
 from fleet.identity.errors import IdentityError
 from fleet.identity.mosquitto import DEFAULT_PORT
-from fleet.identity.names import DEFAULT_SERVICE_ACCOUNTS
 from fleet.identity.rotation import ROTATE_BEFORE_DAYS, needs_rotation
 from fleet.identity.store import CRL_VALIDITY_DAYS, CAStore
 
@@ -100,8 +99,22 @@ def bootstrap(
     broker_host: Annotated[
         list[str], typer.Option("--broker-host", help="DNS name or IP of the broker (repeat).")
     ],
+    ingest_workers: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Ingest worker identities to issue: fleet-ingest-0 .. fleet-ingest-N-1."
+        ),
+    ] = 1,
+    api_replicas: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="API replica identities (`fleet serve --no-ingest`): fleet-api-0 .. M-1.",
+        ),
+    ] = 0,
     service: Annotated[
-        list[str] | None, typer.Option("--service", help="Service account (repeat).")
+        list[str] | None,
+        typer.Option("--service", help="Extra service account, e.g. a feed consumer (repeat)."),
     ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="TLS listener port.")] = DEFAULT_PORT,
     bind: Annotated[str | None, typer.Option(help="Listener bind address (default: all).")] = None,
@@ -124,7 +137,9 @@ def bootstrap(
     result = run_bootstrap(
         out,
         broker_hosts=broker_host,
-        services=service or DEFAULT_SERVICE_ACCOUNTS,
+        ingest_workers=ingest_workers,
+        api_replicas=api_replicas,
+        services=service or (),
         passphrase=_passphrase(passphrase, passphrase_file),
         port=port,
         bind_address=bind,
@@ -138,6 +153,28 @@ def bootstrap(
     console.print(f"broker files:       {result.broker_dir}")
     console.print(f"service accounts:   {result.services_dir} ({', '.join(result.services)})")
     console.print(f"start the broker:   mosquitto -c {result.mosquitto_conf}")
+
+
+@app.command()
+@_handled
+def acl(
+    out: Annotated[Path, typer.Option(help="ACL file to write (the broker's acl_file).")],
+    ingest_workers: Annotated[int, typer.Option(min=0, help="fleet-ingest-0 .. N-1.")] = 1,
+    api_replicas: Annotated[int, typer.Option(min=0, help="fleet-api-0 .. M-1.")] = 0,
+    template_dir: Annotated[
+        Path | None, typer.Option(help="Folder with the acl template (deploy/mosquitto).")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Re-render the broker ACL for more or fewer ingest workers or API replicas; issue the
+    new identities with issue-service, then reload the broker."""
+    from fleet.identity.mosquitto import write_acl
+    from fleet.identity.names import service_roles
+
+    roles = service_roles(ingest_workers=ingest_workers, api_replicas=api_replicas)
+    write_acl(out, roles, template_dir=template_dir)
+    names = ", ".join(name for members in roles.values() for name in members)
+    console.print(f"ACL {out} grants {names}. Reload the broker: kill -HUP <pid>")
 
 
 def _issue(
@@ -173,7 +210,9 @@ def issue_device(
 @_handled
 def issue_service(
     ca_dir: CaDir,
-    name: Annotated[str, typer.Option(help="Account name, e.g. fleet-ingest.")],
+    name: Annotated[
+        str, typer.Option(help="Account name, e.g. fleet-ingest-3 or fleet-feed-datastore.")
+    ],
     out: Annotated[Path, typer.Option(help="Folder for <name>.crt and <name>.key.")],
     days: Days = LEAF_VALIDITY_DAYS,
     passphrase: PassphraseOpt = None,

@@ -16,9 +16,15 @@ SERVICE_URN_PREFIX = "urn:cs:service:"
 # the CA therefore never issues a device certificate inside this namespace.
 SERVICE_PREFIX = "fleet-"
 SERVICE_NAME_RE = re.compile(r"^fleet-[a-z0-9][a-z0-9-]{1,56}$")
+# Service roles. The broker binds each connection's client id to its certificate's CN, so two
+# processes sharing a certificate would close each other's connections: every ingest worker and
+# every API replica has an identity of its own, `<role>-<n>` (n from 0, like the StatefulSet
+# pod names that select them). The feed publisher runs once per fleet: one identity.
 INGEST_ACCOUNT = "fleet-ingest"
+API_ACCOUNT = "fleet-api"
 FEED_ACCOUNT = "fleet-feed"
-DEFAULT_SERVICE_ACCOUNTS = (INGEST_ACCOUNT, FEED_ACCOUNT)
+# The roles whose rights the shipped ACL template grants, per identity.
+SERVICE_ROLES = (INGEST_ACCOUNT, API_ACCOUNT, FEED_ACCOUNT)
 
 _HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -44,6 +50,22 @@ def check_service_name(name: str) -> str:
             "a-z, 0-9 and '-' (e.g. fleet-ingest), at most 63 characters"
         )
     return name
+
+
+def numbered(role: str, count: int) -> list[str]:
+    """The identities of `count` members of a role: fleet-ingest-0, fleet-ingest-1, ..."""
+    if count < 0:
+        raise InvalidNameError(f"the number of {role} identities must be 0 or more, not {count}")
+    return [check_service_name(f"{role}-{n}") for n in range(count)]
+
+
+def service_roles(*, ingest_workers: int, api_replicas: int) -> dict[str, list[str]]:
+    """Each role's identities, as the ACL grants them and the bootstrap issues them."""
+    return {
+        INGEST_ACCOUNT: numbered(INGEST_ACCOUNT, ingest_workers),
+        API_ACCOUNT: numbered(API_ACCOUNT, api_replicas),
+        FEED_ACCOUNT: [FEED_ACCOUNT],
+    }
 
 
 def device_urn(device_id: str) -> str:

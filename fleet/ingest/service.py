@@ -1,8 +1,9 @@
 """`fleet ingest`: one ingest worker process and nothing else (no HTTP, no embedded broker).
 
-Run N of these with the same FLEET_INGEST_SHARE_GROUP and distinct, stable client ids
-(FLEET_INGEST_CLIENT_ID, e.g. a StatefulSet pod name): the broker splits device traffic
-between them, and a restarted worker resumes its own persistent session.
+Run N of these with the same FLEET_INGEST_SHARE_GROUP and distinct, stable client ids: the
+broker splits device traffic between them, and a restarted worker resumes its own persistent
+session. With TLS client certificates the client id is the certificate's CN, so each worker
+has its own certificate (fleet-ingest-0, -1, ...: a StatefulSet pod name selects it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from types import FrameType
 
 from fleet.core.context import build_context
+from fleet.core.mqtt_identity import MqttIdentityError
 from fleet.core.settings import Settings
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.worker import IngestWorker
@@ -33,11 +35,15 @@ def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
             "`fleet ingest` needs an external broker: set FLEET_MQTT_URL "
             "(the embedded broker lives inside `fleet serve`)"
         )
+    try:
+        identity = settings.ingest_identity()
+    except MqttIdentityError as exc:
+        raise IngestConfigError(str(exc)) from exc
     ctx = build_context(settings)
     worker = IngestWorker(
         IngestHandler(ctx.sessions, max_payload_bytes=settings.max_payload_bytes),
-        broker,
-        client_id=settings.ingest_client_id,
+        identity.on(broker),
+        client_id=identity.client_id,
         share_group=settings.ingest_share_group,
         queue_size=settings.ingest_queue_size,
         batch_size=settings.ingest_batch_size,
@@ -62,7 +68,7 @@ def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
     try:
         if not worker.connected.wait(connect_timeout_s) and not done.is_set():
             log.warning("no broker at %s yet; still trying", broker.url)
-        log.info("ingest worker %s running on %s", settings.ingest_client_id, worker.filter)
+        log.info("ingest worker %s running on %s", identity.client_id, worker.filter)
         while not done.wait(1.0):
             pass
     finally:

@@ -86,12 +86,13 @@ class TlsFleet:
 
 @pytest.fixture
 def tls_fleet(tmp_path: Path, sqlite_url: str) -> Iterator[TlsFleet]:
-    """Fleet (ingest over mqtts with the fleet-ingest certificate) + TLS Mosquitto + HTTP."""
+    """Fleet (ingest and feed over mqtts, each with its own certificate) + TLS Mosquitto + HTTP."""
     mosquitto_binary()
     port = free_port()
     pki = make_pki(tmp_path / "tls", port)
     broker = Broker(pki, port)
-    ingest_cert, ingest_key = pki.result.services["fleet-ingest"]
+    ingest_cert, ingest_key = pki.result.services["fleet-ingest-0"]
+    feed_cert, feed_key = pki.result.services["fleet-feed"]
     settings = Settings(
         environment="test",
         data_dir=tmp_path / "data",
@@ -100,6 +101,8 @@ def tls_fleet(tmp_path: Path, sqlite_url: str) -> Iterator[TlsFleet]:
         mqtt_ca_file=pki.result.services_dir / "ca.crt",
         mqtt_cert_file=ingest_cert,
         mqtt_key_file=ingest_key,
+        feed_mqtt_cert_file=feed_cert,
+        feed_mqtt_key_file=feed_key,
         ca_dir=pki.result.ca_dir,
         crl_publish_path=pki.result.broker_files.crlfile,
         health_sweep_s=1.0,

@@ -40,7 +40,13 @@ def _k8s_containers() -> Iterator[dict[str, Any]]:
         if doc["kind"] == "CronJob":
             template = doc["spec"]["jobTemplate"]["spec"]["template"]
         for container in template.get("spec", {}).get("containers", []):
-            if container.get("command", [None])[0] == "fleet":
+            command = container.get("command", [None])
+            if command == ["sh", "-c"]:
+                # A shell wrapper that sets variables, then `exec fleet ...`.
+                script = " ".join(container["args"])
+                command = script[script.index("exec fleet ") + len("exec ") :].split()
+                container = {**container, "command": command}
+            if command[0] == "fleet":
                 yield container
 
 
@@ -140,14 +146,15 @@ def test_ingest_workers_have_their_own_persistent_sessions() -> None:
 
 
 def _emqx_rules(user: str, action: str) -> list[str]:
+    """Topics allowed to `user`, by exact name or by a `{re, ...}` username pattern."""
     rules = re.findall(
-        r'\{allow, \{username, "([^"]+)"\}, (\w+), \[([^\]]*)\]\}',
+        r'\{allow, \{username, (?:"([^"]+)"|\{re, "([^"]+)"\})\}, (\w+), \[([^\]]*)\]\}',
         (DEPLOY / "emqx" / "acl.conf").read_text(),
     )
     return [
         t.strip().strip('"')
-        for u, a, topics in rules
-        if u == user and a == action
+        for name, pattern, a, topics in rules
+        if a == action and (name == user or (pattern and re.fullmatch(pattern, user)))
         for t in topics.split(",")
     ]
 
@@ -166,10 +173,67 @@ def _mosquitto_rules(user: str, access: str) -> set[str]:
 
 def test_broker_acls_give_the_ingest_exactly_the_device_tree() -> None:
     group = _fleet_config()["FLEET_INGEST_SHARE_GROUP"]
-    shared = _emqx_rules("fleet-ingest", "subscribe")
+    shared = _emqx_rules("fleet-ingest-0", "subscribe")
     assert f"$share/+/{TOPIC_ROOT}/d/#" in shared, f"EMQX refuses $share/{group}/...: {shared}"
     downstream = {f"{TOPIC_ROOT}/d/+/{leaf}" for leaf in DOWNSTREAM_LEAVES}
     upstream = {f"{TOPIC_ROOT}/d/+/{leaf.value}" for leaf in Upstream}
-    assert set(_emqx_rules("fleet-ingest", "publish")) == downstream
+    for worker in ("fleet-ingest-0", "fleet-ingest-12"):
+        assert set(_emqx_rules(worker, "publish")) == downstream
+    assert set(_emqx_rules("fleet-api-3", "publish")) == downstream
+    assert _emqx_rules("fleet-api-3", "subscribe") == []
+    # The certificate earlier versions shared between processes has no rights.
+    assert _emqx_rules("fleet-ingest", "subscribe") == _emqx_rules("fleet-ingest", "publish") == []
     assert _mosquitto_rules("fleet-ingest", "write") == downstream
     assert _mosquitto_rules("fleet-ingest", "read") == upstream
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_every_kubernetes_pod_connects_with_a_certificate_of_its_own() -> None:
+    """The broker makes the client id the certificate's CN: two pods with one certificate
+    would close each other's connections, so the pod name selects the certificate."""
+    assert "FLEET_MQTT_CERT_FILE" not in _fleet_config()
+    for role, id_variable in (
+        ("ingest", "FLEET_INGEST_CLIENT_ID"),
+        ("serve", "FLEET_API_CLIENT_ID"),
+    ):
+        (container,) = [c for c in _k8s_containers() if c["command"][1] == role]
+        env = _env(container)
+        assert env[id_variable] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert env["FLEET_MQTT_CERT_FILE"] == f"/etc/fleet/mqtt/$({id_variable}).crt"
+        assert env["FLEET_MQTT_KEY_FILE"] == f"/etc/fleet/mqtt/$({id_variable}).key"
+    stateful = {d["metadata"]["name"] for d in _k8s_docs() if d["kind"] == "StatefulSet"}
+    assert {"fleet-ingest", "fleet-api"} <= stateful  # pod names fleet-ingest-0, fleet-api-0
+    (api,) = [c for c in _k8s_containers() if c["command"][1] == "serve"]
+    # One feed publisher per fleet: only fleet-api-0 keeps FLEET_FEED_ENABLED.
+    assert 'if [ "$FLEET_API_CLIENT_ID" != fleet-api-0 ]; then export FLEET_FEED_ENABLED=false' in (
+        " ".join(api["args"])
+    )
+
+
+def test_compose_services_have_distinct_client_ids() -> None:
+    ids = []
+    for spec in _compose_services().values():
+        command = spec.get("command") or []
+        if command[:2] == ["fleet", "ingest"]:
+            ids.append(command[command.index("--client-id") + 1])
+        elif command[:2] == ["fleet", "serve"]:
+            ids.append(spec["environment"]["FLEET_API_CLIENT_ID"])
+    assert len(ids) >= 4 and len(set(ids)) == len(ids)
+    feeds = [
+        name
+        for name, spec in _compose_services().items()
+        if (spec.get("command") or [])[:2] == ["fleet", "serve"]
+        and spec["environment"].get("FLEET_FEED_ENABLED") != "false"
+    ]
+    assert len(feeds) == 1
+
+
+def test_emqx_binds_the_client_id_to_the_certificate() -> None:
+    conf = (DEPLOY / "emqx" / "emqx.conf").read_text()
+    listener = conf[conf.index("listeners.ssl.default {") :]
+    listener = listener[: listener.index("\n}\n")]
+    assert re.search(r"^\s*peer_cert_as_username = cn$", listener, re.MULTILINE)
+    assert re.search(r"^\s*peer_cert_as_clientid = cn$", listener, re.MULTILINE)

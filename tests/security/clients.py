@@ -28,15 +28,27 @@ class Identity:
 class TlsClient:
     """A paho MQTT 3.1.1 client over TLS that records what it receives, in order."""
 
-    def __init__(self, client_id: str, identity: Identity, host: str, port: int) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        identity: Identity,
+        host: str,
+        port: int,
+        *,
+        clean_session: bool = True,
+    ) -> None:
         self.host, self.port = host, port
+        self.session_present: bool | None = None
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.connected = threading.Event()
         self.disconnected = threading.Event()
         self._subacks: dict[int, list[ReasonCode]] = {}
         self._suback_event = threading.Condition()
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=clean_session,
         )
         self._client.tls_set(
             ca_certs=str(identity.ca),
@@ -61,6 +73,7 @@ class TlsClient:
         if reason_code.is_failure:
             self.disconnected.set()
         else:
+            self.session_present = bool(flags.session_present)
             self.connected.set()
 
     def _on_disconnect(

@@ -21,6 +21,10 @@ from tests.security.clients import Identity, TlsClient
 HOST = "127.0.0.1"
 DEVICE_A = "cs-aaaaaaaaaaaa"
 DEVICE_B = "cs-bbbbbbbbbbbb"
+# The identities `bootstrap` issues for two ingest workers and one API replica.
+INGEST_0 = "fleet-ingest-0"
+INGEST_1 = "fleet-ingest-1"
+API_0 = "fleet-api-0"
 
 
 def mosquitto_binary() -> str:
@@ -64,6 +68,8 @@ def make_pki(root: Path, port: int) -> Pki:
     result = bootstrap(
         root / "pki",
         broker_hosts=["localhost", HOST],
+        ingest_workers=2,
+        api_replicas=1,
         port=port,
         bind_address=HOST,
         # As root Mosquitto would drop to `mosquitto`, which cannot read a 0700 temp folder.
@@ -107,8 +113,10 @@ class Broker:
                 raise TimeoutError(f"mosquitto did not reload:\n{self.log_text()}")
             time.sleep(0.02)
 
-    def client(self, client_id: str, identity: Identity) -> TlsClient:
-        return TlsClient(client_id, identity, self.host, self.port)
+    def client(
+        self, client_id: str, identity: Identity, *, clean_session: bool = True
+    ) -> TlsClient:
+        return TlsClient(client_id, identity, self.host, self.port, clean_session=clean_session)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
-from fleet.identity import FEED_ACCOUNT, INGEST_ACCOUNT
+from fleet.identity import FEED_ACCOUNT
 from tests.security.clients import Identity, TlsClient
-from tests.security.conftest import DEVICE_A, DEVICE_B, Broker
+from tests.security.conftest import API_0, DEVICE_A, DEVICE_B, INGEST_0, INGEST_1, Broker
 
 pytestmark = pytest.mark.mosquitto
 
@@ -35,7 +35,7 @@ def _cmd(device_id: str) -> str:
 
 
 def test_device_publishes_own_telemetry_to_ingest(broker: Broker, connect: Connect) -> None:
-    ingest = connect(_id("ingest"), broker.pki.service(INGEST_ACCOUNT))
+    ingest = connect(_id("ingest"), broker.pki.service(INGEST_0))
     ingest.subscribe("cs/v1/d/+/up")
     device = connect(DEVICE_A, broker.pki.devices[DEVICE_A])
 
@@ -48,7 +48,7 @@ def test_device_publishes_own_telemetry_to_ingest(broker: Broker, connect: Conne
 def test_device_cannot_publish_as_another_device(
     broker: Broker, connect: Connect, leaf: str
 ) -> None:
-    ingest = connect(_id("ingest"), broker.pki.service(INGEST_ACCOUNT))
+    ingest = connect(_id("ingest"), broker.pki.service(INGEST_0))
     ingest.subscribe(f"cs/v1/d/+/{leaf}")
     device_a = connect(_id(DEVICE_A), broker.pki.devices[DEVICE_A])
     forged = f"cs/v1/d/{DEVICE_B}/{leaf}"
@@ -66,7 +66,7 @@ def test_device_cannot_read_another_devices_commands(broker: Broker, connect: Co
     device_a.subscribe(_cmd(DEVICE_B))
     device_a.subscribe(_cmd(DEVICE_A))
     device_b.subscribe(_cmd(DEVICE_B))
-    ingest = connect(_id("ingest"), broker.pki.service(INGEST_ACCOUNT))
+    ingest = connect(_id("ingest"), broker.pki.service(INGEST_0))
 
     ingest.publish(_cmd(DEVICE_B), b"for-b")
     ingest.publish(_cmd(DEVICE_A), b"for-a")
@@ -79,7 +79,7 @@ def test_device_cannot_read_the_telemetry_tree(broker: Broker, connect: Connect)
     device_a = connect(_id(DEVICE_A), broker.pki.devices[DEVICE_A])
     device_a.subscribe("cs/v1/#")
     device_b = connect(_id(DEVICE_B), broker.pki.devices[DEVICE_B])
-    ingest = connect(_id("ingest"), broker.pki.service(INGEST_ACCOUNT))
+    ingest = connect(_id("ingest"), broker.pki.service(INGEST_0))
 
     device_b.publish(_up(DEVICE_B), b"b-reading")
     device_a.publish(_up(DEVICE_A), b"a-reading")  # its own, but write-only for a device
@@ -91,15 +91,15 @@ def test_device_cannot_read_the_telemetry_tree(broker: Broker, connect: Connect)
 def test_ingest_cannot_forge_telemetry_but_can_send_commands(
     broker: Broker, connect: Connect
 ) -> None:
-    watcher = connect(_id("ingest-watch"), broker.pki.service(INGEST_ACCOUNT))
+    watcher = connect(_id("ingest-watch"), broker.pki.service(INGEST_1))
     watcher.subscribe("cs/v1/d/+/up")
     device_a = connect(_id(DEVICE_A), broker.pki.devices[DEVICE_A])
     device_a.subscribe(_cmd(DEVICE_A))
-    ingest = connect(_id("ingest"), broker.pki.service(INGEST_ACCOUNT))
+    ingest = connect(_id("ingest"), broker.pki.service(INGEST_0))
 
     # PUBACK means Mosquitto has routed (or dropped) it, before the device's marker exists.
     ingest.publish(_up(DEVICE_A), b"forged")
-    ingest.publish(f"cs/v1/d/{INGEST_ACCOUNT}/up", b"own-name")
+    ingest.publish(f"cs/v1/d/{INGEST_0}/up", b"own-name")
     ingest.publish(_cmd(DEVICE_A), b"reboot")
     device_a.publish(_up(DEVICE_A), b"genuine")
 
@@ -110,10 +110,10 @@ def test_ingest_cannot_forge_telemetry_but_can_send_commands(
 def test_ingest_wildcard_subscription_sees_only_device_leaves(
     broker: Broker, connect: Connect
 ) -> None:
-    ingest = connect(_id("ingest"), broker.pki.service(INGEST_ACCOUNT))
+    ingest = connect(_id("ingest"), broker.pki.service(INGEST_0))
     ingest.subscribe("cs/v1/#")
     feed = connect(_id("feed"), broker.pki.service(FEED_ACCOUNT))
-    sender = connect(_id("ingest-send"), broker.pki.service(INGEST_ACCOUNT))
+    sender = connect(_id("api-send"), broker.pki.service(API_0))
     device_a = connect(_id(DEVICE_A), broker.pki.devices[DEVICE_A])
 
     sender.publish(_cmd(DEVICE_A), b"cmd")  # the ingest writes commands but does not read them
@@ -128,8 +128,8 @@ def test_feed_account_owns_only_the_public_feed(broker: Broker, connect: Connect
     feed = connect(_id("feed"), broker.pki.service(FEED_ACCOUNT))
     feed.subscribe("#")
     device_a = connect(_id(DEVICE_A), broker.pki.devices[DEVICE_A])
-    ingest = connect(_id("ingest"), broker.pki.service(INGEST_ACCOUNT))
-    watcher = connect(_id("ingest-watch"), broker.pki.service(INGEST_ACCOUNT))
+    ingest = connect(_id("ingest"), broker.pki.service(INGEST_0))
+    watcher = connect(_id("ingest-watch"), broker.pki.service(INGEST_1))
     watcher.subscribe("cs/v1/d/+/up")
 
     device_a.publish(_up(DEVICE_A), b"reading")  # the feed never sees raw device traffic
@@ -153,7 +153,7 @@ def test_device_reads_retained_config_of_its_own_only(fresh_broker: Broker) -> N
     pki = fresh_broker.pki
     config_a = f"cs/v1/d/{DEVICE_A}/config"
     config_b = f"cs/v1/d/{DEVICE_B}/config"
-    ingest = fresh_broker.client("ingest", pki.service(INGEST_ACCOUNT))
+    ingest = fresh_broker.client("ingest", pki.service(INGEST_0))
     device_a = fresh_broker.client(DEVICE_A, pki.devices[DEVICE_A])
     try:
         assert ingest.connect()
@@ -174,10 +174,10 @@ def test_device_reads_retained_config_of_its_own_only(fresh_broker: Broker) -> N
 def test_ingest_shared_subscription_receives_device_telemetry(
     broker: Broker, connect: Connect
 ) -> None:
-    worker = connect(_id("ingest-worker"), broker.pki.service(INGEST_ACCOUNT))
+    worker = connect(_id("ingest-worker"), broker.pki.service(INGEST_0))
     worker.subscribe("$share/ingest/cs/v1/#")
     device_a = connect(_id(DEVICE_A), broker.pki.devices[DEVICE_A])
-    sender = connect(_id("ingest-send"), broker.pki.service(INGEST_ACCOUNT))
+    sender = connect(_id("api-send"), broker.pki.service(API_0))
 
     sender.publish(_cmd(DEVICE_A), b"not-for-ingest")
     device_a.publish(_up(DEVICE_A), b"shared")

@@ -61,7 +61,7 @@ def test_plain_mqtt_on_the_tls_port_gets_nothing(broker: Broker) -> None:
 
 def test_broker_certificate_names_the_broker(broker: Broker) -> None:
     context = ssl.create_default_context(cafile=str(broker.pki.result.services_dir / "ca.crt"))
-    cert, key = broker.pki.result.services["fleet-ingest"]
+    cert, key = broker.pki.result.services["fleet-ingest-0"]
     context.load_cert_chain(cert, key)
     with (
         socket.create_connection((broker.host, broker.port), timeout=5) as raw,

@@ -40,19 +40,67 @@ def test_bootstrap_writes_every_file(out: Path) -> None:
         "broker/acl",
         "broker/mosquitto.conf",
         "services/ca.crt",
-        "services/fleet-ingest.crt",
-        "services/fleet-ingest.key",
+        "services/fleet-ingest-0.crt",
+        "services/fleet-ingest-0.key",
         "services/fleet-feed.crt",
         "services/fleet-feed.key",
     ]
     for name in expected:
         assert (out / name).is_file(), name
-    for key in ("ca/ca.key", "broker/server.key", "services/fleet-ingest.key"):
+    for key in ("ca/ca.key", "broker/server.key", "services/fleet-ingest-0.key"):
         assert stat.S_IMODE((out / key).stat().st_mode) == 0o600, key
     assert b"ENCRYPTED" in (out / "ca/ca.key").read_bytes()
     conf = (out / "broker/mosquitto.conf").read_text()
     assert f"crlfile {out / 'broker/crl.pem'}" in conf
     assert f"acl_file {out / 'broker/acl'}" in conf
+
+
+def test_bootstrap_issues_one_identity_per_worker_and_replica(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "bootstrap",
+            "--out",
+            str(tmp_path / "pki"),
+            "--broker-host",
+            "mqtt.example.org",
+            "--ingest-workers",
+            "3",
+            "--api-replicas",
+            "2",
+        ],
+        env=PASS,
+    )
+    assert result.exit_code == 0, result.output
+    services = tmp_path / "pki" / "services"
+    issued = sorted(p.stem for p in services.glob("fleet-*.crt"))
+    assert issued == [
+        "fleet-api-0",
+        "fleet-api-1",
+        "fleet-feed",
+        "fleet-ingest-0",
+        "fleet-ingest-1",
+        "fleet-ingest-2",
+    ]
+    for name in issued:
+        cert = x509.load_pem_x509_certificate((services / f"{name}.crt").read_bytes())
+        assert cert.subject.rfc4514_string() == f"CN={name}"
+    users = [
+        line.split()[1]
+        for line in (tmp_path / "pki" / "broker" / "acl").read_text().splitlines()
+        if line.startswith("user ")
+    ]
+    assert set(issued) <= set(users)
+
+
+def test_acl_command_renders_more_identities(out: Path) -> None:
+    acl = out / "broker" / "acl"
+    result = runner.invoke(
+        app, ["acl", "--out", str(acl), "--ingest-workers", "4", "--api-replicas", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    users = {line.split()[1] for line in acl.read_text().splitlines() if line.startswith("user ")}
+    assert {"fleet-ingest-3", "fleet-api-0", "fleet-feed"} <= users
 
 
 def test_bootstrap_refuses_to_replace_a_ca(out: Path) -> None:

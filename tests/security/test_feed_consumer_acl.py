@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleet.identity import FEED_ACCOUNT, INGEST_ACCOUNT, CAStore
+from fleet.identity import FEED_ACCOUNT, CAStore
 from fleet.identity.bootstrap import bootstrap
 from fleet.identity.mosquitto import ACL_FILE, default_template_dir
 from tests.conftest import free_port
@@ -50,7 +50,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     result = bootstrap(
         root / "pki",
         broker_hosts=["localhost", HOST],
-        services=[INGEST_ACCOUNT, FEED_ACCOUNT, OPEN_DATA, BOROUGH],
+        services=[OPEN_DATA, BOROUGH],
         port=port,
         bind_address=HOST,
         run_as="root" if os.geteuid() == 0 else None,

@@ -12,9 +12,11 @@ from fleet.identity.mosquitto import (
     CONF_FILE,
     BrokerFiles,
     default_template_dir,
+    render_acl,
     render_conf,
     write_broker_config,
 )
+from fleet.identity.names import service_roles
 
 SHIPPED = default_template_dir()
 
@@ -47,6 +49,8 @@ def test_shipped_config_is_a_tls_only_certificate_broker() -> None:
     assert settings["allow_anonymous"] == "false"
     assert settings["require_certificate"] == "true"
     assert settings["use_identity_as_username"] == "true"
+    # The client id is the certificate's CN too: no certificate can take another's session.
+    assert settings["use_username_as_clientid"] == "true"
     for key in ("cafile", "certfile", "keyfile", "crlfile", "acl_file"):
         assert settings[key].startswith("/etc/mosquitto/")
     assert settings["persistence"] == "true"
@@ -65,7 +69,15 @@ def test_security_settings_follow_the_listener() -> None:
     """With per_listener_settings, anything before `listener` would apply to no listener."""
     keys = [k for k, _ in _settings((SHIPPED / CONF_FILE).read_text())]
     listener_at = keys.index("listener")
-    for key in ("allow_anonymous", "require_certificate", "acl_file", "cafile", "crlfile"):
+    for key in (
+        "allow_anonymous",
+        "require_certificate",
+        "acl_file",
+        "cafile",
+        "crlfile",
+        "use_identity_as_username",
+        "use_username_as_clientid",
+    ):
         assert keys.index(key) > listener_at, key
 
 
@@ -97,14 +109,16 @@ def test_render_refuses_a_template_missing_a_path(tmp_path: Path) -> None:
 
 def test_missing_template_dir_says_what_to_pass(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="--template-dir"):
-        write_broker_config(tmp_path, _files(tmp_path), template_dir=tmp_path / "nowhere")
+        write_broker_config(
+            tmp_path, _files(tmp_path), identities={}, template_dir=tmp_path / "nowhere"
+        )
 
 
-def _acl() -> dict[str, list[tuple[str, str]]]:
+def _acl(text: str | None = None) -> dict[str, list[tuple[str, str]]]:
     """User -> [(access, topic)]; '*' holds the pattern lines that apply to everyone."""
     rules: dict[str, list[tuple[str, str]]] = {"*": []}
     user = "*"
-    for key, value in _settings((SHIPPED / ACL_FILE).read_text()):
+    for key, value in _settings(text if text is not None else (SHIPPED / ACL_FILE).read_text()):
         if key == "user":
             user = value
             rules[user] = []
@@ -144,3 +158,58 @@ def test_acl_feed_account_stays_in_the_public_tree() -> None:
     feed = _acl()["fleet-feed"]
     assert sorted(t for a, t in feed if a != "deny") == ["cs/v1/feed/#", "v1.1/#"]
     assert ("deny", "cs/v1/d/#") in feed
+
+
+def _rendered_acl(ingest_workers: int, api_replicas: int) -> dict[str, list[tuple[str, str]]]:
+    roles = service_roles(ingest_workers=ingest_workers, api_replicas=api_replicas)
+    return _acl(render_acl((SHIPPED / ACL_FILE).read_text(), roles))
+
+
+def test_rendered_acl_has_one_block_per_service_identity() -> None:
+    rules = _acl()
+    ingest, api = rules["fleet-ingest"], rules["fleet-api"]
+    rendered = _rendered_acl(ingest_workers=3, api_replicas=2)
+    assert sorted(rendered) == sorted(
+        [
+            "*",
+            "fleet-ingest-0",
+            "fleet-ingest-1",
+            "fleet-ingest-2",
+            "fleet-ingest",
+            "fleet-api-0",
+            "fleet-api-1",
+            "fleet-api",
+            "fleet-feed",
+        ]
+    )
+    for n in range(3):
+        name = f"fleet-ingest-{n}"
+        own = ("deny", f"cs/v1/d/{name}/#")
+        assert rendered[name] == [
+            own if r == ("deny", "cs/v1/d/fleet-ingest/#") else r for r in ingest
+        ]
+    for n in range(2):
+        name = f"fleet-api-{n}"
+        assert ("deny", f"cs/v1/d/{name}/#") in rendered[name]
+        assert len(rendered[name]) == len(api)
+    # The certificate earlier versions shared between all service processes gets nothing.
+    assert rendered["fleet-ingest"] == [("deny", "#")]
+    assert rendered["fleet-api"] == [("deny", "#")]
+    assert rendered["fleet-feed"] == rules["fleet-feed"]
+    assert rendered["*"] == rules["*"]
+
+
+def test_api_replicas_write_only_downstream_leaves_and_read_nothing() -> None:
+    api = _rendered_acl(ingest_workers=1, api_replicas=1)["fleet-api-0"]
+    assert sorted(t for a, t in api if a == "write") == [
+        "cs/v1/d/+/cmd",
+        "cs/v1/d/+/config",
+        "cs/v1/d/+/ota",
+    ]
+    assert [t for a, t in api if a in ("read", "readwrite")] == []
+
+
+def test_render_acl_refuses_a_template_without_a_role() -> None:
+    template = (SHIPPED / ACL_FILE).read_text().replace("user fleet-api\n", "# user fleet-api\n")
+    with pytest.raises(TemplateError, match="fleet-api"):
+        render_acl(template, service_roles(ingest_workers=1, api_replicas=1))
