@@ -170,18 +170,17 @@ def _revoke(
     when: datetime,
 ) -> None:
     ca = load_ca(settings)
-    store = CAStore(settings.resolved_ca_dir)
     for record in records:
         if record.revoked_at is None:
             record.revoked_at = when
             record.revoke_reason = reason.value
-        store.revoke(
-            ca,
-            int(record.serial, 16),
-            reason=reason,
-            now=when,
-            publish_to=settings.crl_publish_path,
-        )
+    CAStore(settings.resolved_ca_dir).revoke(
+        ca,
+        [int(r.serial, 16) for r in records],
+        reason=reason,
+        now=when,
+        publish_to=settings.crl_publish_path,
+    )
 
 
 def crl_pem(settings: Settings) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -100,20 +101,27 @@ class CAStore:
     def revoke(
         self,
         ca: CertificateAuthority,
-        serial: int,
+        serial: int | Iterable[int],
         *,
         reason: x509.ReasonFlags = x509.ReasonFlags.unspecified,
         now: datetime | None = None,
         publish_to: Path | None = None,
     ) -> Path:
-        """Record `serial` as revoked (idempotent) and write a fresh CRL; returns its path."""
+        """Record the serial(s) as revoked (idempotent) and write one fresh CRL for them all;
+        returns its path."""
         number, entries = self._load_register()
-        if any(e.serial == serial for e in entries):
-            log.info("serial %#x was already revoked", serial)
-        else:
-            entries.append(Revocation(serial, now or _utcnow(), reason))
+        known = {e.serial for e in entries}
+        added = False
+        for one in [serial] if isinstance(serial, int) else serial:
+            if one in known:
+                log.info("serial %#x was already revoked", one)
+                continue
+            entries.append(Revocation(one, now or _utcnow(), reason))
+            known.add(one)
+            added = True
+            log.info("revoked serial %#x (%s)", one, reason.value)
+        if added:
             self._save_register(number, entries)
-            log.info("revoked serial %#x (%s)", serial, reason.value)
         return self.write_crl(ca, now=now, publish_to=publish_to)
 
     def write_crl(
