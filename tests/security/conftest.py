@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from fleet.api.app import create_app
+from fleet.core.context import FleetContext
 from fleet.identity import CAStore, CertificateAuthority
 from fleet.identity.bootstrap import BootstrapResult, bootstrap
 from tests.conftest import free_port, missing_service, wait_for_port
+from tests.fleet.conftest import fleet_ctx  # noqa: F401
 from tests.security.clients import Identity, TlsClient
 
 HOST = "127.0.0.1"
@@ -164,3 +168,10 @@ def connect(broker: Broker) -> Iterator[Callable[[str, Identity], TlsClient]]:
     yield _connect
     for client in opened:
         client.close()
+
+
+@pytest.fixture
+def client(fleet_ctx: FleetContext) -> Iterator[TestClient]:  # noqa: F811
+    """The fleet's HTTP app; redirects are answers to check, not to follow."""
+    with TestClient(create_app(fleet_ctx), follow_redirects=False) as c:
+        yield c

@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 
-from fleet.api.app import create_app
 from fleet.api.body_limit import BODY_LIMIT
-from fleet.core.context import FleetContext
 from tests.fleet.conftest import World, fleet_ctx, world  # noqa: F401
-
-
-@pytest.fixture
-def client(fleet_ctx: FleetContext) -> Iterator[TestClient]:  # noqa: F811
-    with TestClient(create_app(fleet_ctx)) as c:
-        yield c
 
 
 def _json_of(size: int) -> bytes:

@@ -3,20 +3,10 @@ pages: the SameSite=Lax cookie still reaches it from a sibling site of the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
-from fleet.api.app import create_app
 from fleet.core.context import FleetContext
 from tests.fleet.conftest import PASSWORD, World, fleet_ctx, world  # noqa: F401
-
-
-@pytest.fixture
-def client(fleet_ctx: FleetContext) -> Iterator[TestClient]:  # noqa: F811
-    with TestClient(create_app(fleet_ctx), follow_redirects=False) as c:
-        yield c
 
 
 def test_a_change_with_the_session_cookie_must_come_from_the_fleets_pages(

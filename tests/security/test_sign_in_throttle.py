@@ -3,14 +3,10 @@ right password is not even checked while an account waits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fleet.access.throttle import FIRST_WAIT_S, FREE_FAILURES, MAX_WAIT_S, SignInThrottle
-from fleet.api.app import create_app
 from fleet.core.context import FleetContext
 from fleet.models import AuditEntry, User
 from tests.fleet.conftest import PASSWORD, World, fleet_ctx, world  # noqa: F401
@@ -43,12 +39,6 @@ def test_waits_double_up_to_a_cap_and_a_success_clears_them() -> None:
     assert throttle.wait_s("ana@borough.gov.uk", "10.0.0.3") == 0.0
     # One address spraying many accounts waits too.
     assert throttle.wait_s("someone-else@borough.gov.uk", "10.0.0.2") > 0
-
-
-@pytest.fixture
-def client(fleet_ctx: FleetContext) -> Iterator[TestClient]:  # noqa: F811
-    with TestClient(create_app(fleet_ctx), follow_redirects=False) as c:
-        yield c
 
 
 def test_guessing_a_password_is_slowed_and_audited(
