@@ -85,6 +85,7 @@ def create_app(
         ota,
     ):
         app.include_router(module.router)
+    app.include_router(enrolment.public)
     app.include_router(dashboard_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit)

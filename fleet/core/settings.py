@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet.broker.url import BrokerAddress
 from fleet.core.mqtt_identity import MqttIdentity, MqttIdentityError, resolve_identity
+from fleet.identity.ca import check_crl_url
 
 
 class Settings(BaseSettings):
@@ -104,6 +105,12 @@ class Settings(BaseSettings):
     crl_publish_path: Path | None = Field(
         default=None, description="Where revocations copy the CRL for the broker (its crlfile)"
     )
+    crl_url: str | None = Field(
+        default=None,
+        description="URL brokers fetch the CRL from (http://fleet-api/pki/crl.pem), written into "
+        "every device certificate as its CRL distribution point; EMQX needs it to check "
+        "revocation",
+    )
     device_mqtt_url: str | None = Field(
         default=None,
         description="Broker address written into enrolled devices (mqtts://host:8883); "
@@ -138,6 +145,22 @@ class Settings(BaseSettings):
         if scheme == "postgresql" or scheme == "postgres":
             raise ValueError("use postgresql+psycopg://... so the psycopg 3 driver is used")
         return value
+
+    @field_validator("ca_passphrase")
+    @classmethod
+    def _blank_passphrase_is_none(cls, value: str | None) -> str | None:
+        # Deployments pass an unset passphrase through as "" (compose's ${VAR:-}).
+        return value or None
+
+    @field_validator("crl_url")
+    @classmethod
+    def _fetchable_crl_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return check_crl_url(value)
+        except ValueError as exc:
+            raise ValueError(f"FLEET_CRL_URL: {exc}") from exc
 
     @field_validator("mqtt_url", "device_mqtt_url", "feed_mqtt_url")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,8 +16,10 @@ from sqlalchemy.orm import Session
 from fleet.access.principal import Forbidden, Principal
 from fleet.access.roles import Role
 from fleet.core.settings import Settings
+from fleet.enrolment import crl
 from fleet.enrolment.errors import CANotReady, CertificateNotFound, RotationNotDue
 from fleet.identity import CAStore, CertificateAuthority, IdentityError
+from fleet.identity.files import write_public
 from fleet.identity.rotation import ROTATE_BEFORE_DAYS
 from fleet.models import Device, DeviceCertificate
 from fleet.models.base import utcnow
@@ -50,8 +53,8 @@ def load_ca(settings: Settings) -> CertificateAuthority:
                     "and set FLEET_CA_DIR to its ca/ folder"
                 )
             log.warning("no device CA in %s: creating one (development only)", store.directory)
-            return store.create()
-        return store.load(passphrase=settings.ca_passphrase)
+            store.create(passphrase=settings.ca_passphrase)
+        return store.load(passphrase=settings.ca_passphrase, crl_url=settings.crl_url)
     except IdentityError as exc:
         raise CANotReady(f"the device CA cannot be used: {exc}") from exc
 
@@ -140,7 +143,7 @@ def revoke(
     ).one_or_none()
     if record is None:
         raise CertificateNotFound(f"no certificate with serial {serial} was issued by this fleet")
-    _revoke(settings, [record], reason=reason, when=now or utcnow())
+    _revoke(session, settings, [record], reason=reason, when=now or utcnow())
     return record
 
 
@@ -158,34 +161,40 @@ def revoke_live(
         )
     ).all()
     if live:
-        _revoke(settings, live, reason=x509.ReasonFlags.cessation_of_operation, when=when)
+        _revoke(session, settings, live, reason=x509.ReasonFlags.cessation_of_operation, when=when)
     return [r.serial for r in live]
 
 
 def _revoke(
+    session: Session,
     settings: Settings,
     records: Sequence[DeviceCertificate],
     *,
     reason: x509.ReasonFlags,
     when: datetime,
 ) -> None:
+    """Mark the records revoked (the database is the register every replica signs from), add
+    them to a writable CA folder's register too (its `python -m fleet.identity crl` re-signs
+    keep them), and copy a fresh CRL to the broker's crlfile when one is configured."""
     ca = load_ca(settings)
     for record in records:
         if record.revoked_at is None:
             record.revoked_at = when
             record.revoke_reason = reason.value
-    CAStore(settings.resolved_ca_dir).revoke(
-        ca,
-        [int(r.serial, 16) for r in records],
-        reason=reason,
-        now=when,
-        publish_to=settings.crl_publish_path,
-    )
-
-
-def crl_pem(settings: Settings) -> bytes:
-    """The current CRL (signing a first one if the CA folder has none yet)."""
+    session.flush()
     store = CAStore(settings.resolved_ca_dir)
-    if not store.crl_path.exists():
-        store.write_crl(load_ca(settings))
-    return store.crl_path.read_bytes()
+    if os.access(store.directory, os.W_OK):
+        store.revoke(ca, [int(r.serial, 16) for r in records], reason=reason, now=when)
+    else:
+        log.info("CA folder %s is read-only: revocations are kept in the database", store.directory)
+    if settings.crl_publish_path is not None:
+        # OpenSSL refuses certificates without a distribution point against a CRL that names
+        # one, so the broker's file is signed without it.
+        pem = crl.sign(session, ca, store, distribution_point=None, now=when)
+        write_public(settings.crl_publish_path, pem)
+
+
+def crl_pem(session: Session, settings: Settings) -> bytes:
+    """The current CRL, naming FLEET_CRL_URL as its distribution point when that is set."""
+    store = CAStore(settings.resolved_ca_dir)
+    return crl.sign(session, load_ca(settings), store, distribution_point=settings.crl_url)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from fleet.identity.ca import LEAF_VALIDITY_DAYS
+from fleet.identity.ca import LEAF_VALIDITY_DAYS, CertificateAuthority, check_crl_url
 from fleet.identity.files import write_public
 from fleet.identity.keys import Passphrase
 from fleet.identity.mosquitto import ACL_FILE, DEFAULT_PORT, BrokerFiles, write_broker_config
@@ -60,6 +60,7 @@ def bootstrap(
     persistence_dir: Path | None = None,
     template_dir: Path | None = None,
     validity_days: int = LEAF_VALIDITY_DAYS,
+    crl_url: str | None = None,
     now: datetime | None = None,
 ) -> BootstrapResult:
     """Create a CA in OUT/ca and the broker's and services' files beside it.
@@ -83,8 +84,11 @@ def bootstrap(
         if name not in names:
             names.append(name)
     out = Path(out).resolve()
+    if crl_url:
+        check_crl_url(crl_url)  # before anything is written
     store = CAStore(out / "ca")
-    ca = store.create(passphrase=passphrase, now=now)
+    created = store.create(passphrase=passphrase, now=now)
+    ca = CertificateAuthority(created.certificate, created.private_key, crl_url=crl_url)
 
     broker = Path(broker_dir).resolve() if broker_dir else out / "broker"
     files = BrokerFiles(

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,6 +40,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def check_crl_url(url: str) -> str:
+    """A CRL distribution point brokers can fetch: an absolute http(s) URL, no credentials."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"CRL URL {url!r} must be an absolute http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError("CRL URL must not carry credentials: brokers fetch it anonymously")
+    return url
+
+
 @dataclass(frozen=True)
 class Revocation:
     serial: int
@@ -47,9 +58,19 @@ class Revocation:
 
 
 class CertificateAuthority:
-    """Signs leaves; holds its key in memory only (see `fleet.identity.store` for files)."""
+    """Signs leaves; holds its key in memory only (see `fleet.identity.store` for files).
 
-    def __init__(self, certificate: x509.Certificate, private_key: ec.EllipticCurvePrivateKey):
+    With `crl_url`, client certificates name it as their CRL distribution point: brokers that
+    fetch CRLs from certificates (EMQX) need it, and `sign_crl(distribution_point=...)` signs
+    the matching CRL."""
+
+    def __init__(
+        self,
+        certificate: x509.Certificate,
+        private_key: ec.EllipticCurvePrivateKey,
+        *,
+        crl_url: str | None = None,
+    ):
         public = certificate.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
             public.curve, ec.SECP256R1
@@ -61,6 +82,7 @@ class CertificateAuthority:
             )
         self.certificate = certificate
         self._key = private_key
+        self.crl_url = check_crl_url(crl_url) if crl_url else None
 
     def __repr__(self) -> str:
         return f"CertificateAuthority(subject={self.certificate.subject.rfc4514_string()!r})"
@@ -173,8 +195,14 @@ class CertificateAuthority:
         crl_number: int,
         next_update_days: int,
         now: datetime | None = None,
+        distribution_point: str | None = None,
     ) -> x509.CertificateRevocationList:
-        """A CRL listing `revocations`; brokers refuse every client once `next_update` passes."""
+        """A CRL listing `revocations`; brokers refuse every client once `next_update` passes.
+
+        `distribution_point` adds the Issuing Distribution Point extension naming that URL:
+        EMQX enforces a CRL only when it has one matching the certificate's distribution point,
+        while OpenSSL (Mosquitto) refuses a certificate *without* a distribution point against
+        such a CRL, so the broker's crlfile is signed without it."""
         now = now or utcnow()
         builder = (
             x509.CertificateRevocationListBuilder()
@@ -196,6 +224,17 @@ class CertificateAuthority:
             if entry.reason is not x509.ReasonFlags.unspecified:
                 revoked = revoked.add_extension(x509.CRLReason(entry.reason), critical=False)
             builder = builder.add_revoked_certificate(revoked.build())
+        if distribution_point:
+            idp = x509.IssuingDistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(check_crl_url(distribution_point))],
+                relative_name=None,
+                only_contains_user_certs=False,
+                only_contains_ca_certs=False,
+                only_some_reasons=None,
+                indirect_crl=False,
+                only_contains_attribute_certs=False,
+            )
+            builder = builder.add_extension(idp, critical=True)  # RFC 5280 5.2.5: critical
         return builder.sign(self._key, hashes.SHA256())
 
     def _issue_client(
@@ -212,6 +251,7 @@ class CertificateAuthority:
             usage=ExtendedKeyUsageOID.CLIENT_AUTH,
             validity_days=validity_days,
             now=now,
+            crl_url=self.crl_url,
         )
 
     def _issue(
@@ -222,6 +262,7 @@ class CertificateAuthority:
         usage: x509.ObjectIdentifier,
         validity_days: int,
         now: datetime | None,
+        crl_url: str | None = None,
     ) -> IssuedCertificate:
         if validity_days < 1:
             raise ValueError(f"validity must be at least one day, not {validity_days}")
@@ -264,4 +305,12 @@ class CertificateAuthority:
             )
             .add_extension(san, critical=False)
         )
+        if crl_url:
+            point = x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(crl_url)],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+            builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
         return IssuedCertificate(builder.sign(self._key, hashes.SHA256()), key)

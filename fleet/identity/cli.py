@@ -13,7 +13,7 @@ import typer
 from cryptography import x509
 from rich.console import Console
 
-from fleet.identity.ca import LEAF_VALIDITY_DAYS
+from fleet.identity.ca import LEAF_VALIDITY_DAYS, check_crl_url
 from fleet.identity.errors import IdentityError
 from fleet.identity.mosquitto import DEFAULT_PORT
 from fleet.identity.rotation import ROTATE_BEFORE_DAYS, needs_rotation
@@ -29,6 +29,23 @@ console = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
+def _crl_url(value: str | None) -> str | None:
+    try:
+        return check_crl_url(value) if value else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+CrlUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--crl-url",
+        callback=_crl_url,
+        help="URL brokers fetch the CRL from (the fleet's /pki/crl.pem), written into client "
+        "certificates; EMQX needs it to check revocation (FLEET_CRL_URL).",
+    ),
+]
 CaDir = Annotated[Path, typer.Option("--ca-dir", help="Folder holding ca.crt and ca.key.")]
 Days = Annotated[int, typer.Option("--days", min=1, help="Certificate validity in days.")]
 PassphraseOpt = Annotated[
@@ -127,6 +144,7 @@ def bootstrap(
         Path | None, typer.Option(help="Folder with mosquitto.conf and acl templates.")
     ] = None,
     days: Days = LEAF_VALIDITY_DAYS,
+    crl_url: CrlUrl = None,
     passphrase: PassphraseOpt = None,
     passphrase_file: PassphraseFile = None,
     verbose: Verbose = False,
@@ -148,6 +166,7 @@ def bootstrap(
         persistence_dir=persistence_dir,
         template_dir=template_dir,
         validity_days=days,
+        crl_url=crl_url,
     )
     console.print(f"CA (keep offline):  {result.ca_dir}")
     console.print(f"broker files:       {result.broker_dir}")
@@ -178,9 +197,15 @@ def acl(
 
 
 def _issue(
-    kind: str, ca_dir: Path, name: str, out: Path, days: int, passphrase: str | None
+    kind: str,
+    ca_dir: Path,
+    name: str,
+    out: Path,
+    days: int,
+    passphrase: str | None,
+    crl_url: str | None,
 ) -> None:
-    ca = CAStore(ca_dir).load(passphrase=passphrase)
+    ca = CAStore(ca_dir).load(passphrase=passphrase, crl_url=crl_url)
     issued = (
         ca.issue_device(name, validity_days=days)
         if kind == "device"
@@ -198,12 +223,15 @@ def issue_device(
     device_id: Annotated[str, typer.Option(help="Device id, e.g. cs-3c71bf0a12f4.")],
     out: Annotated[Path, typer.Option(help="Folder for <id>.crt and <id>.key.")],
     days: Days = LEAF_VALIDITY_DAYS,
+    crl_url: CrlUrl = None,
     passphrase: PassphraseOpt = None,
     passphrase_file: PassphraseFile = None,
     verbose: Verbose = False,
 ) -> None:
     """Issue a device client certificate and key."""
-    _issue("device", ca_dir, device_id, out, days, _passphrase(passphrase, passphrase_file))
+    _issue(
+        "device", ca_dir, device_id, out, days, _passphrase(passphrase, passphrase_file), crl_url
+    )
 
 
 @app.command("issue-service")
@@ -215,12 +243,13 @@ def issue_service(
     ],
     out: Annotated[Path, typer.Option(help="Folder for <name>.crt and <name>.key.")],
     days: Days = LEAF_VALIDITY_DAYS,
+    crl_url: CrlUrl = None,
     passphrase: PassphraseOpt = None,
     passphrase_file: PassphraseFile = None,
     verbose: Verbose = False,
 ) -> None:
     """Issue a service-account client certificate and key."""
-    _issue("service", ca_dir, name, out, days, _passphrase(passphrase, passphrase_file))
+    _issue("service", ca_dir, name, out, days, _passphrase(passphrase, passphrase_file), crl_url)
 
 
 @app.command()

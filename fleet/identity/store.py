@@ -78,7 +78,9 @@ class CAStore:
             log.warning("CA key in %s is not encrypted; keep the folder offline", self.directory)
         return ca
 
-    def load(self, *, passphrase: Passphrase | None = None) -> CertificateAuthority:
+    def load(
+        self, *, passphrase: Passphrase | None = None, crl_url: str | None = None
+    ) -> CertificateAuthority:
         if not self.cert_path.exists():
             raise CAMissingError(
                 f"no CA certificate at {self.cert_path}: run `python -m fleet.identity bootstrap` "
@@ -93,7 +95,7 @@ class CAStore:
         key = load_private_key(
             self.key_path.read_bytes(), passphrase=passphrase, source=f"CA key {self.key_path}"
         )
-        return CertificateAuthority(cert, key)
+        return CertificateAuthority(cert, key, crl_url=crl_url)
 
     def revocations(self) -> list[Revocation]:
         return self._load_register()[1]

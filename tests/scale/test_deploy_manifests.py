@@ -11,11 +11,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from fleet.api.routes import enrolment
 from fleet.cli import app
 from fleet.core.settings import Settings
 from fleet.ingest.profile import TOPIC_ROOT
@@ -237,3 +239,34 @@ def test_emqx_binds_the_client_id_to_the_certificate() -> None:
     listener = listener[: listener.index("\n}\n")]
     assert re.search(r"^\s*peer_cert_as_username = cn$", listener, re.MULTILINE)
     assert re.search(r"^\s*peer_cert_as_clientid = cn$", listener, re.MULTILINE)
+
+
+def test_emqx_checks_revocation_against_the_crl_the_fleet_serves() -> None:
+    """EMQX fetches the CRL from the URL in each client certificate: the ConfigMap's
+    FLEET_CRL_URL must name the API Service's /pki/crl.pem, and the API pods must hold the CA
+    that signs it."""
+    conf = (DEPLOY / "emqx" / "emqx.conf").read_text()
+    listener = conf[conf.index("listeners.ssl.default {") :]
+    assert re.search(r"^\s*enable_crl_check = true$", listener[: listener.index("\n}\n")], re.M)
+    config = _fleet_config()
+    url = urlsplit(config["FLEET_CRL_URL"])
+    (service,) = [
+        d for d in _k8s_docs() if d["kind"] == "Service" and d["metadata"]["name"] == "fleet-api"
+    ]
+    assert url.hostname == "fleet-api.fleet.svc.cluster.local"
+    assert (url.port or 80) == service["spec"]["ports"][0]["port"]
+    assert url.path in {getattr(r, "path", None) for r in enrolment.public.routes}
+    (api,) = [c for c in _k8s_containers() if c["command"][1] == "serve"]
+    mounts = {m["mountPath"]: m["name"] for m in api["volumeMounts"]}
+    assert mounts[config["FLEET_CA_DIR"]] == "ca"
+    (stateful,) = [
+        d
+        for d in _k8s_docs()
+        if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "fleet-api"
+    ]
+    volumes = {v["name"]: v for v in stateful["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["ca"]["secret"]["secretName"] == "fleet-ca"
+    for name in ("api-0", "api-1"):
+        spec = _compose_services()[name]
+        assert spec["environment"]["FLEET_CA_DIR"] == "/etc/fleet/ca"
+        assert any(v.endswith(":/etc/fleet/ca:ro") for v in spec["volumes"])

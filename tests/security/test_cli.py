@@ -178,3 +178,29 @@ def test_needs_rotation_exit_code(out: Path) -> None:
         ["needs-rotation", "--cert", str(out / "broker/server.crt"), "--before-days", "400"],
     )
     assert due.exit_code == 1
+
+
+def test_crl_url_goes_into_every_client_certificate_and_is_checked(tmp_path: Path) -> None:
+    url = "http://fleet-api.fleet.svc.cluster.local/pki/crl.pem"
+    args = ["bootstrap", "--out", str(tmp_path / "pki"), "--broker-host", "mqtt.example.org"]
+    refused = runner.invoke(app, [*args, "--crl-url", "/pki/crl.pem"], env=PASS)
+    assert refused.exit_code == 2 and "--crl-url" in refused.output
+    assert not (tmp_path / "pki").exists()  # nothing written before the check
+
+    assert runner.invoke(app, [*args, "--crl-url", url], env=PASS).exit_code == 0
+    issued = runner.invoke(
+        app,
+        [
+            *("issue-device", "--ca-dir", str(tmp_path / "pki/ca")),
+            *("--device-id", "cs-3c71bf0a12f4", "--out", str(tmp_path / "dev"), "--crl-url", url),
+        ],
+        env=PASS,
+    )
+    assert issued.exit_code == 0, issued.output
+    for path in (
+        tmp_path / "pki/services/fleet-ingest-0.crt",
+        tmp_path / "dev/cs-3c71bf0a12f4.crt",
+    ):
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        assert [n.value for p in points for n in p.full_name or []] == [url]

@@ -30,6 +30,8 @@ from fleet.models import Device, DeviceCertificate
 from fleet.registry import places
 
 router = APIRouter(prefix="/api/v1/enrolments", tags=["enrolment"])
+# Routes without the prefix or a sign-in.
+public = APIRouter(tags=["enrolment"])
 
 _STATUS: dict[type[errors.EnrolmentError], tuple[int, str]] = {
     errors.BoroughNotPermitted: (status.HTTP_403_FORBIDDEN, "borough_not_permitted"),
@@ -277,14 +279,29 @@ def revoke(
 @router.get("/crl", response_class=Response)
 def crl(
     ctx: FleetContext = Depends(get_context),
+    session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> Response:
-    """The device CA's current certificate revocation list (PEM), as the broker uses it."""
+    """The device CA's current certificate revocation list (PEM), as `/pki/crl.pem` serves it."""
+    return _crl_response(ctx, session)
+
+
+@public.get("/pki/crl.pem", response_class=Response)
+def public_crl(
+    ctx: FleetContext = Depends(get_context), session: Session = Depends(get_session)
+) -> Response:
+    """The CRL for brokers that fetch it from certificates' distribution point
+    (`FLEET_CRL_URL`, e.g. EMQX). Anonymous: a CRL is signed and public by design."""
+    return _crl_response(ctx, session)
+
+
+def _crl_response(ctx: FleetContext, session: Session) -> Response:
     try:
-        pem = certificates.crl_pem(ctx.settings)
+        pem = certificates.crl_pem(session, ctx.settings)
     except errors.EnrolmentError as exc:
         raise _http(exc) from exc
-    return Response(pem, media_type="application/x-pem-file")
+    # Brokers cache it themselves (EMQX refreshes every 15 minutes); proxies must not.
+    return Response(pem, media_type="application/x-pem-file", headers={"Cache-Control": "no-store"})
 
 
 @router.put("/wifi-profiles/{borough}/{name}", response_model=WifiProfileOut)
