@@ -305,8 +305,14 @@ def needs_rotation_cmd(
     before_days: Annotated[int, typer.Option(min=0)] = ROTATE_BEFORE_DAYS,
     verbose: Verbose = False,
 ) -> None:
-    """Exit 1 when the certificate expires within --before-days, 0 otherwise."""
-    certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+    """Exit 1 when the certificate expires within --before-days, 0 otherwise (2: unreadable)."""
+    try:
+        certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError) as exc:
+        # Not 1: a renewal timer must not read "cannot tell" as "renew now".
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        console.print(f"[red]error:[/red] cannot read certificate {cert}: {reason}")
+        raise typer.Exit(2) from None
     due = needs_rotation(certificate, datetime.now(UTC), before_days)
     console.print(f"expires {certificate.not_valid_after_utc:%Y-%m-%d}; rotate: {due}")
     raise typer.Exit(1 if due else 0)

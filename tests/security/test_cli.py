@@ -178,6 +178,12 @@ def test_needs_rotation_exit_code(out: Path) -> None:
         ["needs-rotation", "--cert", str(out / "broker/server.crt"), "--before-days", "400"],
     )
     assert due.exit_code == 1
+    # A renewal timer must not take "cannot tell" for "due": unreadable is 2, with the reason.
+    (out / "garbage.crt").write_text("not a certificate")
+    for path in (out / "missing.crt", out / "garbage.crt"):
+        result = runner.invoke(app, ["needs-rotation", "--cert", str(path)])
+        assert result.exit_code == 2 and "cannot read certificate" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_crl_url_goes_into_every_client_certificate_and_is_checked(tmp_path: Path) -> None:
