@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     ingest_enabled: bool = Field(
         default=True, description="Run the ingest worker in `fleet serve` (false: API only)"
     )
+    ingest_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port where `fleet ingest` serves Prometheus metrics at /metrics, bound to "
+        "FLEET_HTTP_HOST (`fleet serve` has them on its HTTP port); off when unset",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text, or one JSON object a line for collectors"
     )

@@ -13,12 +13,16 @@ import logging
 import signal
 import threading
 from types import FrameType
+from wsgiref.simple_server import WSGIServer
 
-from fleet.core.context import build_context
+from prometheus_client import start_http_server
+
+from fleet.core.context import FleetContext, build_context
 from fleet.core.mqtt_identity import MqttIdentityError
 from fleet.core.settings import Settings
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.worker import IngestWorker
+from fleet.observability.metrics import build_registry
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
         writers=settings.ingest_writers,
         inflight=settings.ingest_inflight,
     )
+    metrics = _serve_metrics(settings, ctx, worker)
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -73,6 +78,9 @@ def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
             pass
     finally:
         worker.stop()
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
         ctx.close()
         c = worker.counters
         log.info(
@@ -83,3 +91,25 @@ def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
             c.readings,
             c.batches,
         )
+
+
+def _serve_metrics(
+    settings: Settings, ctx: FleetContext, worker: IngestWorker
+) -> WSGIServer | None:
+    """The worker's own /metrics (ingest outcomes, lag, broker connection): in a scaled-out
+    fleet no API process holds these counters."""
+    port = settings.ingest_metrics_port
+    if port is None:
+        return None
+    try:
+        server, _ = start_http_server(
+            port, addr=settings.http_host, registry=build_registry(ctx, worker)
+        )
+    except OSError as exc:
+        ctx.close()
+        raise IngestConfigError(
+            f"cannot serve metrics on {settings.http_host}:{port} ({exc.strerror or exc}): "
+            "choose another FLEET_INGEST_METRICS_PORT"
+        ) from exc
+    log.info("ingest metrics on http://%s:%d/metrics", settings.http_host, port)
+    return server
