@@ -17,7 +17,7 @@ from fleet.models import Borough, Device, Estate, Property, User
 from fleet.ota import service as ota_service
 from fleet.ota import signing
 from fleet.ota.sim import write_trust
-from fleet.registry import places
+from fleet.registry import cadence, places
 from fleet.registry.devices import DeviceExists, register_device
 from fleet.simulator.fleet import VirtualFleet
 
@@ -107,6 +107,7 @@ def start_demo_devices(
 ) -> VirtualFleet:
     console = console or Console(stderr=True)
     ensure_demo_login(ctx, console)
+    health_interval_s = max(sample_interval_s * 3, 30)
     fleet = VirtualFleet(
         count,
         ctx.settings.data_dir / "devices",
@@ -114,7 +115,7 @@ def start_demo_devices(
         broker_port=broker.port,
         heapsize=heapsize,
         sample_interval_s=sample_interval_s,
-        health_interval_s=max(sample_interval_s * 3, 30),
+        health_interval_s=health_interval_s,
     )
     if fleet.devices:
         fleet.devices[0].room = DAMP_ROOM  # applies when its folder is first made
@@ -137,6 +138,13 @@ def start_demo_devices(
                 )
             except DeviceExists:
                 device = session.scalars(select(Device).where(Device.device_id == device_id)).one()
+            if device.sample_interval_s is None:
+                # What the virtual sensor's config.json says, as provisioning records it.
+                cadence.provisioned(
+                    device,
+                    sample_interval_s=sample_interval_s,
+                    health_interval_s=health_interval_s,
+                )
             if device.placement_id is None:
                 _place_in_demo_flat(session, borough, device, i)
     console.print(f"starting {count} virtual devices (MicroPython VM, heap {heapsize})...")

@@ -203,6 +203,8 @@ def test_demo_shows_devices_online_with_changing_readings(tmp_path: Path) -> Non
             ).json()
         }
         assert {d["placement_id"] for d in devices()} == placed and len(placed) == 5
+        # Registered with the cadence their config.json runs, as provisioning records it.
+        assert {(d["sample_interval_s"], d["health_interval_s"]) for d in devices()} == {(3, 30)}
         # The demo's release key is trusted: a release signed with it is published.
         (pem,) = (data / "release-keys").glob("*.pem")
         key = signing.load(pem)
