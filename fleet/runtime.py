@@ -9,7 +9,7 @@ from fleet.broker.embedded import EmbeddedBroker
 from fleet.broker.url import BrokerAddress
 from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
-from fleet.core.mqtt_identity import MqttIdentityError
+from fleet.core.mqtt_identity import MqttIdentityError, check_ca_file
 from fleet.feed.live import FeedPublisher
 from fleet.feed.stewardship import purge_committed
 from fleet.health.retention import Retention
@@ -52,6 +52,10 @@ class FleetRuntime:
             raise StartError(str(exc)) from exc
         external = settings.broker_address()
         if external is not None:
+            try:
+                check_ca_file(external)
+            except MqttIdentityError as exc:
+                raise StartError(str(exc)) from exc
             self.broker = external
         else:
             if settings.exposes_open_broker:

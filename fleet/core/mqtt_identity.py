@@ -9,6 +9,7 @@ refuses to start when a configured client id names another identity.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,4 +75,33 @@ def resolve_identity(
             f"leave {configured_variable} unset, or give this process the certificate issued "
             f"to {configured!r} (python -m fleet.identity issue-service --name {configured})"
         )
+    if key_file is not None:
+        _check_key_pair(cert_file, key_file, cert_variable)
     return MqttIdentity(cn, cert_file, key_file)
+
+
+def _check_key_pair(cert_file: Path, key_file: Path, cert_variable: str) -> None:
+    # At start, not in the connect loop: a wrong key never fixes itself by retrying.
+    key_variable = cert_variable.replace("_CERT_FILE", "_KEY_FILE")
+    try:
+        ssl.create_default_context().load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise MqttIdentityError(
+            f"{key_variable}={key_file} is not the private key of {cert_variable}={cert_file} "
+            f"({getattr(exc, 'reason', None) or exc}): mount the key issued with that "
+            "certificate"
+        ) from exc
+
+
+def check_ca_file(broker: BrokerAddress, *, variable: str = "FLEET_MQTT_CA_FILE") -> None:
+    """Load the CA bundle a TLS connection verifies the broker with, so a file that holds no
+    certificate stops the service at start instead of failing every connection attempt."""
+    if not broker.tls or broker.ca_file is None:
+        return
+    try:
+        ssl.create_default_context(cafile=broker.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise MqttIdentityError(
+            f"{variable}={broker.ca_file} holds no usable CA certificate "
+            f"({getattr(exc, 'reason', None) or exc}): mount the ca.crt of the broker's CA"
+        ) from exc

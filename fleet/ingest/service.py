@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 
 from fleet.core.context import FleetContext, build_context
-from fleet.core.mqtt_identity import MqttIdentityError
+from fleet.core.mqtt_identity import MqttIdentityError, check_ca_file
 from fleet.core.settings import Settings
 from fleet.ingest.handler import IngestHandler
 from fleet.ingest.worker import IngestWorker
@@ -41,6 +41,7 @@ def run_ingest(settings: Settings, *, connect_timeout_s: float = 30.0) -> None:
         )
     try:
         identity = settings.ingest_identity()
+        check_ca_file(broker)
     except MqttIdentityError as exc:
         raise IngestConfigError(str(exc)) from exc
     ctx = build_context(settings)

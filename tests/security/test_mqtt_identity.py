@@ -103,3 +103,43 @@ def test_the_service_refuses_to_start_without_a_feed_certificate(
     finally:
         runtime.stop()
         ctx.close()
+
+
+def test_a_key_that_is_not_the_certificates_stops_the_start(
+    certs: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    """Not a connect loop retrying for ever: a wrong key never fixes itself."""
+    (cert, _), (_, other_key) = certs["fleet-ingest-1"], certs["fleet-feed"]
+    settings = Settings(data_dir=tmp_path, mqtt_cert_file=cert, mqtt_key_file=other_key)
+    with pytest.raises(MqttIdentityError, match=r"FLEET_MQTT_KEY_FILE=.* is not the private key"):
+        settings.ingest_identity()
+    settings = Settings(data_dir=tmp_path, mqtt_url="mqtts://127.0.0.1:1", **_pair(certs))
+    settings = settings.model_copy(update={"mqtt_key_file": other_key})
+    with pytest.raises(IngestConfigError, match="FLEET_MQTT_KEY_FILE"):
+        run_ingest(settings)
+
+
+def test_a_ca_file_without_a_certificate_stops_the_start(
+    certs: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    bogus = tmp_path / "ca.crt"
+    bogus.write_text("this is not a certificate\n")
+    settings = Settings(
+        data_dir=tmp_path, mqtt_url="mqtts://127.0.0.1:1", mqtt_ca_file=bogus, **_pair(certs)
+    )
+    with pytest.raises(IngestConfigError, match=r"FLEET_MQTT_CA_FILE=.*holds no usable CA"):
+        run_ingest(settings)
+    ctx = build_context(settings.model_copy(update={"feed_enabled": False}))
+    runtime = FleetRuntime(ctx)
+    try:
+        with pytest.raises(StartError, match="FLEET_MQTT_CA_FILE"):
+            runtime.start()
+        assert runtime.ingest is None and runtime.broker is None
+    finally:
+        runtime.stop()
+        ctx.close()
+
+
+def _pair(certs: dict[str, tuple[Path, Path]]) -> dict[str, Path]:
+    cert, key = certs["fleet-ingest-1"]
+    return {"mqtt_cert_file": cert, "mqtt_key_file": key}
