@@ -9,6 +9,7 @@ from fleet.broker.embedded import EmbeddedBroker
 from fleet.broker.url import BrokerAddress
 from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
+from fleet.core.lease import Lease
 from fleet.core.mqtt_identity import MqttIdentityError, check_ca_file
 from fleet.feed.live import FeedPublisher
 from fleet.feed.stewardship import purge_committed
@@ -39,6 +40,7 @@ class FleetRuntime:
     risk: RiskWorker | None = None
     feed: FeedPublisher | None = None
     ota: RolloutEngine | None = None
+    lease: Lease | None = None
     _started: list[str] = field(default_factory=list)
 
     def start(self, *, ingest_timeout: float = 20.0) -> BrokerAddress:
@@ -78,6 +80,8 @@ class FleetRuntime:
             # API-only process: ingest runs elsewhere (`fleet ingest`); commands still go out.
             self.publisher = CommandPublisher(main.on(self.broker), client_id=main.client_id)
             self.publisher.start()
+        # Replicas share one database: only the lease holder runs the background jobs.
+        self.lease = Lease(self.ctx.engine)
         self.sweeper = HealthSweeper(
             self.ctx.sessions,
             interval_s=settings.health_sweep_s,
@@ -85,6 +89,7 @@ class FleetRuntime:
                 health_days=settings.health_retention_days,
                 rejects_days=settings.rejects_retention_days,
             ),
+            gate=self.lease.held,
         )
         self.sweeper.start()
         self.risk = RiskWorker(self.ctx.sessions, get_risk_settings())
@@ -111,6 +116,7 @@ class FleetRuntime:
             interval_s=ota.tick_s,
             restate_s=ota.restate_s,
             stall_s=ota.stall_min * 60,
+            gate=self.lease.held,
         )
         self.ota.start()
         return self.broker
@@ -163,3 +169,6 @@ class FleetRuntime:
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -61,8 +62,10 @@ class HealthSweeper:
         *,
         retention: Retention | None = None,
         purge_every_s: float = 3600.0,
+        gate: Callable[[], bool] = lambda: True,
     ) -> None:
         self._sessions = sessions
+        self._gate = gate  # false: another process runs the sweep (fleet.core.lease)
         self._interval = interval_s
         self._retention = retention or Retention()
         self._purge_every = purge_every_s
@@ -79,6 +82,8 @@ class HealthSweeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
+            if not self._gate():
+                continue
             if time.monotonic() >= self._next_purge:
                 self._purge()
             try:

@@ -95,8 +95,10 @@ class RolloutEngine:
         interval_s: float = 5.0,
         restate_s: float = 3600.0,
         stall_s: float = STALL_S,
+        gate: Callable[[], bool] = lambda: True,
     ) -> None:
         self._sessions = sessions
+        self._gate = gate  # false: another process advances rollouts (fleet.core.lease)
         self._stall_s = stall_s
         self._publisher = publisher
         self.base_url = base_url
@@ -125,7 +127,7 @@ class RolloutEngine:
             if self._stop.is_set():
                 return
             publisher = self._publisher()
-            if publisher is None:
+            if publisher is None or not self._gate():
                 continue
             try:
                 self._restate_when_due(publisher)
