@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from fleet.access.principal import Principal
-from fleet.api.deps import get_context, page_user
+from fleet.api.deps import LoginRequired, current_principal, get_context
 from fleet.api.schemas import DeviceOut
 from fleet.core.context import FleetContext
 from fleet.dashboard.pages import MAX_PAGE, overview_query
@@ -22,8 +22,22 @@ router = APIRouter(include_in_schema=False)
 LIVE_POLL_S = 2.0
 
 
-def snapshot(ctx: FleetContext, user: Principal, query: registry.DeviceQuery) -> dict[str, Any]:
+def signed_in(ctx: FleetContext, request: Request) -> Principal | None:
+    """The stream's user, looked up in a session of its own that closes at once: a stream
+    lives as long as its tab, and must not hold a database connection all that time."""
     with ctx.sessions() as session:
+        return current_principal(request, ctx, session, bearer=False)
+
+
+def snapshot(
+    ctx: FleetContext, request: Request, query: registry.DeviceQuery
+) -> dict[str, Any] | None:
+    """What the overview shows now, or None when the stream's user is no longer signed in
+    (signed out, disabled): each poll asks again, in the same short session."""
+    with ctx.sessions() as session:
+        user = current_principal(request, ctx, session, bearer=False)
+        if user is None:
+            return None
         rows, total = registry.find_devices(session, principal=user, query=query)
         return {
             "total": total,
@@ -47,15 +61,19 @@ async def events(
     sort: str = Query("device_id", max_length=20),
     page: int = Query(1, ge=1, le=MAX_PAGE),
     ctx: FleetContext = Depends(get_context),
-    user: Principal = Depends(page_user),
 ) -> StreamingResponse:
     query = overview_query(q, state, borough, sort, page)
+    if await run_in_threadpool(signed_in, ctx, request) is None:
+        raise LoginRequired(str(request.url.path))
 
     async def stream() -> AsyncIterator[str]:
         last = ""
         yield "retry: 3000\n\n"
         while not await request.is_disconnected():
-            body = json.dumps(await run_in_threadpool(snapshot, ctx, user, query))
+            now = await run_in_threadpool(snapshot, ctx, request, query)
+            if now is None:
+                return
+            body = json.dumps(now)
             if body != last:
                 last = body
                 yield f"event: devices\ndata: {body}\n\n"
