@@ -29,6 +29,10 @@ _HEAP_TRIES = const(5)
 _HEAP_FLOOR = const(4096)
 _HEAP_LOW = const(3)
 _PROVEN_S = const(600)  # seconds up after which earlier crashes no longer count (main.py)
+# NTP while it is due (Node.clock_due), whatever the broker connection does: a minute after
+# a failure, doubling up to 15 minutes (until the clock is set nothing can be sent).
+_NTP_RETRY_S = const(60)
+_NTP_RETRY_MAX_S = const(900)
 
 
 def note(what: str, err, retry_ms: int = -1) -> None:
@@ -137,10 +141,12 @@ class App:
 
     async def supervisor(self) -> None:
         """Feeds the watchdog only while the sampler keeps its schedule; resets the node when
-        its heap stays nearly full."""
+        its heap stays nearly full; sets the clock when NTP is due."""
         wdt = self.wdt
-        limit = (self.node.cfg["sample_interval_s"] + 60) * 1000
-        tick = low = 0
+        node = self.node
+        limit = (node.cfg["sample_interval_s"] + 60) * 1000
+        tick = low = ntp_fails = 0
+        ntp_at = _NTP_RETRY_S  # connecting tried it just now
         while True:
             if time.ticks_diff(time.ticks_ms(), self.beat) < limit:
                 wdt.feed()
@@ -154,6 +160,18 @@ class App:
                 if low >= _HEAP_LOW:
                     note("heap nearly full:", self.node.board.free_heap())
                     self.node.restart("heap")
+            if tick >= ntp_at and node.clock_due() and node.board.wifi_connected():
+                try:
+                    ok = node.sync_clock()
+                except Exception as e:  # e.g. MemoryError: the watchdog's feeder must live on
+                    note("clock sync failed:", e)
+                    ok = False
+                if ok:
+                    ntp_fails = 0
+                    node.kick()  # readings held for want of a date can go now
+                else:
+                    ntp_fails = min(ntp_fails + 1, 4)
+                ntp_at = tick + min(_NTP_RETRY_S << ntp_fails, _NTP_RETRY_MAX_S)
             await asyncio.sleep_ms(1000)
 
     async def connection(self) -> None:

@@ -4,7 +4,8 @@ Before the first NTP sync after power-on the RTC counts from 2000-01-01. Reading
 taken then are stored with that clock and the number of the power-on period
 (`gen`); when NTP sets the clock, the jump is saved for that period (file `clock`,
 one "<gen> <offset>" line per recent period) and added to those readings before
-they are sent.
+they are sent. Later syncs (cs.node.Node.clock_due) only correct drift: readings
+already stamped with the set clock keep their stamps.
 """
 
 import time
@@ -15,6 +16,10 @@ EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
 # Anything earlier means the clock was never set (the fleet refuses such times).
 MIN_VALID_UNIX = 1577836800  # 2020-01-01T00:00:00Z
 _FILE = "clock"
+# Seconds between NTP syncs once set, [mains, battery]: a mains RTC drifts ~10 min a year;
+# the slow clock deep sleep runs on drifts up to ~1 %, so a battery node syncs on the first
+# uplink wake at least this long after the last sync.
+RESYNC_S = (86400, 6 * 3600)
 
 
 def unix_time() -> int:

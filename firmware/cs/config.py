@@ -110,24 +110,30 @@ def validate(raw) -> dict:
     }
 
 
-# Remote updates may not change who the device is or which board it is.
-_FIXED = ("device_id", "board", "schema")
+# What the fleet may change (docs/wire-format.md, "Settings from the fleet"). Everything
+# else (identity, Wi-Fi, broker, queue size) changes only by provisioning: a wrong broker
+# or access point would cut the device off from the fleet that could correct it.
+_REMOTE = ("version", "sample_interval_s", "health_interval_s", "uplink_every", "rh_uplink_above")
 
 
 def update(current: dict, desired) -> dict:
     """The running config with `desired` laid over it, validated; raises ConfigError."""
     if not isinstance(desired, dict):
         raise ConfigError("config must be a JSON object")
-    merged = {}
-    for k, v in current.items():
-        merged[k] = dict(v) if isinstance(v, dict) else v
     for k, v in desired.items():
-        if k in _FIXED and v != current[k]:
-            raise ConfigError("'%s' cannot be changed remotely" % k)
-        if isinstance(v, dict) and isinstance(merged.get(k), dict):
-            merged[k].update(v)
-        else:
-            merged[k] = v
+        if k in _REMOTE:
+            continue
+        cur = current.get(k)
+        if isinstance(v, dict) and isinstance(cur, dict):  # part of a section: the rest as it runs
+            section = dict(cur)
+            section.update(v)
+            v = section
+        if v != cur:  # a field repeated with its running value changes nothing: let through
+            raise ConfigError("'%s' cannot be changed remotely (only by provisioning the sensor again)" % k)
+    merged = dict(current)
+    for k in _REMOTE:
+        if k in desired:
+            merged[k] = desired[k]
     new = validate(merged)
     if new["version"] <= current["version"]:
         raise ConfigError("version %d is not newer than %d" % (new["version"], current["version"]))

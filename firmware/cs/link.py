@@ -1,7 +1,7 @@
 """Getting online: Wi-Fi, NTP (before TLS: certificates need the time), then MQTT with
 a last will, status "online" and the device's subscriptions. Used by both power modes."""
 
-from cs import clock, topics
+from cs import topics
 from cs.mqtt import MQTTClient, Transport
 
 
@@ -37,7 +37,7 @@ async def connect(node) -> MQTTClient:
     cfg = node.cfg
     if not node.board.wifi_connected():
         await node.board.connect_wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
-    if not clock.is_synced() or node.fix.offset is None:
+    if node.clock_due():  # unset, or its drift due for correction
         node.sync_clock()
     client, transport = make_client(node)
     present = await client.connect(transport)

@@ -31,6 +31,10 @@ class Node:
         # Set before a deliberate reset (or a crash's sleep, see main.py), to tell them apart.
         why = self.rtc.pop("why", None)
         self.reset_cause = why if why and cause in ("hard", "soft", "deep_sleep") else cause
+        if why is not None:
+            # Cleared in RTC memory too (a mains node may not write it again for days): a
+            # later panic or soft reset must not report this boot's reason.
+            self.save_rtc()
         self.wake_reason = board.wake_reason()
         self.fix = clock.Fix(cause == "power_on")
         self.store = Store(max_segs=cfg["queue_segments"])
@@ -70,18 +74,43 @@ class Node:
         """Read every sensor and queue the reading on flash before anything else."""
         values = self.sensors.sample()
         if values:
-            self.store.append(clock.unix_time(), self.fix.gen, encode(values))
+            ts = clock.unix_time()
+            if ts <= self.rtc.get("hold", 0):  # the clock was stepped back past this stamp
+                log("sample not queued: clock stepped back")
+            else:
+                self.rtc.pop("hold", None)
+                self.store.append(ts, self.fix.gen, encode(values))
             for k in ("battery_voltage", "battery"):
                 if k in values:
                     self.last[k] = values[k]
         return values
 
+    def clock_due(self) -> bool:
+        """NTP is due: the clock is not set for this power-on period, or its last sync is
+        older than RESYNC_S (the RTC drifts, deep sleep's slow clock most)."""
+        if not clock.is_synced() or self.fix.offset is None:
+            return True
+        return clock.unix_time() - self.rtc.get("ntp", 0) >= clock.RESYNC_S[self.battery]
+
     def sync_clock(self) -> bool:
+        """Set the clock from NTP; False if NTP did not answer. Only the first sync of a
+        power-on period dates the readings taken before it (clock.Fix); a later one just
+        corrects the drift, and queued readings keep their stamps."""
         jump = self.board.sync_clock()
-        if jump is not None:
+        if jump is None:
+            return False
+        now = clock.unix_time()
+        self.rtc["ntp"] = now
+        if self.fix.offset is None:
             self.fix.synced(jump)
             log("clock set, jumped %d s" % jump)
-        return clock.is_synced()
+            return True
+        if jump < 0:
+            # Readings may carry stamps up to the old time already: none may be repeated.
+            # (Past an hour ahead the fleet refused them anyway: hold no longer than that.)
+            self.rtc["hold"] = now + min(-jump, 3600)
+        log("clock corrected by %d s" % jump)
+        return True
 
     # -- uplink --------------------------------------------------------------------
     def _batch(self) -> tuple:

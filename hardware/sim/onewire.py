@@ -7,7 +7,9 @@ scratchpad and answers: ROM commands match 0x55 / skip 0xCC; functions convert T
 (read slots return 0 until done: 94/188/375/750 ms at 9..12 bits, shortened by
 sim.json "time_scale"), read scratchpad 0xBE (9 bytes, Dallas CRC-8), write
 scratchpad 0x4E. Faults ("faults": {"ds18b20": ...}): "nack" (no presence pulse),
-"crc", "stuck", "range" (85.0 degC: the power-on value a failed conversion leaves).
+"crc", "stuck", "range" (85.0 degC: the power-on value a failed conversion leaves),
+"short" (the data line shorted to GND, e.g. water in the probe cable: every reset sees
+what looks like a presence pulse and every read slot reads 0).
 """
 
 import time
@@ -92,8 +94,11 @@ class OneWire:
     def _present(self):
         return self._probes and state.fault("ds18b20") != "nack"
 
+    def _shorted(self):
+        return bool(self._probes) and state.fault("ds18b20") == "short"
+
     def reset(self, required=False):
-        ok = bool(self._present())
+        ok = bool(self._present())  # a shorted line reads low, like a presence pulse
         if required and not ok:
             raise OneWireError("no presence pulse")
         self._sel = None
@@ -102,12 +107,16 @@ class OneWire:
         return ok
 
     def readbit(self):
+        if self._shorted():
+            return 0
         if self._rx:
             return self.readbyte() & 1
         # During a conversion the probe holds read slots low.
         return 0 if any(p.busy() for p in self._sel or ()) else 1
 
     def readbyte(self):
+        if self._shorted():
+            return 0
         if not self._rx or not self._present():
             return 0xFF  # nobody pulls the line low
         b = self._rx[0]
@@ -122,6 +131,8 @@ class OneWire:
         pass
 
     def writebyte(self, value):
+        if self._shorted():
+            return  # nothing reaches the probe
         self._cmd.append(value)
         c = self._cmd
         if self._sel is None:
