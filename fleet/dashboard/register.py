@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy.orm import Session
 
-from fleet.api.deps import get_context, get_session
+from fleet.api.deps import get_context
 from fleet.core.context import FleetContext
 from fleet.dashboard.templating import TEMPLATES
-from fleet.feed import snapshot
+from fleet.feed import shared, snapshot
 from fleet.feed.catalogue import METRICS_BY_NAME
 from fleet.feed.snapshot import Audience, ThingRecord
 from fleet.feed.sta.store import Store
@@ -46,8 +45,7 @@ class BoroughSection:
     entries: list[RegisterEntry]
 
 
-def register_sections(session: Session) -> list[BoroughSection]:
-    snap = snapshot.load(session)
+def register_sections(snap: snapshot.Snapshot) -> list[BoroughSection]:
     public = Store(snap, Audience())
     metrics: dict[int, list[str]] = defaultdict(list)
     for ds in snap.datastreams.values():
@@ -97,11 +95,9 @@ def register_sections(session: Session) -> list[BoroughSection]:
 def transparency_register(
     request: Request,
     ctx: FleetContext = Depends(get_context),
-    session: Session = Depends(get_session),
 ) -> HTMLResponse:
-    snapshot.sync_committed(ctx.sessions)
     return TEMPLATES.TemplateResponse(
         request,
         "register.html",
-        {"user": None, "sections": register_sections(session)},
+        {"user": None, "sections": register_sections(shared.snapshot(ctx.sessions))},
     )

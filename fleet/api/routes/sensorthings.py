@@ -2,7 +2,7 @@
 
 Unauthenticated callers get the public level (pseudonymised, location-coarsened, only homes
 whose tenants have not opted out); a token with the `feed:full` scope adds the full level for
-its boroughs. See docs/standards/sensorthings.md.
+its boroughs. See fleet/feed/standard/sensorthings.md.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fleet.access.principal import Principal
 from fleet.api.deps import get_context, get_session
 from fleet.api.routes.feed_access import audience_of, feed_reader
 from fleet.core.context import FleetContext
-from fleet.feed import snapshot
+from fleet.feed import shared
 from fleet.feed.endpoint import consumer_broker_url
 from fleet.feed.odata import ODataError, parse_query_options
 from fleet.feed.sta.engine import Engine, NotFound
@@ -29,7 +29,7 @@ from fleet.feed.sta.store import Store
 BASE_PATH = "/sta/v1.1"
 # Only classes served in full. Query options are served except the geospatial $filter
 # functions (request-data), and MQTT carries Observation topics only (receive-updates):
-# both are documented in docs/standards/sensorthings.md but not claimed.
+# both are documented in fleet/feed/standard/sensorthings.md but not claimed.
 CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
@@ -103,8 +103,7 @@ def resource(
         options = parse_query_options(query)
     except ODataError as exc:
         return _error(400, str(exc))
-    snapshot.sync_committed(ctx.sessions)
-    store = Store(snapshot.load(session), audience_of(reader))
+    store = Store(shared.snapshot(ctx.sessions), audience_of(reader))
     engine = Engine(session, store, _base(request))
     url = f"{_base(request)}/{resource_path.strip('/')}"
     try:
