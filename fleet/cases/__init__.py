@@ -8,6 +8,7 @@ compares the risk before and after over equal windows.
 
 - :mod:`.service` -- open, link, record steps, close (borough-scoped).
 - :mod:`.deadlines` -- each step's deadline and whether it is pending, done, late or overdue.
+- :mod:`.policy` -- further works or none; when sensor risk opens a case again after a close.
 - :mod:`.compare` -- before/after comparison on the stored hourly risk data.
 - :mod:`.evidence` -- the printable evidence document of a case or property.
 """

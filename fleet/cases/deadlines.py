@@ -16,6 +16,7 @@ class CaseStep(StrEnum):
 
     AWARE = "aware"
     INVESTIGATION = "investigation"
+    NO_FURTHER_WORKS = "no_further_works"
     WRITTEN_SUMMARY = "written_summary"
     SAFETY_WORK = "safety_work"
     FURTHER_WORKS_BEGUN = "further_works_begun"
@@ -28,6 +29,7 @@ class CaseStep(StrEnum):
 STEP_COLUMNS: dict[CaseStep, str] = {
     CaseStep.AWARE: "aware_at",
     CaseStep.INVESTIGATION: "investigation_at",
+    CaseStep.NO_FURTHER_WORKS: "no_further_works_at",
     CaseStep.WRITTEN_SUMMARY: "written_summary_at",
     CaseStep.SAFETY_WORK: "safety_work_at",
     CaseStep.FURTHER_WORKS_BEGUN: "further_works_begun_at",
@@ -38,6 +40,7 @@ STEP_COLUMNS: dict[CaseStep, str] = {
 STEP_LABELS: dict[CaseStep, str] = {
     CaseStep.AWARE: "Landlord aware",
     CaseStep.INVESTIGATION: "Investigation",
+    CaseStep.NO_FURTHER_WORKS: "No further works needed",
     CaseStep.WRITTEN_SUMMARY: "Written summary to tenant",
     CaseStep.SAFETY_WORK: "Safety work",
     CaseStep.FURTHER_WORKS_BEGUN: "Further works begun",
@@ -54,6 +57,7 @@ class DeadlineState(StrEnum):
     OVERDUE = "overdue"  # not recorded and past its deadline
     WAITING = "waiting"  # its deadline counts from a step not yet recorded
     NOT_DONE = "not_done"  # the case was closed without it
+    NOT_REQUIRED = "not_required"  # the investigation found no further works needed
     UNKNOWN = "unknown"  # outside the bank holiday calendar
 
 
@@ -89,45 +93,65 @@ def _state(
     return DeadlineState.OVERDUE if now >= deadline.due_before else DeadlineState.PENDING
 
 
+#: The deadlines an investigation finding "no further works needed" takes away.
+FURTHER_WORKS = (CaseStep.FURTHER_WORKS_BEGUN, CaseStep.FURTHER_WORKS_STARTED)
+
+
+def _not_required(step: CaseStep) -> StepDeadline:
+    note = "the investigation found no further works needed"
+    return StepDeadline(step, STEP_LABELS[step], None, None, DeadlineState.NOT_REQUIRED, note)
+
+
+def _investigation(case: Case, *, now: datetime, calendar: HolidayCalendar | None) -> StepDeadline:
+    """The significant hazard's investigation, 10 working days from awareness."""
+    try:
+        d = workdays.investigation_deadline(case.aware_at, calendar=calendar)
+    except CalendarRangeError as exc:
+        return StepDeadline(
+            CaseStep.INVESTIGATION, "Investigation", None, None, DeadlineState.UNKNOWN, str(exc)
+        )
+    inv = case.investigation_at
+    state = _state(d, inv, now=now, open_case=case.status == "open")
+    return StepDeadline(CaseStep.INVESTIGATION, STEP_LABELS[CaseStep.INVESTIGATION], d, inv, state)
+
+
+def _emergency(
+    case: Case, *, now: datetime, calendar: HolidayCalendar | None
+) -> list[StepDeadline]:
+    out: list[StepDeadline] = []
+    start = case.emergency_at or case.aware_at
+    if start > case.aware_at:
+        # Raised to emergency by a later report: the significant investigation deadline was
+        # already running and stays, so one missed before the report is not hidden.
+        out.append(_investigation(case, now=now, calendar=calendar))
+    done = None
+    if case.investigation_at is not None and case.safety_work_at is not None:
+        done = max(case.investigation_at, case.safety_work_at)
+    d = workdays.emergency_deadline(start)
+    out.append(
+        StepDeadline(
+            CaseStep.SAFETY_WORK,
+            "Investigate and make safe (emergency)",
+            d,
+            done,
+            _state(d, done, now=now, open_case=case.status == "open"),
+        )
+    )
+    return out
+
+
 def case_deadlines(
     case: Case, *, now: datetime, calendar: HolidayCalendar | None = None
 ) -> list[StepDeadline]:
     """Every deadline of the case as of ``now``, in the order the law lists them."""
-    open_case = case.status == "open"
-    out: list[StepDeadline] = []
     if case.hazard == "emergency":
-        done = None
-        if case.investigation_at is not None and case.safety_work_at is not None:
-            done = max(case.investigation_at, case.safety_work_at)
-        d = workdays.emergency_deadline(case.aware_at)
-        out.append(
-            StepDeadline(
-                CaseStep.SAFETY_WORK,
-                "Investigate and make safe (emergency)",
-                d,
-                done,
-                _state(d, done, now=now, open_case=open_case),
-            )
-        )
-        return out
-    try:
-        d = workdays.investigation_deadline(case.aware_at, calendar=calendar)
-    except CalendarRangeError as exc:
-        return [
-            StepDeadline(
-                CaseStep.INVESTIGATION, "Investigation", None, None, DeadlineState.UNKNOWN, str(exc)
-            )
-        ]
+        return _emergency(case, now=now, calendar=calendar)
+    open_case = case.status == "open"
+    first = _investigation(case, now=now, calendar=calendar)
+    if first.state is DeadlineState.UNKNOWN:
+        return [first]
+    out = [first]
     inv = case.investigation_at
-    out.append(
-        StepDeadline(
-            CaseStep.INVESTIGATION,
-            STEP_LABELS[CaseStep.INVESTIGATION],
-            d,
-            inv,
-            _state(d, inv, now=now, open_case=open_case),
-        )
-    )
     later = (
         (CaseStep.WRITTEN_SUMMARY, workdays.written_summary_deadline),
         (CaseStep.SAFETY_WORK, workdays.safety_work_deadline),
@@ -135,6 +159,9 @@ def case_deadlines(
     )
     for step, fn in later:
         done = getattr(case, STEP_COLUMNS[step])
+        if step in FURTHER_WORKS and case.no_further_works_at is not None:
+            out.append(_not_required(step))
+            continue
         if inv is None:
             out.append(StepDeadline(step, STEP_LABELS[step], None, done, DeadlineState.WAITING))
             continue
@@ -152,7 +179,9 @@ def case_deadlines(
         )
     step = CaseStep.FURTHER_WORKS_STARTED
     done = case.further_works_started_at
-    if inv is None:
+    if case.no_further_works_at is not None:
+        out.append(_not_required(step))
+    elif inv is None:
         out.append(StepDeadline(step, STEP_LABELS[step], None, done, DeadlineState.WAITING))
     else:
         dl = workdays.further_works_start_deadline(inv)

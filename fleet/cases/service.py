@@ -7,7 +7,8 @@ when it was recorded) and to the audit log, in the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from fleet.access import audit
 from fleet.access.principal import SYSTEM, Principal
 from fleet.cases.deadlines import STEP_COLUMNS, STEP_LABELS, CaseStep
 from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
+from fleet.cases.policy import check_further_works, new_after_close
 from fleet.models import Case, CaseEvent, Property, PropertyRisk
 from fleet.risk.level import RiskLevel
 from fleet.risk.workdays import UK, default_calendar
@@ -29,6 +31,7 @@ NOTE_CHARS = 2000
 #: Steps whose deadlines count from the investigation, so it must come first.
 AFTER_INVESTIGATION = frozenset(
     {
+        CaseStep.NO_FURTHER_WORKS,
         CaseStep.WRITTEN_SUMMARY,
         CaseStep.FURTHER_WORKS_BEGUN,
         CaseStep.FURTHER_WORKS_STARTED,
@@ -133,7 +136,16 @@ def _event(
     return event
 
 
-def open_case(
+@dataclass(frozen=True)
+class Report:
+    """What a report did: opened ``case``, or was linked to it with these ``changes``."""
+
+    case: Case
+    created: bool
+    changes: list[str] = field(default_factory=list)
+
+
+def report(
     session: Session,
     *,
     prop: Property,
@@ -142,11 +154,10 @@ def open_case(
     aware_at: datetime | None = None,
     hazard: str = "significant",
     note: str | None = None,
-) -> tuple[Case, bool]:
-    """Open a case for the property, or link the report to its open case.
-
-    Returns ``(case, created)``. Staff use this when a tenant reports damp or mould.
-    """
+) -> Report:
+    """Open a case for the property (staff, for a tenant's report), or link the report to its
+    open case: an emergency raises the case to emergency, and an earlier awareness moves the
+    case's awareness back, so nothing the report says is lost."""
     if hazard not in HAZARDS:
         raise InvalidStep(f"hazard must be one of {', '.join(HAZARDS)}, not {hazard!r}")
     aware = _aware(aware_at, "aware_at") if aware_at is not None else now
@@ -155,7 +166,8 @@ def open_case(
     existing = open_case_for(session, prop.id)
     if existing is not None:
         _event(session, existing, principal, "linked", at=aware, now=now, note=note)
-        return existing, False
+        changes = _link(session, existing, principal, aware=aware, hazard=hazard, now=now)
+        return Report(existing, False, changes)
     case = Case(
         property_id=prop.id,
         borough_id=prop.borough_id,
@@ -169,14 +181,82 @@ def open_case(
     session.add(case)
     session.flush()
     _event(session, case, principal, "opened", at=aware, now=now, note=note)
-    return case, True
+    return Report(case, True)
+
+
+def open_case(
+    session: Session,
+    *,
+    prop: Property,
+    principal: Principal,
+    now: datetime,
+    aware_at: datetime | None = None,
+    hazard: str = "significant",
+    note: str | None = None,
+) -> tuple[Case, bool]:
+    """:func:`report`, answering ``(case, created)``."""
+    done = report(
+        session,
+        prop=prop,
+        principal=principal,
+        now=now,
+        aware_at=aware_at,
+        hazard=hazard,
+        note=note,
+    )
+    return done.case, done.created
+
+
+def _shown(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _link(
+    session: Session,
+    case: Case,
+    principal: Principal,
+    *,
+    aware: datetime,
+    hazard: str,
+    now: datetime,
+) -> list[str]:
+    """Apply a linked report's hazard and awareness to the open case; returns what changed.
+    Times only ever move earlier: a later one would push deadlines back."""
+    changes: list[str] = []
+    if hazard == "emergency" and case.hazard != "emergency":
+        case.hazard = "emergency"
+        case.emergency_at = aware
+        detail = {"from": "significant", "to": "emergency", "emergency_at": aware.isoformat()}
+        note = "an emergency was reported: investigate and make safe within 24 hours"
+        _event(
+            session, case, principal, "hazard_raised", at=aware, now=now, note=note, detail=detail
+        )
+        changes.append(f"hazard raised to emergency: 24 hours from {_shown(aware)}")
+    elif hazard == "emergency" and case.emergency_at is not None and aware < case.emergency_at:
+        previous = case.emergency_at
+        case.emergency_at = aware
+        detail = {"previous": previous.isoformat()}
+        _event(session, case, principal, "emergency_aware", at=aware, now=now, detail=detail)
+        changes.append(f"emergency awareness moved from {_shown(previous)} to {_shown(aware)}")
+    if aware < case.aware_at:
+        if case.hazard == "emergency" and case.emergency_at is None and hazard != "emergency":
+            # A significant report does not move an emergency's 24 hours: pin them.
+            case.emergency_at = case.aware_at
+        previous = case.aware_at
+        case.aware_at = aware
+        detail = {"previous": previous.isoformat()}
+        note = "earlier awareness from a linked report"
+        _event(session, case, principal, "aware", at=aware, now=now, note=note, detail=detail)
+        changes.append(f"awareness moved from {_shown(previous)} to {_shown(aware)}")
+    return changes
 
 
 def on_property_risk(
     session: Session, *, prop: Property, risk: PropertyRisk, threshold: RiskLevel, now: datetime
 ) -> tuple[Case, bool] | None:
     """Open a case when the property's level reaches ``threshold``, or note a higher level on
-    the open one. Returns ``(case, created)``, or ``None`` below the threshold."""
+    the open one. Returns ``(case, created)``, or ``None`` below the threshold or while the
+    risk a case was closed at goes on (:func:`.policy.new_after_close`)."""
     level = RiskLevel(risk.level)
     if level.rank < threshold.rank:
         return None
@@ -209,6 +289,8 @@ def on_property_risk(
                 detail=trigger,
             )
         return existing, False
+    if not new_after_close(session, prop.id, level, threshold):
+        return None
     case = Case(
         property_id=prop.id,
         borough_id=prop.borough_id,
@@ -258,6 +340,7 @@ def record_step(
         return _event(session, case, principal, "note", at=when, now=now, note=note)
     column = STEP_COLUMNS[step]
     previous = getattr(case, column)
+    check_further_works(case, step)
     if step is CaseStep.AWARE:
         # The only correctable date: a tenant may have reported before the sensors flagged it.
         # Later would push every deadline back and could hide one already missed.
@@ -297,7 +380,10 @@ def close_case(
         raise CaseConflict(f"case {case.id} is already closed")
     if case.investigation_at is None:
         raise InvalidStep("record the investigation before closing the case")
+    risk = session.get(PropertyRisk, case.property_id)
     case.status = "closed"
     case.closed_at = now
     case.closed_by = principal.actor
-    return _event(session, case, principal, "closed", at=now, now=now, note=note)
+    case.closed_level = None if risk is None else risk.level
+    detail = {"risk_level": case.closed_level}
+    return _event(session, case, principal, "closed", at=now, now=now, note=note, detail=detail)

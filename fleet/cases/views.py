@@ -24,11 +24,14 @@ from fleet.cases.deadlines import (
 from fleet.models import Case, CaseEvent, Property, PropertyRisk, RiskHour, RiskLevelChange
 from fleet.risk.compare import Comparison
 from fleet.risk.service import queries
+from fleet.risk.workdays import uk_date
 
 EVENT_LABELS = {
     "opened": "Case opened",
     "linked": "Report linked to this case",
     "risk_raised": "Sensor risk rose",
+    "hazard_raised": "Hazard raised to emergency",
+    "emergency_aware": "Landlord aware of the emergency",
     "closed": "Case closed",
 }
 
@@ -63,8 +66,10 @@ class CaseView:
             "opened_at": c.opened_at,
             "opened_by": c.opened_by,
             "trigger": c.trigger,
+            "emergency_at": c.emergency_at,
             "steps": steps,
             "closed_at": c.closed_at,
+            "closed_level": c.closed_level,
             "deadlines": [d.to_dict() for d in self.deadlines],
             "overdue": [str(d.step) for d in self.overdue],
             "timeline": [
@@ -110,10 +115,13 @@ def level_history(session: Session, prop: Property, limit: int = 50) -> Sequence
 def daily_summary(
     session: Session, prop: Property, *, since: datetime | None, until: datetime | None
 ) -> list[dict[str, Any]]:
-    """Daily means per room (the readings table of the evidence document)."""
+    """Daily means per room (the readings table of the evidence document), by UK calendar
+    day: the day deadlines are counted in and the one a tenant lives. UK offsets are whole
+    hours, so every stored UTC hour falls in exactly one UK day (23 or 25 of them when the
+    clocks change)."""
     acc: dict[tuple[str, str], list[RiskHour]] = defaultdict(list)
     for room, h in queries.hours(session, prop, since=since, until=until):
-        acc[(h.hour.date().isoformat(), room)].append(h)
+        acc[(uk_date(h.hour).isoformat(), room)].append(h)
     out = []
     for (day, room), hours in sorted(acc.items()):
         n = len(hours)

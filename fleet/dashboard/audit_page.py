@@ -4,7 +4,7 @@ history and its page; the same filter downloads as CSV."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +16,7 @@ from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import get_session, page_user
 from fleet.dashboard.templating import TEMPLATES, clamped_page
+from fleet.risk.workdays import UK
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -40,7 +41,8 @@ def _day(text: str, label: str) -> date | None:
 
 
 def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
+    """The start of a UK day: the page shows UK times, so its dates are UK dates too."""
+    return datetime.combine(day, time(), tzinfo=UK)
 
 
 def page_filter(

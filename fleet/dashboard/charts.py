@@ -7,8 +7,10 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
+
+from fleet.risk.workdays import UK
 
 WIDTH, HEIGHT = 640, 180
 PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 12, 28
@@ -86,7 +88,8 @@ def runs(times: Sequence[float]) -> list[tuple[int, int]]:
 
 
 def _label(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%d %b %H:%M")
+    """UK wall-clock time with its zone, as every time on the dashboard is shown."""
+    return datetime.fromtimestamp(t, UK).strftime("%d %b %H:%M %Z")
 
 
 def line_chart(series: Series, *, colour: str = "#0969da") -> str:
@@ -142,8 +145,7 @@ def line_chart(series: Series, *, colour: str = "#0969da") -> str:
         for v, text in series.marks
         if v0 <= v <= v1
     )
-    start_at = series.points[0][0].strftime("%d %b %H:%M")
-    end_at = series.points[-1][0].strftime("%d %b %H:%M")
+    start_at, end_at = _label(times[0]), _label(times[-1])
     gaps = len(lines) - 1
     summary = (
         f"{title} from {start_at} to {end_at}: min {min(values):.1f}, max {max(values):.1f}, "

@@ -231,7 +231,7 @@ def risk_open_case(
     user.require(Scope.ALERTS_WRITE)
     prop = _property(session, property_id, user)
     try:
-        case, _ = cases.open_case(
+        done = cases.report(
             session,
             prop=prop,
             principal=user,
@@ -243,7 +243,10 @@ def risk_open_case(
     except InvalidStep as exc:
         return back_with_notice(f"/risk/properties/{property_id}", str(exc))
     session.commit()
-    return RedirectResponse(f"/cases/{case.id}", status_code=status.HTTP_303_SEE_OTHER)
+    if done.created:
+        return RedirectResponse(f"/cases/{done.case.id}", status_code=status.HTTP_303_SEE_OTHER)
+    said = "; ".join(["report linked to this open case", *done.changes])
+    return back_with_notice(f"/cases/{done.case.id}", said)
 
 
 @router.get("/risk/properties/{property_id}/evidence", response_class=HTMLResponse)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from fleet.dashboard.health_view import cadence_text, health_rows
-from fleet.risk.workdays import Deadline
+from fleet.risk.workdays import UK, Deadline, uk_date
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -47,18 +47,40 @@ def fmt_value(value: float, unit: str) -> str:
 
 
 def fmt_time(value: datetime | str | None) -> str:
+    """An instant as UK wall-clock time with its zone (GMT or BST): the time a person in the
+    UK would have read on a clock, which is also how the case forms take times in. The zone
+    keeps the repeated October hour apart (01:30 BST, then 01:30 GMT)."""
     if value is None:
         return "never"
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+    if value.tzinfo is None:  # the database stores UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UK).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def fmt_day(value: datetime | date) -> str:
+    """The UK calendar date of an instant (a date is already one)."""
+    if isinstance(value, datetime):
+        return uk_date(value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return value.isoformat()
 
 
 def fmt_due(deadline: Deadline) -> str:
-    """The instant for a deadline counted in hours; the last UK day in time otherwise."""
+    """The instant for a deadline counted in hours; otherwise the last UK day in time, said
+    to be one: a step done at 00:30 BST the next morning is late, though in UTC it is still
+    the due date."""
     if deadline.by_the_hour:
         return fmt_time(deadline.due_before)
-    return deadline.due_date.isoformat()
+    return f"end of {deadline.due_date.isoformat()} (UK date)"
+
+
+def fmt_basis(deadline: Deadline) -> str:
+    """What the period is counted from, as the law counts it: working days and weeks from the
+    event's UK date (that day itself not counting), hours from the instant."""
+    if deadline.by_the_hour:
+        return f"{deadline.basis} from {fmt_time(deadline.counted_from)}"
+    return f"{deadline.basis} after {fmt_day(deadline.counted_from)} (UK date)"
 
 
 def fmt_actor(actor: str | None) -> str:
@@ -104,7 +126,9 @@ def _readable(value: object) -> object:
 TEMPLATES.env.filters["value"] = fmt_value
 TEMPLATES.env.filters["pairs"] = fmt_pairs
 TEMPLATES.env.filters["due"] = fmt_due
+TEMPLATES.env.filters["basis"] = fmt_basis
 TEMPLATES.env.filters["when"] = fmt_time
+TEMPLATES.env.filters["uk_day"] = fmt_day
 TEMPLATES.env.filters["who"] = fmt_actor
 TEMPLATES.env.globals["STATES"] = STATES
 TEMPLATES.env.globals["health_rows"] = health_rows

@@ -13,6 +13,7 @@ from fleet.models.feed import (
 )
 from fleet.models.health import Alert, HealthSnapshot, StateChange
 from fleet.models.identity import DeviceCertificate, WifiProfile
+from fleet.models.installation import DeviceInstallation
 from fleet.models.ota import (
     Release,
     ReleaseBlob,
@@ -47,6 +48,7 @@ __all__ = [
     "Device",
     "DeviceCertificate",
     "DeviceCommand",
+    "DeviceInstallation",
     "Estate",
     "FeedDatastream",
     "FeedKey",

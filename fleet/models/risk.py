@@ -158,14 +158,20 @@ class Case(Base):
     opened_by: Mapped[str] = mapped_column(String(200))
     trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     aware_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A significant case raised to emergency by a later report: the 24 hours count from here.
+    emergency_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     investigation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     written_summary_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     safety_work_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     further_works_begun_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     further_works_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     works_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The investigation found no further works needed: their deadlines do not apply.
+    no_further_works_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_by: Mapped[str | None] = mapped_column(String(200))
+    # The property's risk level at closing: sensor risk reopens only above it (or anew).
+    closed_level: Mapped[str | None] = mapped_column(String(16))
 
 
 class CaseEvent(Base):

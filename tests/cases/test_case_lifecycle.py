@@ -182,14 +182,14 @@ def test_an_emergency_deadline_is_shown_to_the_hour(
     )
     assert opened.status_code == 200, opened.text  # followed to the case page
     due = re.findall(r'<td data-field="due">([^<]+)</td>', opened.text)
-    assert due == ["2026-07-02 08:30 UTC"]  # 09:30 BST the next day
+    assert due == ["2026-07-02 09:30 BST"]  # 24 hours on, in the UK time it was typed in
     listed = client.get("/cases").text
-    assert "by 2026-07-02 08:30 UTC" in listed
+    assert "by 2026-07-02 09:30 BST" in listed
 
     # A deadline counted in working days is the last UK day in time: shown as that day.
     aware = datetime(2026, 7, 1, 8, 30, tzinfo=UTC)
-    assert fmt_due(investigation_deadline(aware)) == "2026-07-15"
-    assert fmt_due(emergency_deadline(aware)) == "2026-07-02 08:30 UTC"
+    assert fmt_due(investigation_deadline(aware)) == "end of 2026-07-15 (UK date)"
+    assert fmt_due(emergency_deadline(aware)) == "2026-07-02 09:30 BST"
 
 
 def test_awareness_is_corrected_only_to_earlier_and_never_before_the_calendar(

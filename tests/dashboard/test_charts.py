@@ -112,8 +112,8 @@ def test_the_time_axis_spans_the_range_asked_for() -> None:
     assert xs[0] == pytest.approx(PAD_L, abs=0.1)
     assert xs[-1] == pytest.approx(PAD_L + plot_w * 11.75 / 24, abs=0.1)
     labels = [t.text for t in svg.iter(f"{{{NS['s']}}}text") if ":" in (t.text or "")]
-    assert labels[-2:] == ["02 Nov 00:00", "03 Nov 00:00"]
-    assert "shown from 02 Nov 00:00 to 03 Nov 00:00" in (svg.get("aria-label") or "")
+    assert labels[-2:] == ["02 Nov 00:00 GMT", "03 Nov 00:00 GMT"]  # UK time, zone named
+    assert "shown from 02 Nov 00:00 GMT to 03 Nov 00:00 GMT" in (svg.get("aria-label") or "")
 
     lone = _svg(Series("Temperature", "°C", [(T0 + timedelta(hours=18), 21.0)], window=window))
     dot = list(lone.iter(f"{{{NS['s']}}}circle"))[-1]  # a single reading sits at its time

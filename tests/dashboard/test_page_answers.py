@@ -17,6 +17,7 @@ from fleet.health.alert_rules import Finding
 from fleet.health.alerts import apply_findings
 from fleet.models import Alert, Borough, Device, Estate
 from fleet.registry import places
+from fleet.risk.workdays import UK
 from tests.dashboard.ota_data import publish_release
 from tests.dashboard.test_ota_pages import client, csrf_of, recorder, sign_in  # noqa: F401
 from tests.fleet.conftest import World, fleet_ctx, world  # noqa: F401
@@ -238,12 +239,12 @@ def test_resolved_alerts_say_who_resolved_them_and_when(
     with world.ctx.sessions() as s:
         resolved = s.get(Alert, by_person)
         assert resolved is not None and resolved.resolved_at is not None
-        when = resolved.resolved_at.strftime("%Y-%m-%d %H:%M UTC")
+        when = resolved.resolved_at.astimezone(UK).strftime("%Y-%m-%d %H:%M %Z")
 
     page = client.get("/alerts?show=resolved").text
     rows = dict(re.findall(r'<tr data-alert="(\d+)">(.*?)</tr>', page, re.S))
     system_row = re.sub(r"\s+", " ", rows[str(by_system)])
-    assert "resolved by the system (condition cleared), 2026-03-02 11:30 UTC" in system_row
+    assert "resolved by the system (condition cleared), 2026-03-02 11:30 GMT" in system_row
     person_row = re.sub(r"\s+", " ", rows[str(by_person)])
     assert f"resolved by staff_hackney@example.org, {when}" in person_row
     assert "acknowledged by staff_hackney@example.org" in person_row

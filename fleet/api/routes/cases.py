@@ -87,14 +87,16 @@ def open_case(
     principal: Principal = Depends(require(Scope.ALERTS_WRITE)),
 ) -> dict[str, Any]:
     """Open a case (e.g. a tenant report); with a case already open, the report is linked
-    to it and the answer is 200 instead of 201."""
+    to it and the answer is 200 instead of 201. A linked emergency raises the case to
+    emergency and an earlier ``aware_at`` moves its awareness back: ``changes`` says what
+    the report changed."""
     try:
         prop = places.get_property(session, property_id=property_id, principal=principal)
     except places.NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     now = utcnow()
     try:
-        case, created = service.open_case(
+        done = service.report(
             session,
             prop=prop,
             principal=principal,
@@ -106,9 +108,9 @@ def open_case(
     except InvalidStep as exc:
         raise _refused(exc) from exc
     session.commit()
-    if not created:
+    if not done.created:
         response.status_code = status.HTTP_200_OK
-    return case_view(session, case, now=now).to_dict()
+    return {**case_view(session, done.case, now=now).to_dict(), "changes": done.changes}
 
 
 @router.get("/cases/{case_id}")

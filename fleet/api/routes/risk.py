@@ -195,7 +195,8 @@ def put_profile(
     profile.f_rsi = body.f_rsi
     profile.outdoor_temperature = body.outdoor_temperature
     profile.sensitivity = None if body.sensitivity is None else body.sensitivity.value
-    marked = queries.mark_recompute(session, prop, days=get_risk_settings().recompute_max_days)
+    reach = get_risk_settings().recompute_max_days
+    marked = queries.mark_recompute(session, prop, days=reach)
     detail = body.model_dump(mode="json")
     audit.record(
         session,
@@ -207,17 +208,38 @@ def put_profile(
         detail=detail,
     )
     session.commit()
-    return {**detail, "property_id": prop.id, "placements_to_recompute": marked}
+    # Hours older than the reach keep the profile they were computed with.
+    return {
+        **detail,
+        "property_id": prop.id,
+        "placements_to_recompute": marked,
+        "recompute_days": reach,
+    }
 
 
 @router.post("/properties/{property_id}/risk/recompute", status_code=202)
 def recompute(
     property_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    days: int = Query(31, ge=1, le=366),
+    days: int | None = Query(
+        None,
+        ge=1,
+        description="How many days back; at most FLEET_RISK_RECOMPUTE_MAX_DAYS (the default)",
+    ),
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> dict[str, Any]:
     """Recompute the property's risk over the last ``days`` on the next risk update."""
+    limit = get_risk_settings().recompute_max_days
+    if days is None:
+        days = limit
+    elif days > limit:
+        # The engine never reaches further back; accepting more would promise a reach that
+        # leaves older hours computed the old way.
+        raise HTTPException(
+            422,
+            f"days={days} is more than a recompute reaches: at most {limit} days "
+            "(FLEET_RISK_RECOMPUTE_MAX_DAYS)",
+        )
     prop = _property(session, property_id, principal)
     marked = queries.mark_recompute(session, prop, days=days)
     audit.record(

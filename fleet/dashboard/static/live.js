@@ -7,9 +7,17 @@
   const liveState = document.getElementById("live-state");
   if (!tbody || !window.EventSource) return;
 
+  // The server's own format: UK wall-clock time with its zone (GMT or BST).
+  const UK_TIME = new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  });
+
   function when(iso) {
     if (!iso) return "never";
-    return iso.slice(0, 16).replace("T", " ") + " UTC";
+    const p = {};
+    for (const part of UK_TIME.formatToParts(new Date(iso))) p[part.type] = part.value;
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + " " + p.timeZoneName;
   }
 
   function el(tag, text, attrs) {

@@ -2,7 +2,7 @@
 
 The one-property update (:func:`fleet.risk.service.sweep.update_property`) costs about twenty
 small statements per placement-hour, so on a networked database round trips dominate. Here
-a batch of properties is loaded at once (placements, devices, profiles, stored states,
+a batch of properties is loaded at once (placements, installations, profiles, stored states,
 property levels), the late-data check and the new readings are read for every placement
 sharing a window with one query each, the hourly rows of the whole batch are written with
 one multi-row insert, and the state rows are flushed together. The arithmetic is the
@@ -26,7 +26,6 @@ from sqlalchemy.orm.attributes import flag_modified, instance_state
 from fleet.cases import service as cases
 from fleet.models import (
     Borough,
-    Device,
     Placement,
     PlacementRisk,
     Property,
@@ -38,6 +37,7 @@ from fleet.models import (
 from fleet.risk.hourly import HOUR, METRICS
 from fleet.risk.service import levels
 from fleet.risk.service.settings import RiskSettings
+from fleet.risk.service.spans import Span, clipped, load_spans, within
 from fleet.risk.service.update import (
     PlacementUpdate,
     Plan,
@@ -88,7 +88,7 @@ class Loaded:
     props: dict[int, Property]
     boroughs: dict[int, Borough]
     placements: dict[int, tuple[int, str]]  # placement -> (property, room)
-    devices: dict[int, list[int]] = field(default_factory=dict)
+    spans: dict[int, list[Span]] = field(default_factory=dict)  # the devices, while there
     profiles: dict[int, list[RiskProfile]] = field(default_factory=dict)
     states: dict[int, PlacementRisk] = field(default_factory=dict)
     levels: dict[int, PropertyRisk] = field(default_factory=dict)
@@ -116,11 +116,7 @@ def load(session: Session, due: Mapping[int, Sequence[tuple[int, datetime]]]) ->
         )
     }
     out = Loaded(props=props, boroughs=boroughs, placements=placements)
-    for placement_id, device_pk in session.execute(
-        select(Device.placement_id, Device.id).where(Device.placement_id.in_(due_ids))
-    ):
-        if placement_id is not None:
-            out.devices.setdefault(placement_id, []).append(device_pk)
+    out.spans = load_spans(session, due_ids)
     owners = sorted({prop_id for prop_id, _ in placements.values()})
     for profile in session.scalars(select(RiskProfile).where(RiskProfile.property_id.in_(owners))):
         out.profiles.setdefault(profile.property_id, []).append(profile)
@@ -140,18 +136,28 @@ def load(session: Session, due: Mapping[int, Sequence[tuple[int, datetime]]]) ->
 def _changed(
     session: Session,
     rows: Sequence[PlacementRisk],
-    devices: Mapping[int, list[int]],
+    spans: Mapping[int, list[Span]],
     span: timedelta,
 ) -> set[int]:
     """Placements whose recent processed hours hold a different number of readings now than
     when they were processed (the cheap first test of :func:`.update.late_hour`)."""
     windows: dict[tuple[datetime, datetime], list[int]] = {}
+    devices: dict[int, list[int]] = {}
+    changed: set[int] = set()
     for row in rows:
-        if row.last_hour is None or not devices.get(row.placement_id):
+        if row.last_hour is None:
             continue
         horizon = row.last_hour + HOUR
+        mine = within(spans.get(row.placement_id, ()), horizon - span, horizon)
+        if not mine:
+            continue
+        if clipped(mine, horizon - span, horizon):
+            # A device came or went within the window: counting per device would mix in
+            # another placement's readings, so the exact per-hour check decides.
+            changed.add(row.placement_id)
+            continue
+        devices[row.placement_id] = sorted({s.device_pk for s in mine})
         windows.setdefault((horizon - span, horizon), []).append(row.placement_id)
-    changed: set[int] = set()
     for (since, horizon), ids in windows.items():
         for chunk in _chunks(ids, IN_CHUNK):
             stored = dict(
@@ -183,11 +189,13 @@ def _changed(
 
 
 def _read(
-    session: Session, plans: Sequence[Plan], devices: Mapping[int, list[int]]
+    session: Session, plans: Sequence[Plan], spans: Mapping[int, list[Span]]
 ) -> Iterator[tuple[Plan, list[tuple[str, datetime, float]]]]:
     """Each plan with its samples. Placements sharing a window are read with one query,
     ordered as the one-placement query orders them (device, time, metric), so the means are
-    identical; a chunk is handed out before the next is read, so memory stays bounded."""
+    identical; a chunk is handed out before the next is read, so memory stays bounded. A
+    device moved between two placements of a chunk is told apart by its installation
+    periods."""
     windows: dict[tuple[datetime | None, datetime], list[Plan]] = {}
     for plan in plans:
         windows.setdefault((plan.start, plan.end), []).append(plan)
@@ -198,14 +206,20 @@ def _read(
             out: dict[int, list[tuple[str, datetime, float]]] = {
                 p.row.placement_id: [] for p in chunk
             }
-            owner = {
-                pk: p.row.placement_id for p in chunk for pk in devices.get(p.row.placement_id, ())
-            }
+            owner: dict[int, list[tuple[Span, int]]] = {}
+            mine: list[Span] = []
+            for p in chunk:
+                for s in within(spans.get(p.row.placement_id, ()), start, end):
+                    owner.setdefault(s.device_pk, []).append((s, p.row.placement_id))
+                    mine.append(s)
             if owner:
                 for device_pk, metric, ts, value in session.execute(
-                    readings_select(list(owner), start, end)
+                    readings_select(mine, start, end)
                 ):
-                    out[owner[device_pk]].append((metric, ts, value))
+                    places = owner[device_pk]
+                    if len(places) > 1:
+                        places = [o for o in places if o[0].covers(ts)]
+                    out[places[0][1]].append((metric, ts, value))
             for plan in chunk:
                 yield plan, out.pop(plan.row.placement_id)
 
@@ -241,12 +255,12 @@ def _advance_many(
             row = new_state_row(session, placement_id=pid, property_id=placement[0])
             loaded.states[pid] = row
         todo.append((row, newest))
-    suspects = _changed(session, [row for row, _ in todo], loaded.devices, lookback)
+    suspects = _changed(session, [row for row, _ in todo], loaded.spans, lookback)
     plans: list[Plan] = []
     for row, newest in todo:
         pid = row.placement_id
-        devices = loaded.devices.get(pid, [])
-        found = late_hour(session, row, devices, lookback) if pid in suspects else None
+        spans = loaded.spans.get(pid, [])
+        found = late_hour(session, row, spans, lookback) if pid in suspects else None
         profile = profile_from(
             loaded.profiles.get(row.property_id, ()), placement_id=pid, settings=settings
         )
@@ -257,7 +271,7 @@ def _advance_many(
             plans.append(plan)
     hours: list[dict[str, Any]] = []
     counts: dict[int, int] = {}
-    for plan, samples in _read(session, plans, loaded.devices):
+    for plan, samples in _read(session, plans, loaded.spans):
         rows = step_hours(plan, samples)
         counts[plan.row.placement_id] = len(rows)
         clear_recomputed(session, plan)  # before this placement's new rows go in

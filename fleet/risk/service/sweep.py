@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +17,7 @@ from fleet.cases import service as cases
 from fleet.models import (
     Borough,
     Device,
+    DeviceInstallation,
     Placement,
     PlacementRisk,
     Property,
@@ -27,6 +28,7 @@ from fleet.risk.hourly import HOUR, floor_hour
 from fleet.risk.service.batch import BatchTally, update_batch
 from fleet.risk.service.levels import case_threshold, refresh_property
 from fleet.risk.service.settings import RiskSettings
+from fleet.risk.service.spans import load_spans
 from fleet.risk.service.update import advance_placement
 
 __all__ = [
@@ -53,9 +55,12 @@ class SweepResult:
     failed: int = 0
 
 
-def due_placements(session: Session) -> dict[int, list[tuple[int, datetime]]]:
+def due_placements(
+    session: Session, *, late_lookback: timedelta
+) -> dict[int, list[tuple[int, datetime]]]:
     """Property id -> [(placement id, newest reading time)] for placements with a new complete
-    hour, a pending recompute, or messages since the last check (which may carry late data)."""
+    hour, a pending recompute, or messages since the last check (which may carry late data),
+    including placements whose devices have all been moved or removed (:func:`_left_behind`)."""
     newest = session.execute(
         select(Device.placement_id, func.max(Device.latest_at), func.max(Device.last_seen_at))
         .where(Device.placement_id.is_not(None), Device.latest_at.is_not(None))
@@ -84,6 +89,16 @@ def due_placements(session: Session) -> dict[int, list[tuple[int, datetime]]]:
             or (seen is not None and (checked is None or seen > checked))
         ):
             due[pid] = ts
+    left = _left_behind(session, exclude={pid for pid, _, _ in newest}, lookback=late_lookback)
+    for pid, (end, seen) in left.items():
+        last, late, checked = states.get(pid, (None, None, None))
+        if (
+            late is not None
+            or (last is None and checked is None)
+            or (last is not None and end > last + HOUR)
+            or (seen is not None and checked is not None and seen > checked)
+        ):
+            due[pid] = end
     out: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
     if due:
         rows = session.execute(
@@ -92,6 +107,34 @@ def due_placements(session: Session) -> dict[int, list[tuple[int, datetime]]]:
         for pid, prop_id in rows:
             out[prop_id].append((pid, due[pid]))
     return dict(out)
+
+
+def _left_behind(
+    session: Session, *, exclude: set[int | None], lookback: timedelta
+) -> dict[int, tuple[datetime, datetime | None]]:
+    """Placements no device is installed at any more -> (the end of their last installation
+    rounded up to the hour, when a device that left within ``lookback`` was last heard from).
+
+    The hours up to the end are complete and still to be processed there; a device that left
+    recently may still deliver readings from before it left (the late-data check finds them);
+    and a recompute asked of such a placement still runs."""
+    recent = utcnow() - lookback
+    out: dict[int, tuple[datetime, datetime | None]] = {}
+    for pid, removed, seen in session.execute(
+        select(
+            DeviceInstallation.placement_id,
+            func.max(DeviceInstallation.removed_at),
+            func.max(case((DeviceInstallation.removed_at >= recent, Device.last_seen_at))),
+        )
+        .join(Device, Device.id == DeviceInstallation.device_pk)
+        .where(DeviceInstallation.removed_at.is_not(None))
+        .group_by(DeviceInstallation.placement_id)
+    ):
+        if pid in exclude or removed is None:
+            continue
+        hour = floor_hour(removed)
+        out[pid] = (hour if hour == removed else hour + HOUR, seen)
+    return out
 
 
 def update_property(
@@ -109,10 +152,8 @@ def update_property(
         placement = session.get(Placement, pid)
         if placement is None:
             continue
-        devices = session.scalars(select(Device.id).where(Device.placement_id == pid)).all()
-        done = advance_placement(
-            session, placement, device_pks=devices, newest=newest, settings=settings
-        )
+        spans = load_spans(session, [pid]).get(pid, [])
+        done = advance_placement(session, placement, spans=spans, newest=newest, settings=settings)
         if done is not None:
             result.placements += 1
             result.hours += done.hours
@@ -145,7 +186,7 @@ def sweep(
     """
     result = SweepResult()
     with sessions() as session:
-        due = due_placements(session)
+        due = due_placements(session, late_lookback=timedelta(hours=settings.late_lookback_hours))
     prop_ids = sorted(due)
     for start in range(0, len(prop_ids), settings.batch):
         chunk = prop_ids[start : start + settings.batch]
@@ -201,9 +242,15 @@ def _try_batch(
 class RiskWorker:
     """Runs :func:`sweep` every ``settings.sweep_s`` seconds on a background thread."""
 
-    def __init__(self, sessions: sessionmaker[Session], settings: RiskSettings) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: RiskSettings,
+        gate: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._gate = gate  # false: another process runs the sweep (fleet.core.lease)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="risk-sweep", daemon=True)
 
@@ -216,6 +263,8 @@ class RiskWorker:
 
     def _run(self) -> None:
         while not self._stop.wait(self._settings.sweep_s):
+            if not self._gate():
+                continue
             try:
                 result = sweep(self._sessions, self._settings)
             except Exception:  # a database blip must not end the worker

@@ -3,7 +3,8 @@
 Incremental by default: a placement's tracker state is loaded from ``placement_risk``, only
 readings after the last processed hour are read, and the new hours are stepped and stored.
 An hour is complete once a placement's devices have reported from a later hour, so the
-newest (still filling) hour is never processed.
+newest (still filling) hour is never processed. A placement's readings are those its devices
+took while installed there (:mod:`.spans`), whether or not they are still there.
 
 A reading that lands in an hour already processed (a second device catching up after an
 outage, a pack redelivered out of order) is found by comparing each recent hour's sample count
@@ -34,6 +35,7 @@ from fleet.risk import rules
 from fleet.risk.hourly import HOUR, METRICS, SurfaceModel, derive, floor_hour, hourly_means
 from fleet.risk.level import Assessment, Evidence
 from fleet.risk.service.settings import RiskSettings
+from fleet.risk.service.spans import Span, reading_filter, within
 from fleet.risk.tracker import PlacementTracker, warmup_span
 from fleet.risk.violation import Violation
 from fleet.risk.vtt import MouldState, Sensitivity
@@ -119,13 +121,16 @@ def note_samples(session: Session, *, placement_id: int | None, samples: Sequenc
 
 
 def late_hour(
-    session: Session, row: PlacementRisk, device_pks: Sequence[int], lookback: timedelta
+    session: Session, row: PlacementRisk, spans: Sequence[Span], lookback: timedelta
 ) -> datetime | None:
     """The earliest recent processed hour whose readings changed since it was processed."""
-    if row.last_hour is None or not device_pks:
+    if row.last_hour is None:
         return None
     horizon = row.last_hour + HOUR
     since = horizon - lookback
+    mine = within(spans, since, horizon)
+    if not mine:
+        return None
     stored = dict(
         session.execute(
             select(RiskHour.hour, RiskHour.samples).where(
@@ -136,7 +141,7 @@ def late_hour(
         ).all()
     )
     in_window = (
-        Reading.device_pk.in_(device_pks),
+        reading_filter(mine, since, horizon),
         Reading.metric.in_(METRICS),
         Reading.ts >= since,
         Reading.ts < horizon,
@@ -279,12 +284,13 @@ def plan_update(
 
 
 def readings_select(
-    device_pks: Sequence[int], start: datetime | None, end: datetime
+    spans: Sequence[Span], start: datetime | None, end: datetime
 ) -> Select[int, str, datetime, float]:
-    """``(device, metric, ts, value)`` of the devices in ``[start, end)``, in the one order
-    that makes hourly means bit-identical however many placements a query serves."""
+    """``(device, metric, ts, value)`` in ``[start, end)`` taken by the devices while
+    installed (the spans), in the one order that makes hourly means bit-identical however
+    many placements a query serves."""
     stmt = select(Reading.device_pk, Reading.metric, Reading.ts, Reading.value).where(
-        Reading.device_pk.in_(device_pks), Reading.metric.in_(METRICS), Reading.ts < end
+        reading_filter(spans, start, end), Reading.metric.in_(METRICS), Reading.ts < end
     )
     if start is not None:
         stmt = stmt.where(Reading.ts >= start)
@@ -353,7 +359,7 @@ def advance_placement(
     session: Session,
     placement: Placement,
     *,
-    device_pks: Sequence[int],
+    spans: Sequence[Span],
     newest: datetime,
     settings: RiskSettings,
 ) -> PlacementUpdate | None:
@@ -366,11 +372,11 @@ def advance_placement(
         session, property_id=placement.property_id, placement_id=placement.id, settings=settings
     )
     row = state_row(session, placement_id=placement.id, property_id=placement.property_id)
-    found = late_hour(session, row, device_pks, timedelta(hours=settings.late_lookback_hours))
+    found = late_hour(session, row, spans, timedelta(hours=settings.late_lookback_hours))
     plan = plan_update(session, row, profile=profile, newest=newest, found=found, settings=settings)
     if plan is None:
         return None
-    samples = session.execute(readings_select(device_pks, plan.start, plan.end))
+    samples = session.execute(readings_select(spans, plan.start, plan.end))
     rows = step_hours(plan, ((metric, ts, value) for _, metric, ts, value in samples))
     clear_recomputed(session, plan)
     if rows:
