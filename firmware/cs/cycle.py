@@ -6,7 +6,9 @@ or RH crossing `rh_uplink_above`. A failed uplink is retried on later wakes with
 backoff (1, 2, 4, 8 wakes). Counters live in RTC memory, which deep sleep keeps.
 Before sleeping the node publishes status "sleeping" and disconnects cleanly (the
 broker then keeps "sleeping" instead of sending the "offline" will); queued
-commands reach it at its next uplink through the persistent session.
+commands reach it at its next uplink through the persistent session. It runs them,
+those arriving meanwhile too, before it sleeps; any it had no time for stay with the
+broker (never acknowledged) for the next uplink.
 """
 
 import asyncio
@@ -39,7 +41,9 @@ def due(node: Node, values: dict) -> bool:
 async def uplink(node: Node) -> None:
     from cs.link import connect  # MQTT and Wi-Fi code load on uplink wakes only
 
+    until = time.ticks_add(time.ticks_ms(), UPLINK_MS // 2)  # time left for another connection
     client = await connect(node)
+    client.redeliver = False  # this wake reconnects itself, between its steps (below)
     try:
         await node.drain(client)
         await client.publish(
@@ -59,6 +63,17 @@ async def uplink(node: Node) -> None:
 
             await trial.after_boot(node, client, root)
             await trial.resume(node, client, root)
+        # Commands that came meanwhile, and those the inbox had no room for: the broker
+        # keeps what the node did not take, and a new connection brings it while the wake
+        # has time (else the next uplink does).
+        while True:
+            await node.handle_inbox(client)
+            if not client.held or time.ticks_diff(until, time.ticks_ms()) <= 0:
+                break
+            log("reconnecting for", client.held, "held commands")
+            await client.disconnect()
+            client = await connect(node)
+            client.redeliver = False
         await node.drain(client)  # a sample-now reading
         await client.publish(
             topics.device_topic(node.device_id, topics.STATUS), topics.status_payload(topics.STATE_SLEEPING), True, 1

@@ -4,6 +4,12 @@
 on one connection. Neither retries a lost connection: the caller owns the retry
 policy (see cs.backoff and cs.app), watches `client.down` and builds a new
 client. QoS 1 publishes wait for PUBACK and retransmit with DUP on timeout.
+
+Incoming QoS 1 messages are acknowledged only when the node takes them from the inbox, so
+none is lost with a full inbox, a dropped connection or a reset: the broker keeps and
+resends what was never acknowledged (a command already run is recognised by its id, see
+cs.commands). The heap stays bounded: packets over MAX_PACKET are skipped in small pieces,
+and the inbox holds at most `inbox_size` messages and INBOX_BYTES of payload.
 """
 
 import asyncio
@@ -11,6 +17,8 @@ import struct
 import time
 
 from micropython import const
+
+from cs.log import log
 
 CONNECT = const(0x10)
 CONNACK = const(0x20)
@@ -21,6 +29,14 @@ SUBACK = const(0x90)
 PINGREQ = const(0xC0)
 PINGRESP = const(0xD0)
 DISCONNECT = const(0xE0)
+
+# Largest packet read into the heap: ~3x the largest command, setting or update offer the
+# fleet sends (an offer with its signed manifest is ~1.5 KB). A bigger PUBLISH is read in
+# _CHUNK pieces, thrown away and acknowledged so the broker does not send it again.
+MAX_PACKET = const(4096)
+INBOX_BYTES = const(4096)  # payload held in the inbox (a single message of any size fits)
+_CHUNK = const(512)
+_REDELIVER_IDLE_MS = const(1000)  # no take for this long: the node has caught up
 
 # CONNACK return codes 1..5.
 _REFUSED = ("protocol version", "client id rejected", "server unavailable", "bad credentials", "not authorised")
@@ -103,6 +119,36 @@ def _str(s) -> bytes:
     return struct.pack("!H", len(b)) + b
 
 
+class Inbox:
+    """Received messages, oldest first: `pop(0)` gives (topic, payload, retained) and sends
+    the QoS 1 message's PUBACK, which is thus never sent for a message the node did not take.
+    A message that does not fit is refused (see MQTTClient._on_publish)."""
+
+    def __init__(self, client, size: int) -> None:
+        self._client = client
+        self._size = size
+        self._items: list = []  # (topic, payload, retained, packet id or None)
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, topic: str, payload, retained: bool, pid) -> bool:
+        n = len(payload)
+        if self._items and (len(self._items) >= self._size or self._bytes + n > INBOX_BYTES):
+            return False
+        self._items.append((topic, payload, retained, pid))
+        self._bytes += n
+        return True
+
+    def pop(self, i: int = 0) -> tuple:
+        topic, payload, retained, pid = self._items.pop(i)
+        self._bytes -= len(payload)
+        if pid is not None:
+            self._client._taken(pid)
+        return topic, payload, retained
+
+
 class MQTTClient:
     def __init__(
         self,
@@ -114,7 +160,7 @@ class MQTTClient:
         clean_session: bool = True,
         ack_timeout_ms: int = 5000,
         retries: int = 2,
-        inbox_size: int = 4,
+        inbox_size: int = 8,
     ) -> None:
         """`will` is (topic, payload, retain, qos) or None."""
         self.client_id = client_id
@@ -127,10 +173,18 @@ class MQTTClient:
         self.retries = retries
         self.down = asyncio.Event()  # set once when the connection is lost or closed
         self.error = ""  # why it went down
-        self.inbox: list = []  # received (topic, payload, retained), bounded; oldest dropped
-        self.inbox_dropped = 0
+        self.inbox = Inbox(self, inbox_size)
+        self.inbox_dropped = 0  # QoS 0 messages refused by a full inbox (never sent again)
+        # QoS 1 messages refused by a full inbox, unacknowledged: the broker sends them again
+        # on the next connection. Once `redeliver`, the client ends this one (with DISCONNECT,
+        # no will) when the node has caught up; a caller that reconnects itself clears it.
+        self.held = 0
+        self.redeliver = True
+        self.oversized = 0  # messages over MAX_PACKET thrown away
         self.inbox_event = asyncio.Event()
-        self._inbox_size = inbox_size
+        self._pubacks: list = []  # packet ids of taken messages, PUBACK not yet written
+        self._flushing = False
+        self._taken_at = time.ticks_ms()
         self._transport: "Transport | None" = None
         self._pid = 0
         self._acks: dict = {}  # packet id -> Event, for PUBACK/SUBACK
@@ -170,9 +224,40 @@ class MQTTClient:
             shift += 7
             if shift > 21:
                 raise MQTTError("malformed remaining length")
+        if n > MAX_PACKET:
+            if head & 0xF0 != PUBLISH:
+                raise MQTTError("packet of %d bytes" % n)
+            await self._skip(t, head, n)
+            return head, None
         body = await t.read(n) if n else b""
         self._last_rx = time.ticks_ms()
         return head, body
+
+    async def _skip(self, t: Transport, head: int, n: int) -> None:
+        """Read an oversized PUBLISH of `n` bytes a piece at a time, never whole (it may be
+        larger than the heap), and acknowledge it: refused for good, not sent again."""
+        b = await t.read(2)
+        tlen = (b[0] << 8) | b[1]
+        qos = head & 6
+        n -= 2 + tlen + (2 if qos else 0)
+        if n < 0:
+            raise MQTTError("malformed PUBLISH")
+        topic = await t.read(tlen) if tlen <= 128 else None  # to name it in the log
+        if topic is None:
+            await self._drop(t, tlen)
+        pid = await t.read(2) if qos else None
+        await self._drop(t, n)
+        self.oversized += 1
+        log("mqtt: refused a message over %d bytes on" % MAX_PACKET, topic)
+        if pid is not None:
+            await self._send(PUBACK, pid)
+
+    async def _drop(self, t: Transport, n: int) -> None:
+        while n:
+            k = min(n, _CHUNK)
+            await t.read(k)
+            n -= k
+            self._last_rx = time.ticks_ms()
 
     def _next_pid(self) -> int:
         while True:
@@ -238,14 +323,16 @@ class MQTTClient:
         self._tasks = [asyncio.create_task(self._reader()), asyncio.create_task(self._pinger())]
         return bool(body[0] & 1)
 
-    async def disconnect(self) -> None:
-        """Clean DISCONNECT: the broker drops the last will."""
+    async def disconnect(self, why: str = "disconnected") -> None:
+        """Clean DISCONNECT after the PUBACKs of taken messages: the broker drops the last will."""
         try:
             if self.connected:
+                while self._pubacks:
+                    await self._send(PUBACK, self._pubacks.pop(0))
                 await self._send(DISCONNECT)
         except MQTTError:
             pass
-        self.close("disconnected")
+        self.close(why)
 
     def close(self, why: str = "closed") -> None:
         """Drop the connection without DISCONNECT (the broker then sends the will)."""
@@ -312,8 +399,10 @@ class MQTTClient:
             while True:
                 head, body = await self._recv_packet()
                 kind = head & 0xF0
+                if body is None:
+                    continue  # an oversized PUBLISH, skipped
                 if kind == PUBLISH:
-                    await self._on_publish(head, body)
+                    self._on_publish(head, body)
                 elif kind == PUBACK or kind == SUBACK:
                     pid = (body[0] << 8) | body[1]
                     if kind == SUBACK:
@@ -327,20 +416,53 @@ class MQTTClient:
         except Exception as e:  # EOF, reset, malformed packet: all mean "connection gone"
             self._failed("read failed: ", e)
 
-    async def _on_publish(self, head: int, body: bytes) -> None:
+    def _on_publish(self, head: int, body: bytes) -> None:
         qos = (head >> 1) & 3
         tlen = (body[0] << 8) | body[1]
         topic = body[2 : 2 + tlen].decode()
         pos = 2 + tlen
+        pid = None
         if qos:
             pid = body[pos : pos + 2]
             pos += 2
-            await self._send(PUBACK, pid)
-        if len(self.inbox) >= self._inbox_size:
-            self.inbox.pop(0)
-            self.inbox_dropped += 1
-        self.inbox.append((topic, body[pos:], bool(head & 1)))
+        # Once one is held, later ones are held too: the broker resends them all, in order.
+        if (pid is not None and self.held) or not self.inbox.put(topic, body[pos:], bool(head & 1), pid):
+            if pid is None:
+                self.inbox_dropped += 1
+            else:
+                self.held += 1
+            return
         self.inbox_event.set()
+
+    def _taken(self, pid: bytes) -> None:
+        """The node took a QoS 1 message: acknowledge it, in order, from a task (the node
+        takes it in plain code); `disconnect` writes what is still waiting."""
+        self._taken_at = time.ticks_ms()
+        self._pubacks.append(pid)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._pubacks:
+                await self._send(PUBACK, self._pubacks.pop(0))
+        except MQTTError:
+            pass  # connection gone: the broker resends the message, its id marks it as run
+        finally:
+            self._flushing = False
+
+    def _caught_up(self) -> bool:
+        """Held messages wait for the next connection, and the node has emptied the inbox and
+        sent what it was sending: time to end this connection."""
+        return (
+            self.held > 0
+            and self.redeliver
+            and not self.inbox
+            and not self._pubacks
+            and not self._acks
+            and time.ticks_diff(time.ticks_ms(), self._taken_at) >= _REDELIVER_IDLE_MS
+        )
 
     async def _pinger(self) -> None:
         # Ping at half the keepalive; give up when nothing arrived for 1.5x keepalive
@@ -348,10 +470,13 @@ class MQTTClient:
         ka_ms = self.keepalive * 1000
         try:
             while not self.down.is_set():
-                await asyncio.sleep_ms(min(ka_ms // 4, 5000))
+                await asyncio.sleep_ms(min(ka_ms // 4, _REDELIVER_IDLE_MS if self.held else 5000))
                 now = time.ticks_ms()
                 if time.ticks_diff(now, self._last_rx) > ka_ms * 3 // 2:
                     self._lost("keepalive: broker silent")
+                    return
+                if self._caught_up():
+                    await self.disconnect("%d held messages: reconnecting to receive them" % self.held)
                     return
                 if time.ticks_diff(now, self._last_tx) >= ka_ms // 2:
                     await self._send(PINGREQ)

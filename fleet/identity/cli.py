@@ -183,17 +183,34 @@ def acl(
     template_dir: Annotated[
         Path | None, typer.Option(help="Folder with the acl template (deploy/mosquitto).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite `user` blocks above the local-additions line that this command "
+            "does not render (the old file is kept as <out>.bak).",
+        ),
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Re-render the broker ACL for more or fewer ingest workers or API replicas; issue the
-    new identities with issue-service, then reload the broker."""
+    """Re-render the broker ACL for more or fewer ingest workers or API replicas, keeping
+    the blocks below its "Local additions" line; issue the new identities with
+    issue-service, then reload the broker."""
     from fleet.identity.mosquitto import write_acl
     from fleet.identity.names import service_roles
 
     roles = service_roles(ingest_workers=ingest_workers, api_replicas=api_replicas)
-    write_acl(out, roles, template_dir=template_dir)
+    written = write_acl(out, roles, template_dir=template_dir, force=force)
     names = ", ".join(name for members in roles.values() for name in members)
-    console.print(f"ACL {out} grants {names}. Reload the broker: kill -HUP <pid>")
+    console.print(f"ACL {out} grants {names}.")
+    if written.kept_lines:
+        console.print(f"Kept the local additions ({written.kept_lines} lines).")
+    if written.backup is not None:
+        console.print(
+            f"[yellow]Overwrote blocks it does not render; the old file is "
+            f"{written.backup}[/yellow]"
+        )
+    console.print("Reload the broker: kill -HUP <pid>")
 
 
 def _issue(

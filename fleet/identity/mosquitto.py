@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,10 @@ from fleet.identity.files import write_public
 CONF_FILE = "mosquitto.conf"
 ACL_FILE = "acl"
 DEFAULT_PORT = 8883
+# The ACL template's last line. What follows it in an existing ACL is the site's own (feed
+# consumer blocks, mostly) and is carried into every re-rendered file.
+LOCAL_MARKER = "# === Local additions: kept when the ACL is re-rendered; add your blocks below ==="
+_MARKER_START = "# === Local additions"
 
 
 def default_template_dir() -> Path:
@@ -127,18 +132,94 @@ def render_acl(template: str, identities: Mapping[str, Sequence[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
+@dataclass(frozen=True)
+class AclWritten:
+    path: Path
+    kept_lines: int  # non-blank lines of local additions carried over
+    backup: Path | None  # the previous file, kept because --force overwrote blocks of its own
+
+
+def split_local(text: str) -> tuple[str, str]:
+    """An ACL's rendered part (through the marker line) and the local additions after it."""
+    lines = text.splitlines(keepends=True)
+    for n, line in enumerate(lines):
+        if line.strip().startswith(_MARKER_START):
+            return "".join(lines[: n + 1]), "".join(lines[n + 1 :])
+    return text, ""
+
+
+def unrendered_blocks(
+    acl: str, template: str, identities: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """`user` lines above the local-additions marker that no rendering of this template
+    writes: blocks added by hand there, which a re-render would drop."""
+    rendered = {
+        parts[1]
+        for parts in (line.split() for line in template.splitlines())
+        if len(parts) == 2 and parts[0] == "user"
+    }
+    rendered.update(name for names in identities.values() for name in names)
+    numbered = [re.compile(rf"{re.escape(role)}-[0-9]+") for role in identities]
+    head, _ = split_local(acl)
+    found = []
+    for line in head.splitlines():
+        parts = line.split()
+        if parts[:1] != ["user"]:
+            continue
+        name = parts[1] if len(parts) == 2 else ""
+        if name not in rendered and not any(p.fullmatch(name) for p in numbered):
+            found.append(line.strip())
+    return found
+
+
 def write_acl(
-    path: Path, identities: Mapping[str, Sequence[str]], *, template_dir: Path | None = None
-) -> Path:
-    """Render the ACL template for these identities into `path` (atomically)."""
-    template = (template_dir or default_template_dir()) / ACL_FILE
-    if not template.exists():
+    path: Path,
+    identities: Mapping[str, Sequence[str]],
+    *,
+    template_dir: Path | None = None,
+    force: bool = False,
+) -> AclWritten:
+    """Render the ACL template for these identities into `path` (atomically), keeping the
+    local additions of the file it replaces.
+
+    A `user` block above the marker that the template does not render (added before the file
+    had a marker, or in the wrong place) is refused: nothing is written unless `force`, and
+    then the previous file is kept as `<path>.bak`.
+    """
+    template_path = (template_dir or default_template_dir()) / ACL_FILE
+    if not template_path.exists():
         raise TemplateError(
-            f"ACL template {template} not found: pass --template-dir pointing at a copy "
+            f"ACL template {template_path} not found: pass --template-dir pointing at a copy "
             "of deploy/mosquitto from the source tree"
         )
-    write_public(path, render_acl(template.read_text(), identities).encode())
-    return path
+    template = template_path.read_text()
+    head, _ = split_local(render_acl(template, identities))
+    if not head.rstrip().splitlines()[-1].startswith(_MARKER_START):  # an older template copy
+        head += f"\n{LOCAL_MARKER}\n"
+    previous = path.read_text() if path.exists() else ""
+    local = split_local(previous)[1]
+    backup = None
+    foreign = unrendered_blocks(previous, template, identities)
+    if foreign and not force:
+        raise TemplateError(
+            f"{path} has blocks this command does not render ({', '.join(foreign)}); move "
+            f"them below the line {LOCAL_MARKER!r} (add it at the end if missing) so every "
+            "re-render keeps them, or pass --force to overwrite (the old file is kept as "
+            f"{path.name}.bak)"
+        )
+    rules = [w[0] for w in (line.split() for line in local.splitlines()) if w and w[0][0] != "#"]
+    if rules[:1] == ["topic"]:
+        # Mosquitto would read it as one more rule of the last rendered block.
+        raise TemplateError(
+            f"the local additions in {path} start with a `topic` line outside any `user` "
+            "block; put the `user <name>` line it belongs to above it"
+        )
+    if foreign:
+        backup = path.with_name(path.name + ".bak")
+        write_public(backup, previous.encode())
+    write_public(path, (head + local).encode())
+    kept = sum(1 for line in local.splitlines() if line.strip())
+    return AclWritten(path, kept, backup)
 
 
 def write_broker_config(
