@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleet.access.cli import user_app
-from fleet.cli_common import Verbose, console
+from fleet.cli_common import Verbose, configuration_errors_exit, console
 from fleet.cli_common import settings_or_exit as _settings
 from fleet.cli_common import setup_logging_or_exit as _setup_logging
 from fleet.core.settings import Settings
@@ -38,7 +38,7 @@ def _run_service(settings: Settings, **devices: Any) -> None:
     try:
         run_service(settings, **devices)
     except (StartError, SimulatorError) as exc:
-        console.print(f"[red]cannot start:[/red] {exc}")
+        console.print(f"[red]cannot start:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -291,6 +291,7 @@ def bench(
 
 def main() -> None:
     try:
-        app()
+        with configuration_errors_exit(sys.argv[1:]):
+            app()
     except KeyboardInterrupt:
         sys.exit(130)

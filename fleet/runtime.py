@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 
 from fleet.broker.embedded import EmbeddedBroker
@@ -23,6 +25,9 @@ from fleet.risk.service.settings import get_risk_settings
 from fleet.risk.service.sweep import RiskWorker
 
 log = logging.getLogger(__name__)
+
+# Kubernetes kills a pod 30 s after SIGTERM; the HTTP server takes up to 3 s of it first.
+STOP_BUDGET_S = 20.0
 
 
 class StartError(RuntimeError):
@@ -92,7 +97,7 @@ class FleetRuntime:
             gate=self.lease.held,
         )
         self.sweeper.start()
-        self.risk = RiskWorker(self.ctx.sessions, get_risk_settings())
+        self.risk = RiskWorker(self.ctx.sessions, get_risk_settings(), gate=self.lease.held)
         self.risk.start()
         # One feed publisher per fleet (FLEET_FEED_ENABLED on one process): it follows
         # committed readings, so it works whether ingest runs here or in `fleet ingest` workers.
@@ -147,25 +152,33 @@ class FleetRuntime:
                 "check FLEET_MQTT_URL and that the broker is running"
             )
 
-    def stop(self) -> None:
-        if self.ota is not None:
-            self.ota.stop()
-            self.ota = None
-        if self.feed is not None:
-            self.feed.stop()
-            self.feed = None
-        if self.risk is not None:
-            self.risk.stop()
-            self.risk = None
-        if self.sweeper is not None:
-            self.sweeper.stop()
-            self.sweeper = None
-        if self.ingest is not None:
-            self.ingest.stop()
-            self.ingest = None
-        if self.publisher is not None:
-            self.publisher.stop()
-            self.publisher = None
+    def stop(self, budget_s: float = STOP_BUDGET_S) -> None:
+        """Stop the parts all at once, not one after another, so the slowest one sets the
+        time and not their sum (a sweep pass in its UPDATE, a feed snapshot load, an ingest
+        batch committing). A part still busy after `budget_s` is left to the process exit
+        (its threads are daemons): the database rolls back its open transaction, and the
+        ingest acknowledges a message only after its commit, so the broker delivers whatever
+        was not acknowledged again."""
+        parts = [
+            part
+            for part in (self.ota, self.feed, self.risk, self.sweeper, self.ingest, self.publisher)
+            if part is not None
+        ]
+        stopping = [
+            threading.Thread(target=part.stop, name=f"stop-{type(part).__name__}", daemon=True)
+            for part in parts
+        ]
+        for thread in stopping:
+            thread.start()
+        deadline = time.monotonic() + budget_s
+        for thread in stopping:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        late = [thread.name.removeprefix("stop-") for thread in stopping if thread.is_alive()]
+        if late:
+            log.warning("still stopping after %.0f s, not waiting: %s", budget_s, ", ".join(late))
+        self.ota = self.feed = self.risk = self.sweeper = None
+        self.ingest = self.publisher = None
+        # The broker last: the ingest's final acknowledgements go out through it.
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None

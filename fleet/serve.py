@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
 import socket
 
 import uvicorn
+from fastapi import FastAPI
 
 from fleet.api.app import create_app
-from fleet.core.context import build_context
+from fleet.core.context import ConfigurationError, build_context, ensure_data_dir
 from fleet.core.folder_lock import FolderInUse, FolderLock
 from fleet.core.settings import Settings
+from fleet.ota.engine import OtaSettings
 from fleet.runtime import FleetRuntime, StartError
 from fleet.simulator.paths import DEFAULT_HEAPSIZE
 
@@ -39,6 +42,10 @@ def _lock_data_folder(settings: Settings, virtual_devices: int) -> FolderLock | 
     one service; API-only replicas on an external broker may share a folder."""
     if settings.broker_address() is not None and not virtual_devices:
         return None
+    try:
+        ensure_data_dir(settings)
+    except ConfigurationError as exc:
+        raise StartError(str(exc)) from None
     lock = FolderLock(
         settings.data_dir / SERVICE_LOCK,
         f"fleet service pid {os.getpid()}, dashboard on port {settings.http_port}",
@@ -52,6 +59,37 @@ def _lock_data_folder(settings: Settings, virtual_devices: int) -> FolderLock | 
             "--data-dir or FLEET_DATA_DIR"
         ) from None
     return lock
+
+
+def _check_public_urls(settings: Settings) -> None:
+    """Live feed links and firmware download URLs default to the HTTP bind address; a wildcard
+    one (0.0.0.0, ::) reaches no one, so production must name the address it is reached at."""
+    if settings.environment != "production" or not _is_wildcard(settings.http_host):
+        return
+    missing = [
+        name
+        for name, needed in (
+            ("FLEET_FEED_PUBLIC_URL", settings.feed_enabled and not settings.feed_public_url),
+            ("FLEET_OTA_PUBLIC_URL", not OtaSettings().public_url),
+        )
+        if needed
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"FLEET_HTTP_HOST={settings.http_host} is a wildcard bind address: live feed "
+            f"links and firmware download URLs would point at http://{settings.http_host}:"
+            f"{settings.http_port}; set {' and '.join(missing)} to the address data consumers "
+            "and devices reach the API at (e.g. https://fleet.example.org)"
+        )
+
+
+def _is_wildcard(host: str) -> bool:
+    if not host:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:  # a host name
+        return False
 
 
 def _bind_http(host: str, port: int) -> socket.socket:
@@ -75,14 +113,9 @@ def run_service(
     sample_interval_s: int = 10,
     heapsize: str = DEFAULT_HEAPSIZE,
 ) -> None:
-    """Raises StartError, with what to change, when the service cannot start."""
-    try:
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StartError(
-            f"cannot use the data folder {settings.data_dir} ({exc.strerror or exc}); "
-            "choose another with --data-dir or FLEET_DATA_DIR"
-        ) from None
+    """Raises StartError or ConfigurationError, with what to change, when the service cannot
+    start."""
+    _check_public_urls(settings)
     lock = _lock_data_folder(settings, virtual_devices)
     try:
         with _bind_http(settings.http_host, settings.http_port) as http:
@@ -119,14 +152,7 @@ def _serve(
                 heapsize=heapsize,
             )
         app = create_app(ctx, commands=runtime.commands, rollouts=runtime.ota, broker=broker)
-        config = uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="info",
-            access_log=False,
-            timeout_graceful_shutdown=3,
-        )
+        config = http_server_config(app, settings)
         log.info(
             "dashboard on http://%s:%s (API docs at /docs); admin token in %s",
             settings.http_host,
@@ -144,3 +170,17 @@ def _serve(
         runtime.stop()
         ctx.close()
         log.info("stopped")
+
+
+def http_server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        # uvicorn's own log set-up would give its loggers plain-text handlers; without it
+        # they go through the fleet's (FLEET_LOG_FORMAT), tracebacks included.
+        log_config=None,
+    )

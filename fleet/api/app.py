@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -40,6 +40,7 @@ from fleet.dashboard import router as dashboard_router
 from fleet.dashboard.web import PageHeaders
 from fleet.ingest.worker import IngestWorker
 from fleet.observability.metrics import build_registry
+from fleet.observability.readiness import BrokerLink, Readiness
 from fleet.ota.engine import RolloutEngine
 from fleet.registry import places
 from fleet.registry.devices import DeviceExists, DeviceNotFound
@@ -112,7 +113,11 @@ def create_app(
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
         return await validation.answer(request, 403, str(exc))
 
-    metrics_registry = build_registry(ctx, commands if isinstance(commands, IngestWorker) else None)
+    link = commands if isinstance(commands, BrokerLink) else None
+    metrics_registry = build_registry(
+        ctx, commands if isinstance(commands, IngestWorker) else None, broker=link
+    )
+    readiness = Readiness(ctx.engine, link)
 
     @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
@@ -121,6 +126,18 @@ def create_app(
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers HTTP. Restart it only when this fails."""
         return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["service"],
+        responses={503: {"description": "The database does not answer"}},
+    )
+    def readyz() -> JSONResponse:
+        """Readiness: 503 while the database does not answer; reports the broker connection,
+        which does not affect readiness."""
+        ready, report = readiness.check()
+        return JSONResponse(report, status_code=200 if ready else 503)
 
     return app

@@ -10,6 +10,12 @@ Acknowledgements are the owner's decision and may come from any thread; an ack f
 delivered on an earlier connection is dropped, since message ids mean nothing on a new one.
 Outgoing QoS 1 publishes are kept until the broker acknowledges them and resent after a
 reconnect.
+
+A persistent session keeps every subscription it ever made, so a client whose filter changed
+(a plain subscriber turned shared-subscription member, or a new share group) would still get
+its old filter's messages as well. The owner names such former filters; when the broker
+reports a session present they are unsubscribed, after the current filter is in place so
+that nothing goes unrouted in between.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class IntakeClient:
         client_id: str,
         topic_filter: str,
         callbacks: IntakeCallbacks,
+        former_filters: tuple[str, ...] = (),
         clean_session: bool = False,
         keepalive_s: int = 60,
         reconnect_min_s: float = 1.0,
@@ -66,6 +73,7 @@ class IntakeClient:
         self._broker = broker
         self._client_id = client_id
         self._filter = topic_filter
+        self._former = [f for f in dict.fromkeys(former_filters) if f != topic_filter]
         self._cb = callbacks
         self._clean = clean_session
         self._keepalive = keepalive_s
@@ -82,7 +90,8 @@ class IntakeClient:
         self._buf = bytearray()
         self._paused = False
         self._last_sent = self._last_heard = 0.0
-        self._waiters: dict[int, asyncio.Future[bytes]] = {}  # CONNACK (0) and SUBACK (mid)
+        # CONNACK (0), SUBACK and UNSUBACK (their packet ids).
+        self._waiters: dict[int, asyncio.Future[bytes]] = {}
         self._lost: asyncio.Future[str] | None = None
         # Bumped for every connection; read from any thread.
         self.generation = 0
@@ -250,6 +259,10 @@ class IntakeClient:
         suback = await self._reply(1)
         if len(suback) < 3 or suback[2] == wire.SUBACK_FAILURE:
             raise ConnectRefused(f"the broker refused the subscription to {self._filter}")
+        if session_present and self._former:
+            self._write(wire.unsubscribe(2, self._former))
+            await self._reply(2)  # UNSUBACK: from here on only the current filter routes to us
+            log.info("unsubscribed the session's former filters %s", ", ".join(self._former))
         return session_present
 
     async def _reply(self, key: int) -> bytes:
@@ -364,7 +377,7 @@ class IntakeClient:
                 self._outgoing.pop(body[0] << 8 | body[1], None)
         elif kind == wire.CONNACK:
             self._resolve(0, body)
-        elif kind == wire.SUBACK and len(body) >= 2:
+        elif kind in (wire.SUBACK, wire.UNSUBACK) and len(body) >= 2:
             self._resolve(body[0] << 8 | body[1], body)
         elif kind != wire.PINGRESP:
             log.warning("intake connection: ignored MQTT packet type %d", kind >> 4)

@@ -1,7 +1,8 @@
 """MQTT 3.1.1 packets the intake client sends and the stream parser that reads many at once.
 
-Only what a subscriber that also publishes commands needs: CONNECT, SUBSCRIBE, PUBLISH,
-PUBACK, PINGREQ and DISCONNECT out; CONNACK, SUBACK, PUBLISH, PUBACK and PINGRESP in.
+Only what a subscriber that also publishes commands needs: CONNECT, SUBSCRIBE, UNSUBSCRIBE,
+PUBLISH, PUBACK, PINGREQ and DISCONNECT out; CONNACK, SUBACK, UNSUBACK, PUBLISH, PUBACK and
+PINGRESP in.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ PUBLISH = 0x30
 PUBACK = 0x40
 SUBSCRIBE = 0x82  # the reserved flag bits of SUBSCRIBE are 0b0010
 SUBACK = 0x90
+UNSUBSCRIBE = 0xA2  # reserved flag bits 0b0010, as for SUBSCRIBE
+UNSUBACK = 0xB0
 PINGREQ = b"\xc0\x00"
 PINGRESP = 0xD0
 DISCONNECT = b"\xe0\x00"
@@ -109,6 +112,13 @@ def connect(
 
 def subscribe(mid: int, topic_filter: str, qos: int) -> bytes:
     return _packet(SUBSCRIBE, mid.to_bytes(2, "big") + _string(topic_filter) + bytes((qos,)))
+
+
+def unsubscribe(mid: int, topic_filters: list[str]) -> bytes:
+    if not topic_filters:
+        raise ValueError("an UNSUBSCRIBE names at least one topic filter")
+    body = mid.to_bytes(2, "big") + b"".join(_string(f) for f in topic_filters)
+    return _packet(UNSUBSCRIBE, body)
 
 
 def publish(

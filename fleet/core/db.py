@@ -9,6 +9,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -43,6 +44,21 @@ def _owner_only(database: str | None) -> None:
     for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if part.exists() and part.stat().st_mode & 0o077:
             part.chmod(0o600)
+
+
+def masked_url(url: str) -> str:
+    """The URL to show in messages: its password as ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "FLEET_DATABASE_URL"
+
+
+def failure_reason(exc: DBAPIError) -> str:
+    """The driver's own first line (`connection refused`, `database "x" does not exist`),
+    without SQLAlchemy's statement dump and background link."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(exc).__name__
 
 
 def rowcount(result: Any) -> int:

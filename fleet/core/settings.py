@@ -159,6 +159,19 @@ class Settings(BaseSettings):
         # Deployments pass an unset passphrase through as "" (compose's ${VAR:-}).
         return value or None
 
+    @field_validator(
+        "mqtt_ca_file",
+        "mqtt_cert_file",
+        "mqtt_key_file",
+        "feed_mqtt_cert_file",
+        "feed_mqtt_key_file",
+        mode="before",
+    )
+    @classmethod
+    def _blank_file_is_unset(cls, value: object) -> object:
+        # Templated manifests pass an unset file through as ""; as a Path that would be ".".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("crl_url")
     @classmethod
     def _fetchable_crl_url(cls, value: str | None) -> str | None:

@@ -33,6 +33,7 @@ from fleet.risk.psychro import dew_point
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
+ALERTS_PAGE_SIZE = 100
 MAX_PAGE = 100_000  # so a typed page number cannot overflow the database's row offset
 RANGES = {
     "24h": timedelta(hours=24),
@@ -200,15 +201,34 @@ def device_page(
 def alerts_page(
     request: Request,
     show: str = Query("live", pattern=r"^(live|resolved)$"),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
-) -> HTMLResponse:
+) -> Response:
     states = ("open", "acknowledged") if show == "live" else ("resolved",)
-    rows = lifecycle.list_alerts(session, principal=user, states=states, limit=500)
+    total = lifecycle.count_alerts(session, principal=user, states=states)
+    pages = max(1, math.ceil(total / ALERTS_PAGE_SIZE))
+    if page > pages:
+        return clamped_page(request, pages)
+    rows = lifecycle.list_alerts(
+        session,
+        principal=user,
+        states=states,
+        limit=ALERTS_PAGE_SIZE,
+        offset=(page - 1) * ALERTS_PAGE_SIZE,
+    )
     return TEMPLATES.TemplateResponse(
         request,
         "alerts.html",
-        {"user": user, "alerts": rows, "show": show, "can_act": Scope.ALERTS_WRITE in user.scopes},
+        {
+            "user": user,
+            "alerts": rows,
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "show": show,
+            "can_act": Scope.ALERTS_WRITE in user.scopes,
+        },
     )
 
 
@@ -217,6 +237,8 @@ def alert_action(
     alert_id: int,
     action: str,
     csrf: str = Form(""),
+    show: str = Form("live", pattern=r"^(live|resolved)$"),
+    page: int = Form(1, ge=1, le=MAX_PAGE),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
 ) -> Response:
@@ -232,4 +254,7 @@ def alert_action(
     except lifecycle.AlertStateError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     session.commit()
-    return RedirectResponse("/alerts", status_code=status.HTTP_303_SEE_OTHER)
+    # Back to the page the action came from (a later page past the end is clamped there).
+    return RedirectResponse(
+        f"/alerts?show={show}&page={page}", status_code=status.HTTP_303_SEE_OTHER
+    )

@@ -1,7 +1,8 @@
 """The metric catalogue and sensor models: what each SenML record name means in the feed.
 
-This module is the code side of docs/standards/ (the published data standard); tests keep the
-two in step, and keep the catalogue equal to the ingest profile's metric names and units.
+This module is the code side of the published data standard (the files in standard/ next to
+it); tests keep the two in step, and keep the catalogue equal to the ingest profile's metric
+names and units.
 Ids are part of the public standard: never renumber an entry, only add new ones.
 """
 

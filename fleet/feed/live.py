@@ -6,7 +6,7 @@ order (concurrent ingest writers on PostgreSQL) are picked up late rather than s
 (fleet.feed.follow). Each batch re-reads the feed snapshot, so a consent withdrawal or policy
 change stops publication from the next batch on.
 
-Topics (docs/standards/asyncapi-feed.yaml):
+Topics (fleet/feed/standard/asyncapi-feed.yaml):
 - ``v1.1/Datastreams({id})/Observations``, ``v1.1/FeaturesOfInterest({id})/Observations`` and
   ``v1.1/Observations``: one SensorThings Observation per message, public level only;
 - ``cs/v1/feed/public/ds/{id}``: SenML pack per Datastream and batch, public level;

@@ -1,20 +1,23 @@
 """Alert rules: each looks at one device and says whether its condition holds now.
 
-Thresholds come from defaults overridden per borough (`Borough.alert_settings`).
+Thresholds come from defaults overridden per borough (`Borough.alert_settings`). The history
+some rules read is loaded for a whole batch of devices beforehand (fleet.health.history), so
+evaluating a rule runs no query.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from fleet.models import Device, HealthSnapshot, Reading
-from fleet.models.health import SAMPLED_ORDER
+from fleet.health.history import (
+    DeviceFacts,
+    History,
+    needs_eviction_history,
+    needs_reboot_history,
+)
 
 DEFAULT_THRESHOLDS: dict[str, Any] = {
     "offline_after_s": 3600,
@@ -61,22 +64,23 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 
 def evaluate(
-    session: Session, device: Device, *, now: datetime, thresholds: dict[str, Any]
+    device: DeviceFacts, *, now: datetime, thresholds: dict[str, Any], history: History
 ) -> list[Finding]:
+    """Every rule's finding; `device.state` is the state derived this pass."""
     health = device.health or {}
     findings = [
         _offline(device, now, thresholds),
-        *_battery(session, device, now, thresholds),
+        *_battery(device, history, thresholds),
         _sensor_fault(health),
-        _reboot_loop(session, device, health, now, thresholds),
+        _reboot_loop(history, health, thresholds),
         _clock(health),
-        _evicting(session, device, health, now),
+        _evicting(history, health),
         _firmware(device, thresholds),
     ]
     return findings
 
 
-def _offline(device: Device, now: datetime, t: dict[str, Any]) -> Finding:
+def _offline(device: DeviceFacts, now: datetime, t: dict[str, Any]) -> Finding:
     limit = float(t["offline_after_s"])
     if device.state == "offline" and device.last_seen_at is not None:
         silent = (now - device.last_seen_at).total_seconds()
@@ -91,7 +95,7 @@ def _offline(device: Device, now: datetime, t: dict[str, Any]) -> Finding:
     return Finding("offline", False)
 
 
-def _battery(session: Session, device: Device, now: datetime, t: dict[str, Any]) -> list[Finding]:
+def _battery(device: DeviceFacts, history: History, t: dict[str, Any]) -> list[Finding]:
     latest = (device.latest or {}).get("battery")
     if latest is None:
         return [Finding("battery_low", False), Finding("battery_draining", False)]
@@ -104,13 +108,7 @@ def _battery(session: Session, device: Device, now: datetime, t: dict[str, Any])
             f"battery at {pct:.0f} % (below {t['battery_below_pct']:.0f} %)",
             detail={"battery_pct": pct},
         )
-    since = now - timedelta(days=7)
-    rows = session.execute(
-        select(Reading.ts, Reading.value).where(
-            Reading.device_pk == device.id, Reading.metric == "battery", Reading.ts >= since
-        )
-    ).all()
-    days_left = projected_days_to_empty([(r[0], r[1]) for r in rows])
+    days_left = projected_days_to_empty(history.battery)
     draining = Finding("battery_draining", False)
     if days_left is not None and days_left < float(t["battery_empty_within_days"]):
         draining = Finding(
@@ -176,19 +174,11 @@ def _sensor_fault(health: dict[str, Any]) -> Finding:
     return Finding("sensor_fault", False)
 
 
-def _reboot_loop(
-    session: Session, device: Device, health: dict[str, Any], now: datetime, t: dict[str, Any]
-) -> Finding:
-    uptime = health.get("uptime")
-    if not isinstance(uptime, int | float) or uptime >= 3600:
-        return Finding("reboot_loop", False)  # up for an hour: no loop, skip the history query
-    rows = session.scalars(
-        select(HealthSnapshot.data)
-        .where(HealthSnapshot.device_pk == device.id, HealthSnapshot.at >= now - timedelta(hours=1))
-        .order_by(SAMPLED_ORDER)
-    ).all()
+def _reboot_loop(history: History, health: dict[str, Any], t: dict[str, Any]) -> Finding:
+    if not needs_reboot_history(health):
+        return Finding("reboot_loop", False)
     reboots, previous = 0, None
-    for data in rows:
+    for data in history.last_hour:
         up = data.get("uptime")
         if isinstance(up, int | float):
             if previous is not None and up < previous:
@@ -212,19 +202,13 @@ def _clock(health: dict[str, Any]) -> Finding:
     return Finding("clock_unsynced", False)
 
 
-def _evicting(session: Session, device: Device, health: dict[str, Any], now: datetime) -> Finding:
-    evicted = health.get("evicted")
-    if not isinstance(evicted, int | float) or evicted <= 0:
+def _evicting(history: History, health: dict[str, Any]) -> Finding:
+    if not needs_eviction_history(health):
         return Finding("queue_evicting", False)
-    window = session.scalars(
-        select(HealthSnapshot.data)
-        .where(
-            HealthSnapshot.device_pk == device.id, HealthSnapshot.at >= now - timedelta(hours=24)
-        )
-        .order_by(SAMPLED_ORDER)
-    ).all()
+    evicted = health["evicted"]
     # With one snapshot in the window the evictions cannot be dated: treat them as recent.
-    before = window[0].get("evicted", 0) if len(window) > 1 else 0
+    first = history.day_first
+    before = first.get("evicted", 0) if first is not None and history.day_count > 1 else 0
     if not isinstance(before, int | float):
         before = 0
     if evicted > before:
@@ -238,7 +222,7 @@ def _evicting(session: Session, device: Device, health: dict[str, Any], now: dat
     return Finding("queue_evicting", False)
 
 
-def _firmware(device: Device, t: dict[str, Any]) -> Finding:
+def _firmware(device: DeviceFacts, t: dict[str, Any]) -> Finding:
     target = t.get("target_fw_version")
     if not target or not device.fw_version:
         return Finding("firmware_behind", False)

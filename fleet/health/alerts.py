@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
@@ -14,6 +15,8 @@ from fleet.health.alert_rules import Finding
 from fleet.models import Alert, Device
 
 LIVE_STATES = ("open", "acknowledged")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class AlertNotFound(Exception):
@@ -109,6 +112,43 @@ def resolve(session: Session, *, alert_id: int, principal: Principal, now: datet
     return alert
 
 
+@dataclass(frozen=True)
+class AlertCursor:
+    """Where a page of alerts ended: the last alert's opening time and id. The next page
+    starts below it, so alerts opened or resolved meanwhile shift no later page."""
+
+    opened_at: datetime
+    alert_id: int
+
+    def token(self) -> str:
+        return f"{(self.opened_at - _EPOCH) // _MICROSECOND}_{self.alert_id}"
+
+    @classmethod
+    def parse(cls, token: str) -> AlertCursor:
+        micros, sep, alert_id = token.partition("_")
+        if not sep or not micros.lstrip("-").isdigit() or not alert_id.isdigit():
+            raise ValueError("not an alert cursor; follow the next link unchanged")
+        try:
+            return cls(_EPOCH + int(micros) * _MICROSECOND, int(alert_id))
+        except OverflowError as exc:
+            raise ValueError("not an alert cursor; follow the next link unchanged") from exc
+
+    @classmethod
+    def after(cls, alert: Alert) -> AlertCursor:
+        return cls(alert.opened_at, alert.id)
+
+
+def _visible(
+    principal: Principal, states: Sequence[str], device: Device | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Alert.state.in_(states)]
+    if principal.borough_ids is not None:
+        where.append(Alert.borough_id.in_(principal.borough_ids))
+    if device is not None:
+        where.append(Alert.device_pk == device.id)
+    return where
+
+
 def list_alerts(
     session: Session,
     *,
@@ -116,15 +156,36 @@ def list_alerts(
     states: Sequence[str] = LIVE_STATES,
     device: Device | None = None,
     limit: int = 200,
+    offset: int = 0,
+    after: AlertCursor | None = None,
 ) -> Sequence[tuple[Alert, str]]:
+    """Newest first (the id breaks ties), from ``offset`` or from below ``after``."""
     stmt = (
         select(Alert, Device.device_id)
         .join(Device, Device.id == Alert.device_pk)
-        .where(Alert.state.in_(states))
+        .where(*_visible(principal, states, device))
     )
-    if principal.borough_ids is not None:
-        stmt = stmt.where(Alert.borough_id.in_(principal.borough_ids))
-    if device is not None:
-        stmt = stmt.where(Alert.device_pk == device.id)
-    stmt = stmt.order_by(Alert.opened_at.desc()).limit(limit)
+    if after is not None:
+        stmt = stmt.where(
+            or_(
+                Alert.opened_at < after.opened_at,
+                and_(Alert.opened_at == after.opened_at, Alert.id < after.alert_id),
+            )
+        )
+    stmt = stmt.order_by(Alert.opened_at.desc(), Alert.id.desc()).offset(offset).limit(limit)
     return [(row[0], row[1]) for row in session.execute(stmt)]
+
+
+def count_alerts(
+    session: Session,
+    *,
+    principal: Principal,
+    states: Sequence[str] = LIVE_STATES,
+    device: Device | None = None,
+) -> int:
+    stmt = select(func.count()).select_from(Alert).where(*_visible(principal, states, device))
+    return int(session.scalar(stmt) or 0)
+
+
+def alert_device_id(session: Session, alert: Alert) -> str:
+    return session.scalar(select(Device.device_id).where(Device.id == alert.device_pk)) or ""

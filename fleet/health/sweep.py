@@ -6,20 +6,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet.health.alert_batch import AlertWrites, live_alert_ids
 from fleet.health.alert_rules import evaluate, thresholds_for
-from fleet.health.alerts import apply_findings
+from fleet.health.history import FACT_COLUMNS, DeviceFacts, load_devices, load_histories
 from fleet.health.retention import Retention, purge_history
-from fleet.health.transitions import refresh_state
+from fleet.health.transitions import Transition, derive, write_transitions
 from fleet.models import Borough, Device
 from fleet.models.base import utcnow
 
 log = logging.getLogger(__name__)
 BATCH = 500
+ATTEMPTS = 3  # per batch, when it loses a deadlock or a lock wait to another writer
+# deadlock_detected, serialization_failure, lock_not_available
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
 @dataclass
@@ -27,28 +32,104 @@ class SweepResult:
     devices: int = 0
     state_changes: int = 0
     alerts_opened: int = 0
+    devices_skipped: int = 0  # in batches that kept losing lock conflicts: next pass
+
+    def add(self, other: SweepResult) -> None:
+        self.devices += other.devices
+        self.state_changes += other.state_changes
+        self.alerts_opened += other.alerts_opened
+        self.devices_skipped += other.devices_skipped
 
 
-def sweep(sessions: sessionmaker[Session]) -> SweepResult:
-    """One pass over every device, in batches so each transaction stays short."""
+def sweep(sessions: sessionmaker[Session], *, batch: int = BATCH) -> SweepResult:
+    """One pass over every device, in batches of a constant number of statements each.
+
+    A batch that loses a deadlock is retried on its own; the rest of the pass goes on.
+    """
     result = SweepResult()
     with sessions() as session:
         settings = {b.id: b.alert_settings for b in session.scalars(select(Borough))}
         ids = list(session.scalars(select(Device.id).order_by(Device.id)))
-    for start in range(0, len(ids), BATCH):
-        with sessions.begin() as session:
-            now = utcnow()
-            devices = session.scalars(
-                select(Device).where(Device.id.in_(ids[start : start + BATCH]))
-            ).all()
-            for device in devices:
-                result.devices += 1
-                if refresh_state(session, device, now=now):
-                    result.state_changes += 1
-                thresholds = thresholds_for(settings.get(device.borough_id or -1))
-                findings = evaluate(session, device, now=now, thresholds=thresholds)
-                result.alerts_opened += len(apply_findings(session, device, findings, now=now))
+    for start in range(0, len(ids), batch):
+        pks = ids[start : start + batch]
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                result.add(_sweep_batch(sessions, pks, settings))
+                break
+            except DBAPIError as exc:
+                if not _retryable(exc):
+                    raise
+                log.warning(
+                    "health sweep batch of %d devices hit a lock conflict (attempt %d of %d): %s",
+                    len(pks),
+                    attempt,
+                    ATTEMPTS,
+                    exc.orig,
+                )
+        else:
+            result.devices_skipped += len(pks)
     return result
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)  # SQLite's busy timeout ran out
+
+
+def _sweep_batch(
+    sessions: sessionmaker[Session], pks: list[int], settings: dict[int, dict | None]
+) -> SweepResult:
+    """Read without locks, decide in Python, then lock only the device rows to be written,
+    in id order as the ingest does (fleet.ingest.store.load_devices), and write them with
+    set-based statements. A device the ingest changed in between is left to the next pass,
+    so the sweep never writes a state over fresher news."""
+    result = SweepResult()
+    with sessions.begin() as session:
+        now = utcnow()
+        devices = load_devices(session, pks)
+        histories = load_histories(session, devices, now)
+        live = live_alert_ids(session, pks)
+        thresholds = {b: thresholds_for(s) for b, s in settings.items()}
+        default = thresholds_for(None)
+        planned: list[tuple[DeviceFacts, Transition | None, AlertWrites]] = []
+        for device in devices:
+            transition = derive(device, now=now)
+            current = device if transition is None else replace(device, state=transition.to_state)
+            findings = evaluate(
+                current,
+                now=now,
+                thresholds=thresholds.get(device.borough_id or -1, default),
+                history=histories[device.id],
+            )
+            writes = AlertWrites()
+            writes.add(device.id, device.borough_id, findings, live.get(device.id, {}), now=now)
+            planned.append((device, transition, writes))
+        # A state update, and an alert insert's foreign-key check, lock the device row.
+        held = _lock(session, [d.id for d, t, w in planned if t is not None or w.opened])
+        transitions: list[Transition] = []
+        alerts = AlertWrites()
+        for device, transition, writes in planned:
+            result.devices += 1
+            if (transition is not None or writes.opened) and held.get(device.id) != device:
+                continue  # changed (or deleted) since it was read: the next pass sees it
+            if transition is not None:
+                transitions.append(transition)
+            alerts.extend(writes)
+        write_transitions(session, transitions, now=now)
+        alerts.write(session, now=now)
+        result.state_changes = len(transitions)
+        result.alerts_opened = len(alerts.opened)
+    return result
+
+
+def _lock(session: Session, pks: list[int]) -> dict[int, DeviceFacts]:
+    """The rows as they are now, locked in primary-key order (FOR UPDATE is a no-op on
+    SQLite, whose writers are serialised anyway)."""
+    if not pks:
+        return {}
+    stmt = select(*FACT_COLUMNS).where(Device.id.in_(pks)).order_by(Device.id).with_for_update()
+    return {row[0]: DeviceFacts(*row) for row in session.execute(stmt)}
 
 
 class HealthSweeper:
@@ -91,6 +172,11 @@ class HealthSweeper:
             except Exception:  # the sweep must survive a database blip and try again
                 log.exception("health sweep failed; retrying next interval")
                 continue
+            if result.devices_skipped:
+                log.error(
+                    "health sweep: %d devices skipped after repeated lock conflicts",
+                    result.devices_skipped,
+                )
             if result.state_changes or result.alerts_opened:
                 log.info(
                     "health sweep: %d devices, %d state changes, %d alerts opened",

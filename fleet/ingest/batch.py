@@ -152,8 +152,7 @@ def write_batch(
         rejects: list[dict[str, Any]] = []
         redelivered: list[dict[str, Any]] = []
         for seq, m in enumerate(decoded):
-            if m.rejected is not None:
-                log.info("rejected %s on %s: %s", m.rejected.reason, m.topic, m.rejected.detail)
+            if m.rejected is not None:  # logged by the caller after the commit (RejectLog)
                 row = store.reject_row(
                     topic=m.topic,
                     device_id=m.device_id,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet.ingest.batch import Decoded, Outcome, decode, write_batch
 from fleet.ingest.errors import RejectReason
+from fleet.ingest.reject_log import RejectLog
 from fleet.ingest.store import insert_rejects, is_sample_conflict, reject_row
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,12 @@ class IngestHandler:
         *,
         max_payload_bytes: int = 64 * 1024,
         clock: Callable[[], float] = time.time,
+        reject_log: RejectLog | None = None,
     ) -> None:
         self._sessions = session_factory
         self._max_payload = max_payload_bytes
         self._clock = clock
+        self._reject_log = reject_log or RejectLog(log)
 
     @property
     def parallel_writes(self) -> bool:
@@ -71,6 +74,15 @@ class IngestHandler:
         out of a column's range, text it cannot hold) would fail every retry and hold up
         everything behind it, so it is found by storing the batch's messages one at a time and
         recorded as a reject instead."""
+        outcomes = self._store(decoded)
+        self._reject_log.note(
+            (o.reason or "", m.topic, o.detail or "")
+            for m, o in zip(decoded, outcomes, strict=True)
+            if o.action == "rejected"
+        )
+        return outcomes
+
+    def _store(self, decoded: Sequence[Decoded]) -> list[Outcome]:
         if not decoded:
             return []
         try:
@@ -85,7 +97,7 @@ class IngestHandler:
                 len(decoded),
                 _first_line(exc),
             )
-            return [self.store([m])[0] for m in decoded]
+            return [self._store([m])[0] for m in decoded]
 
     def _write(self, decoded: Sequence[Decoded]) -> list[Outcome]:
         try:

@@ -29,6 +29,10 @@ from fleet.ingest.profile import TOPIC_ROOT
 log = logging.getLogger(__name__)
 
 DB_RETRY_CAP_S = 10.0
+CLIENT_STOP_S = 5.0  # DISCONNECT and the last acks; a connect in progress is abandoned
+# The share group the deployment files and docs use. A worker also unsubscribes from it when it
+# runs without it, so a persistent session left by another topology does not double-deliver.
+KNOWN_SHARE_GROUPS = ("ingest",)
 
 
 @dataclass
@@ -132,12 +136,15 @@ class IngestWorker:
         # Only the device tree: the feed publishes under cs/v1/feed/, which is not ingest input.
         filt = f"{TOPIC_ROOT}/d/#"
         self._filter = f"$share/{share_group}/{filt}" if share_group else filt
+        # Filters an earlier `fleet serve` or another group left in this client id's session.
+        former = (filt, *(f"$share/{g}/{filt}" for g in KNOWN_SHARE_GROUPS))
         self._broker = broker
         # The incoming window is the broker's max_inflight_messages; `inflight` bounds ours.
         self._client = IntakeClient(
             broker,
             client_id=client_id,
             topic_filter=self._filter,
+            former_filters=former,
             callbacks=IntakeCallbacks(
                 on_batch=self._on_batch, room=self._room, on_up=self._on_up, on_down=self._on_down
             ),
@@ -161,12 +168,19 @@ class IngestWorker:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish and acknowledge the batches being written; queued messages stay with the
-        broker."""
+        broker. The writers share one `timeout` (not one each), and the disconnect gets at
+        most CLIENT_STOP_S more, so a stop ends within Kubernetes' grace period. A writer
+        still inside its transaction then is left to the process exit: it acknowledges only
+        after its commit, so the broker delivers whatever it had again."""
         self._stopping.set()
+        deadline = time.monotonic() + timeout
         for writer in self._writers:
-            writer.join(timeout)
+            writer.join(max(0.0, deadline - time.monotonic()))
+        late = sum(writer.is_alive() for writer in self._writers)
+        if late:
+            log.warning("%d ingest writer(s) still busy after %.0f s; not waiting", late, timeout)
         self._writers.clear()
-        self._client.stop(timeout)
+        self._client.stop(min(timeout, CLIENT_STOP_S))
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
         """Publish through the ingest connection (commands, config); False when offline."""

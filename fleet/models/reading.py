@@ -21,7 +21,12 @@ from fleet.models.base import BIG_ID, Base, UTCDateTime, utcnow
 class Reading(Base):
     __tablename__ = "readings"
     __table_args__ = (
-        UniqueConstraint("device_pk", "metric", "ts", name="uq_readings_sample"),
+        # On PostgreSQL the key also carries the value, so a long-range chart of one device
+        # reads the index alone instead of one heap page per reading (readings of many
+        # devices arrive interleaved); one index still serves both the key and the charts.
+        UniqueConstraint(
+            "device_pk", "metric", "ts", name="uq_readings_sample", postgresql_include=["value"]
+        ),
         Index("ix_readings_device_ts", "device_pk", "ts"),
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.models.base import BIG_ID, Base, UTCDateTime, utcnow
@@ -12,6 +12,9 @@ from fleet.models.base import BIG_ID, Base, UTCDateTime, utcnow
 
 class RejectedMessage(Base):
     __tablename__ = "rejected_messages"
+    # A redelivered bad message is looked up by topic among the last week's rejects
+    # (fleet.ingest.store.unrecorded_rejects), inside the ingest transaction.
+    __table_args__ = (Index("ix_rejected_messages_topic_received_at", "topic", "received_at"),)
 
     # A misbehaving fleet can send thousands of bad messages a second: a 64-bit key.
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)

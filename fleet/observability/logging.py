@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from datetime import UTC, datetime
+from typing import TextIO
 
 NOISY = ("amqtt", "transitions", "uvicorn.access", "alembic.runtime.plugins")
+# The HTTP server's loggers: with handlers of their own (uvicorn's default set-up) they would
+# write plain text past the fleet's format.
+UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 LOG_FORMATS = ("text", "json")
 
 
@@ -33,8 +38,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
-def setup_logging(*, verbose: bool = False, fmt: str = "text") -> None:
-    handler = logging.StreamHandler()
+def setup_logging(
+    *, verbose: bool = False, fmt: str = "text", stream: TextIO | None = None
+) -> None:
+    """Every log line of the process in one format (`stream`: stderr unless given), including
+    the HTTP server's (which must then run with uvicorn's `log_config=None`), warnings, and
+    exceptions that end a thread, tracebacks inside the line."""
+    handler = logging.StreamHandler(stream)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -42,5 +52,21 @@ def setup_logging(*, verbose: bool = False, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in UVICORN:
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
     for name in NOISY:  # chatty at INFO: the embedded broker's state machine, alembic's imports
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("fleet").error(
+        "thread %s stopped on an uncaught exception",
+        thread,
+        exc_info=args.exc_value,
+    )

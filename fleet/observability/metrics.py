@@ -14,6 +14,7 @@ from sqlalchemy import Engine, event, func, select
 from fleet.core.context import FleetContext
 from fleet.ingest.worker import IngestWorker
 from fleet.models import Device, RejectedMessage
+from fleet.observability.readiness import BrokerLink
 
 DB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -21,9 +22,12 @@ DB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 class FleetCollector(Collector):
     """Reads counters and database state at scrape time."""
 
-    def __init__(self, ctx: FleetContext, ingest: IngestWorker | None) -> None:
+    def __init__(
+        self, ctx: FleetContext, ingest: IngestWorker | None, broker: BrokerLink | None
+    ) -> None:
         self._ctx = ctx
         self._ingest = ingest
+        self._broker = broker
 
     def collect(self) -> Iterator[Any]:
         if self._ingest is not None:
@@ -47,8 +51,11 @@ class FleetCollector(Collector):
             )
             lag.add_metric([], c.last_lag_s)
             yield lag
-            up = GaugeMetricFamily("fleet_broker_connected", "1 when ingest is connected")
-            up.add_metric([], 1.0 if self._ingest.connected.is_set() else 0.0)
+        if self._broker is not None:
+            up = GaugeMetricFamily(
+                "fleet_broker_connected", "1 when this process's broker connection is up"
+            )
+            up.add_metric([], 1.0 if self._broker.connected.is_set() else 0.0)
             yield up
         with self._ctx.sessions() as session:
             states = GaugeMetricFamily(
@@ -69,9 +76,13 @@ class FleetCollector(Collector):
             yield rejects
 
 
-def build_registry(ctx: FleetContext, ingest: IngestWorker | None) -> CollectorRegistry:
+def build_registry(
+    ctx: FleetContext, ingest: IngestWorker | None, *, broker: BrokerLink | None = None
+) -> CollectorRegistry:
+    """`broker`: the process's broker connection when it is not `ingest`'s (an API replica's
+    publish-only one)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(ctx, ingest))
+    registry.register(FleetCollector(ctx, ingest, broker if broker is not None else ingest))
     latency = Histogram(
         "fleet_db_query_seconds",
         "Database statement latency",

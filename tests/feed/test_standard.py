@@ -1,4 +1,5 @@
-"""The published standard (docs/standards/) stays in step with the code, and is served."""
+"""The published standard (fleet/feed/standard/) stays in step with the code, and is served,
+also from an installed package."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fleet.ingest.profile import METRIC_UNITS
 from fleet.models import Reading
 from tests.feed.conftest import SERVICE_ROOT, FeedWorld
 
-STANDARDS = Path(__file__).resolve().parents[2] / "docs" / "standards"
+STANDARDS = Path(__file__).resolve().parents[2] / "fleet" / "feed" / "standard"
 
 
 def test_catalogue_is_the_ingest_profile() -> None:

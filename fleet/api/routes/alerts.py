@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
@@ -25,16 +25,38 @@ def _out(alert, device_id: str) -> AlertOut:
 
 @router.get("/alerts", response_model=list[AlertOut])
 def list_alerts(
+    request: Request,
+    response: Response,
     state: list[str] = Query(["open", "acknowledged"]),
     limit: int = Query(200, ge=1, le=1000),
+    after: str | None = Query(
+        None,
+        max_length=64,
+        description="Where the previous page ended; follow the Link header's rel=next",
+    ),
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> list[AlertOut]:
+    """Newest first, one page at a time: X-Total-Count says how many match, and a Link
+    header with rel="next" is there while more follow."""
     bad = set(state) - {"open", "acknowledged", "resolved"}
     if bad:
         raise HTTPException(422, f"unknown alert state(s): {', '.join(sorted(bad))}")
-    rows = lifecycle.list_alerts(session, principal=principal, states=state, limit=limit)
-    return [_out(a, d) for a, d in rows]
+    try:
+        cursor = lifecycle.AlertCursor.parse(after) if after is not None else None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    rows = lifecycle.list_alerts(
+        session, principal=principal, states=state, limit=limit + 1, after=cursor
+    )
+    page = rows[:limit]
+    response.headers["X-Total-Count"] = str(
+        lifecycle.count_alerts(session, principal=principal, states=state)
+    )
+    if len(rows) > limit:
+        token = lifecycle.AlertCursor.after(page[-1][0]).token()
+        response.headers["Link"] = f'<{request.url.include_query_params(after=token)}>; rel="next"'
+    return [_out(a, d) for a, d in page]
 
 
 def _transition(alert_id: int, session: Session, principal: Principal, action: str) -> AlertOut:
@@ -46,11 +68,7 @@ def _transition(alert_id: int, session: Session, principal: Principal, action: s
     except lifecycle.AlertStateError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     session.commit()
-    rows = lifecycle.list_alerts(
-        session, principal=principal, states=("open", "acknowledged", "resolved"), limit=1000
-    )
-    device_id = next((d for a, d in rows if a.id == alert.id), "")
-    return _out(alert, device_id)
+    return _out(alert, lifecycle.alert_device_id(session, alert))
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)

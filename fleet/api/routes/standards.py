@@ -1,4 +1,5 @@
-"""The published data standard (docs/standards/) at /standards, as HTML pages or raw files."""
+"""The published data standard (fleet/feed/standard/, package data) at /standards, as HTML
+pages or raw files."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from markdown_it import MarkdownIt
 
 from fleet.dashboard.templating import TEMPLATES
 
-STANDARDS_DIR = Path(__file__).resolve().parents[3] / "docs" / "standards"
+# Package data, so an installed fleet (a wheel, the container image) serves it too.
+STANDARDS_DIR = Path(__file__).resolve().parents[2] / "feed" / "standard"
 MEDIA_TYPES = {
     ".md": "text/markdown; charset=utf-8",
     ".json": "application/schema+json",
@@ -70,9 +72,9 @@ def standards_root() -> RedirectResponse:
 def standards_file(
     name: str, request: Request, raw: bool = Query(False, description="The file as stored")
 ) -> Response:
-    if name in ("", "/"):
-        return _page(request, "README.md", STANDARDS_DIR / "README.md")
     files = published_files()
+    if name in ("", "/"):
+        name = "README.md"
     if name.endswith("/") and f"{name}" not in files:
         listing = [f for f in files if f.startswith(name)]
         if listing:
