@@ -39,8 +39,22 @@ class Built:
         return dict(json.loads(self.manifest))
 
 
+#: Offers carry the signed manifest to sensors, which skip any MQTT message over 4 KiB; with
+#: its signatures, the blob URL and JSON escaping an offer stays well inside that.
+MAX_MANIFEST_BYTES = 2048
+
+
 def manifest_text(fields: dict[str, Any]) -> bytes:
-    return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
+    return check_manifest_size(json.dumps(fields, separators=(",", ":"), sort_keys=True).encode())
+
+
+def check_manifest_size(manifest: bytes) -> bytes:
+    if len(manifest) > MAX_MANIFEST_BYTES:
+        raise OtaError(
+            f"the manifest is {len(manifest):,} bytes, over {MAX_MANIFEST_BYTES:,}: sensors "
+            "refuse update offers over 4 KiB, so shorten the release notes"
+        )
+    return manifest
 
 
 def check_version(version: str) -> str:

@@ -26,7 +26,7 @@ from fleet.models.ota import (
     VersionPin,
 )
 from fleet.ota import signing
-from fleet.ota.bundle import check_floor, check_version
+from fleet.ota.bundle import check_floor, check_manifest_size, check_version
 from fleet.ota.errors import Invalid, NotFound, OtaError
 from fleet.ota.package import ReleaseFile
 from fleet.ota.progress import TERMINAL
@@ -89,6 +89,7 @@ def publish_release(
         raise OtaError("the manifest must name its kind: app or image")
     version = check_version(str(info.get("version", "")))
     check_floor(version, info.get("floor"))
+    check_manifest_size(release.manifest)
     signer = signing.check_signatures(release.manifest, release.sigs, trusted_keys(session))
     import hashlib
 
