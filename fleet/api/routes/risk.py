@@ -223,6 +223,7 @@ def recompute(
     days: int | None = Query(
         None,
         ge=1,
+        le=366,  # the setting's own ceiling; the configured reach is checked below
         description="How many days back; at most FLEET_RISK_RECOMPUTE_MAX_DAYS (the default)",
     ),
     session: Session = Depends(get_session),
