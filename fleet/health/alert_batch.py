@@ -15,10 +15,8 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from fleet.health.alert_rules import Finding
-from fleet.health.alerts import LIVE_STATES
+from fleet.health.alerts import LIVE_STATES, SYSTEM_RESOLVED
 from fleet.models import Alert
-
-SYSTEM_RESOLVED = "system: condition cleared"
 
 
 def live_alert_ids(session: Session, device_pks: Sequence[int]) -> dict[int, dict[str, int]]:

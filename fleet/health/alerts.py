@@ -15,6 +15,8 @@ from fleet.health.alert_rules import Finding
 from fleet.models import Alert, Device
 
 LIVE_STATES = ("open", "acknowledged")
+# Who resolved an alert whose condition cleared; the audit and the alert pages show it.
+SYSTEM_RESOLVED = "system: condition cleared"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -61,7 +63,7 @@ def apply_findings(
         elif not finding.active and alert is not None:
             alert.state = "resolved"
             alert.resolved_at = now
-            alert.resolved_by = "system: condition cleared"
+            alert.resolved_by = SYSTEM_RESOLVED
     return opened
 
 
