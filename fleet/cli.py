@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleet.access.cli import user_app
-from fleet.cli_common import Verbose, configuration_errors_exit, console
+from fleet.cli_common import Verbose, configuration_error, configuration_errors_exit, console
 from fleet.cli_common import settings_or_exit as _settings
 from fleet.cli_common import setup_logging_or_exit as _setup_logging
 from fleet.core.settings import Settings
@@ -87,7 +87,7 @@ def ingest_command(
     try:
         run_ingest(settings)
     except IngestConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        configuration_error(str(exc))
         raise typer.Exit(2) from None
 
 

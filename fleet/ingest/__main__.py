@@ -1,30 +1,14 @@
-"""`python -m fleet.ingest`: the standalone ingest worker, configured by FLEET_* variables."""
+"""`python -m fleet.ingest`: the standalone ingest worker, the same command as `fleet ingest`.
+
+Delegating keeps one path for settings, logging and start-up errors (one line, exit 2).
+"""
 
 from __future__ import annotations
 
 import sys
 
-from pydantic import ValidationError
-
-from fleet.core.settings import get_settings
-from fleet.ingest.service import IngestConfigError, run_ingest
-from fleet.observability.logging import log_format_from_env, setup_logging
-
-
-def main() -> int:
-    try:
-        fmt = log_format_from_env()
-    except ValueError as exc:
-        print(f"fleet ingest: {exc}", file=sys.stderr)
-        return 2
-    setup_logging(verbose=False, fmt=fmt)
-    try:
-        run_ingest(get_settings())
-    except (ValidationError, IngestConfigError) as exc:
-        print(f"fleet ingest: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
+from fleet.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.argv = ["fleet", "ingest", *sys.argv[1:]]
+    main()

@@ -170,6 +170,32 @@ def test_an_unreachable_database_is_one_line_with_the_password_masked(
     assert "hunter2" not in line
 
 
+def test_the_ingest_module_is_the_ingest_command(tmp_path: Path, closed_port: int) -> None:
+    url = f"postgresql+psycopg://fleet:hunter2-secret@127.0.0.1:{closed_port}/fleet"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "fleet.ingest"],
+        env={
+            **clean,
+            "FLEET_DATABASE_URL": url,
+            "FLEET_MQTT_URL": f"mqtt://127.0.0.1:{closed_port}",
+            "FLEET_DATA_DIR": str(tmp_path / "data"),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = _one_line(result)
+    assert "FLEET_DATABASE_URL" in line and "hunter2" not in line
+
+
+def test_an_ingest_worker_without_a_broker_is_one_line(tmp_path: Path) -> None:
+    env = {"FLEET_DATABASE_URL": f"sqlite:///{tmp_path / 'fleet.db'}"}
+    line = _one_line(_fleet(["ingest"], env, tmp_path))
+    assert "FLEET_MQTT_URL" in line
+
+
 def test_verbose_adds_the_traceback(tmp_path: Path, closed_port: int) -> None:
     env = {"FLEET_DATABASE_URL": f"postgresql+psycopg://fleet@127.0.0.1:{closed_port}/fleet"}
     result = _fleet(["migrate", "--verbose"], env, tmp_path)
