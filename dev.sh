@@ -48,7 +48,10 @@ case "$cmd" in
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy"
-    exec "$VENV/bin/pytest" "$@"
+    # Most tests wait on MicroPython VMs, brokers and the browser, so two cores keep four
+    # workers busy. A file's tests stay on one worker: they share module fixtures.
+    # FLEET_TEST_WORKERS=0 runs everything in this process.
+    exec "$VENV/bin/pytest" -n "${FLEET_TEST_WORKERS:-4}" --dist loadfile "$@"
     ;;
   *)
     sed -n '2,4p' "$0" | sed 's/^# //'
