@@ -60,8 +60,13 @@ def load_pack(payload: bytes) -> list[dict[str, Any]]:
     return pack
 
 
-def resolve(pack: list[dict[str, Any]], device_id: str, *, now: float) -> list[Record]:
-    """Apply base fields (which may change mid-pack, RFC 8428 §4.5) and check identity and time."""
+def resolve(
+    pack: list[dict[str, Any]], device_id: str, *, now: float, undated: bool = False
+) -> list[Record]:
+    """Apply base fields (which may change mid-pack, RFC 8428 §4.5) and check identity and time.
+
+    `undated`: times before 2020 are let through (the caller dates them).
+    """
     version = pack[0].get("sv")
     if not supported_version(version):
         raise Rejected(
@@ -100,7 +105,7 @@ def resolve(pack: list[dict[str, Any]], device_id: str, *, now: float) -> list[R
             when = bt
         else:
             when = bt + (t if type(t) is float else _number(t, i, "t", RejectReason.BAD_TIME))
-        if when < EARLIEST_VALID_TIME or when > latest or when != when:
+        if (when < EARLIEST_VALID_TIME and not undated) or when > latest or when != when:
             _bad_time(when, i, now)
         # The usual record: a finite "v" and no other value, checked inline (a float from
         # JSON is finite unless the pack said NaN or Infinity).
@@ -171,9 +176,34 @@ class Health:
 
 
 def decode_health(payload: bytes, device_id: str, *, now: float) -> Health:
-    """A health pack becomes a flat snapshot of its newest value per name."""
-    records = sorted(resolve(load_pack(payload), device_id, now=now), key=lambda r: r[1])
+    """A health pack becomes a flat snapshot of its newest value per name.
+
+    A device whose clock was never set (NTP blocked, say) stamps its health before 2020, or
+    sends times relative to receipt (RFC 8428 §4.5.3); such a pack is dated as received,
+    since that is when staff most need to see it (`clock_synced` false raises the clock
+    alert). Readings keep the strict rule: their time is what the risk engine runs on.
+    """
+    pack = load_pack(payload)
+    try:
+        records = resolve(pack, device_id, now=now)
+    except Rejected as exc:
+        if exc.reason is not RejectReason.BAD_TIME or not _clock_unset(pack):
+            raise
+        records = resolve(pack, device_id, now=now, undated=True)
+        newest = max((r[1] for r in records), default=now)
+        if not math.isfinite(newest) or newest >= EARLIEST_VALID_TIME:
+            raise  # a dated record beside an undated one: not a clock that was never set
+        records = [(n, now + (t - newest), u, v) for n, t, u, v in records]
+    records.sort(key=lambda r: r[1])
     return Health(records[-1][1] if records else None, {r[0]: r[3] for r in records})
+
+
+def _clock_unset(pack: list[dict[str, Any]]) -> bool:
+    """The pack says its clock was never set, or gives only times relative to receipt."""
+    if any(r.get("n") == "clock_synced" and r.get("vb") is False for r in pack):
+        return True
+    times = [r[k] for r in pack for k in ("bt", "t") if k in r]
+    return all(type(t) in (int, float) and abs(t) < 2**28 for t in times)
 
 
 def _number(value: Any, index: int, label: str, reason: RejectReason) -> float:

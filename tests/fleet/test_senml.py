@@ -131,6 +131,55 @@ def test_health_pack_flattens_to_newest_values() -> None:
     assert snap.sampled_at == NOW
 
 
+# The ESP32's clock counts from 2000-01-01 until NTP sets it.
+UNSET_CLOCK = 946_684_800 + 125
+
+
+def test_health_from_a_clock_never_set_is_dated_on_receipt() -> None:
+    pack = [
+        {"bn": BN, "bt": UNSET_CLOCK, "sv": 1, "n": "uptime", "u": "s", "v": 125},
+        {"n": "clock_synced", "vb": False},
+        {"n": "heap_free", "u": "B", "v": 40000, "t": -60},  # older: does not win
+        {"n": "heap_free", "u": "B", "v": 38000},
+    ]
+    snap = decode_health(json.dumps(pack).encode(), DEV, now=NOW)
+    assert snap.sampled_at == NOW
+    assert snap.values == {"uptime": 125.0, "clock_synced": False, "heap_free": 38000.0}
+
+
+def test_health_in_times_relative_to_receipt_is_dated_on_receipt() -> None:
+    pack = [{"bn": BN, "sv": 1, "n": "uptime", "u": "s", "v": 9}, {"n": "rssi", "v": -70}]
+    assert decode_health(json.dumps(pack).encode(), DEV, now=NOW).sampled_at == NOW
+
+
+@pytest.mark.parametrize(
+    "pack",
+    [
+        # A clock said to be set, yet before 2020: a fault worth refusing, not hiding.
+        [{"bn": BN, "bt": UNSET_CLOCK, "sv": 1, "n": "clock_synced", "vb": True}],
+        # An undated record beside a dated one.
+        [
+            {"bn": BN, "bt": NOW, "sv": 1, "n": "uptime", "v": 5},
+            {"bt": UNSET_CLOCK, "n": "clock_synced", "vb": False},
+        ],
+    ],
+)
+def test_health_with_an_impossible_time_is_still_refused(pack: list[dict[str, object]]) -> None:
+    with pytest.raises(Rejected) as info:
+        decode_health(json.dumps(pack).encode(), DEV, now=NOW)
+    assert info.value.reason == RejectReason.BAD_TIME
+
+
+def test_readings_from_a_clock_never_set_are_still_refused() -> None:
+    pack = [
+        {"bn": BN, "bt": UNSET_CLOCK, "sv": 1, "n": "temperature", "u": "Cel", "v": 20.0},
+        {"n": "clock_synced", "vb": False},
+    ]
+    with pytest.raises(Rejected) as info:
+        decode_telemetry(json.dumps(pack).encode(), DEV, now=NOW)
+    assert info.value.reason == RejectReason.BAD_TIME
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: (

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet.ingest.senml import decode_health
 from fleet.simulator import VirtualDevice
 from tests.firmware.conftest import Broker, Subscriber, wait_until
 
@@ -57,6 +58,10 @@ def test_a_mains_node_that_missed_ntp_sets_its_clock_online_and_resyncs_daily(
     with dev:
         (first,) = sub.wait_for(f"{base}/health", 1)
         assert _health(first.payload)["clock_synced"] is False
+        # The fleet takes it, dated on receipt, so staff see the clock alert.
+        now = time.time()
+        health = decode_health(first.payload, dev.device_id, now=now)
+        assert health.values["clock_synced"] is False and health.sampled_at == now
         # Readings taken meanwhile wait on flash: they have no date yet.
         wait_until(lambda: dev.readings(), 30, "a reading before the clock is set")
         assert not sub.on(f"{base}/up")
