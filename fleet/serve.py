@@ -180,6 +180,8 @@ def http_server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=3,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
         # uvicorn's own log set-up would give its loggers plain-text handlers; without it
         # they go through the fleet's (FLEET_LOG_FORMAT), tracebacks included.
         log_config=None,

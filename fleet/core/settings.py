@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = Field(
         default=None, description="Secure cookies; default on outside development"
     )
+    # Behind an Ingress or load balancer every request comes from the proxy: without trusting
+    # its X-Forwarded-For, sign-in throttling would count the whole borough as one address
+    # and the audit log would record the proxy's.
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For/-Proto are believed: addresses or networks, "
+        "comma-separated, or * (only when nothing else can reach the API)",
+    )
     health_sweep_s: float = Field(default=30.0, gt=0, description="Liveness and alert sweep")
     # The alert rules read a day of health history; a week is the shortest that still leaves
     # the device page's charts and an investigation something to look at.
@@ -171,6 +179,22 @@ class Settings(BaseSettings):
     def _blank_file_is_unset(cls, value: object) -> object:
         # Templated manifests pass an unset file through as ""; as a Path that would be ".".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        entries = [e.strip() for e in value.split(",") if e.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"FLEET_TRUSTED_PROXIES: {entry!r} is not an address or network "
+                    "(e.g. 10.0.0.0/8, 127.0.0.1)"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("crl_url")
     @classmethod
