@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
@@ -19,6 +19,7 @@ from fleet.access.principal import SYSTEM, Principal
 from fleet.cases.deadlines import STEP_COLUMNS, STEP_LABELS, CaseStep
 from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
 from fleet.cases.policy import check_further_works, new_after_close
+from fleet.core.keyset import Cursor
 from fleet.models import Case, CaseEvent, Property, PropertyRisk
 from fleet.risk.level import RiskLevel
 from fleet.risk.workdays import UK, default_calendar
@@ -74,17 +75,43 @@ def list_cases(
     property_id: int | None = None,
     status: str | None = None,
     limit: int = 500,
+    after: Cursor | None = None,
 ) -> Sequence[Case]:
-    stmt = select(Case)
-    if principal.borough_ids is not None:
-        stmt = stmt.where(Case.borough_id.in_(principal.borough_ids))
-    if borough_id is not None:
-        stmt = stmt.where(Case.borough_id == borough_id)
-    if property_id is not None:
-        stmt = stmt.where(Case.property_id == property_id)
-    if status is not None:
-        stmt = stmt.where(Case.status == status)
+    """Newest first (the id breaks ties), from below ``after``."""
+    stmt = select(Case).where(*_matching(principal, borough_id, property_id, status))
+    if after is not None:
+        stmt = stmt.where(after.below(Case.opened_at, Case.id))
     return session.scalars(stmt.order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit)).all()
+
+
+def count_cases(
+    session: Session,
+    *,
+    principal: Principal,
+    borough_id: int | None = None,
+    status: str | None = None,
+) -> int:
+    where = _matching(principal, borough_id, None, status)
+    return int(session.scalar(select(func.count()).select_from(Case).where(*where)) or 0)
+
+
+def case_cursor(case: Case) -> Cursor:
+    return Cursor(case.opened_at, case.id)
+
+
+def _matching(
+    principal: Principal, borough_id: int | None, property_id: int | None, status: str | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if principal.borough_ids is not None:
+        where.append(Case.borough_id.in_(principal.borough_ids))
+    if borough_id is not None:
+        where.append(Case.borough_id == borough_id)
+    if property_id is not None:
+        where.append(Case.property_id == property_id)
+    if status is not None:
+        where.append(Case.status == status)
+    return where
 
 
 def cases_for_property(session: Session, property_id: int) -> Sequence[Case]:

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
 from fleet.access.principal import Principal
+from fleet.core.keyset import Cursor
 from fleet.health.alert_rules import Finding
 from fleet.models import Alert, Device
 
 LIVE_STATES = ("open", "acknowledged")
 # Who resolved an alert whose condition cleared; the audit and the alert pages show it.
 SYSTEM_RESOLVED = "system: condition cleared"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class AlertNotFound(Exception):
@@ -114,26 +112,13 @@ def resolve(session: Session, *, alert_id: int, principal: Principal, now: datet
     return alert
 
 
-@dataclass(frozen=True)
-class AlertCursor:
-    """Where a page of alerts ended: the last alert's opening time and id. The next page
-    starts below it, so alerts opened or resolved meanwhile shift no later page."""
-
-    opened_at: datetime
-    alert_id: int
-
-    def token(self) -> str:
-        return f"{(self.opened_at - _EPOCH) // _MICROSECOND}_{self.alert_id}"
+class AlertCursor(Cursor):
+    """Where a page of alerts ended: the last alert's opening time and id."""
 
     @classmethod
-    def parse(cls, token: str) -> AlertCursor:
-        micros, sep, alert_id = token.partition("_")
-        if not sep or not micros.lstrip("-").isdigit() or not alert_id.isdigit():
-            raise ValueError("not an alert cursor; follow the next link unchanged")
-        try:
-            return cls(_EPOCH + int(micros) * _MICROSECOND, int(alert_id))
-        except OverflowError as exc:
-            raise ValueError("not an alert cursor; follow the next link unchanged") from exc
+    def parse(cls, token: str, *, what: str = "alert") -> AlertCursor:
+        cursor = Cursor.parse(token, what=what)
+        return cls(cursor.at, cursor.row_id)
 
     @classmethod
     def after(cls, alert: Alert) -> AlertCursor:
@@ -168,12 +153,7 @@ def list_alerts(
         .where(*_visible(principal, states, device))
     )
     if after is not None:
-        stmt = stmt.where(
-            or_(
-                Alert.opened_at < after.opened_at,
-                and_(Alert.opened_at == after.opened_at, Alert.id < after.alert_id),
-            )
-        )
+        stmt = stmt.where(after.below(Alert.opened_at, Alert.id))
     stmt = stmt.order_by(Alert.opened_at.desc(), Alert.id.desc()).offset(offset).limit(limit)
     return [(row[0], row[1]) for row in session.execute(stmt)]
 

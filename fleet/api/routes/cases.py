@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from fleet.cases.deadlines import CaseStep
 from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
 from fleet.cases.service import NOTE_CHARS
 from fleet.cases.views import case_view
+from fleet.core.keyset import Cursor
 from fleet.dashboard.risk import render_case_evidence
 from fleet.models import Case
 from fleet.models.base import utcnow
@@ -61,21 +62,48 @@ def _refused(exc: Exception) -> HTTPException:
 
 @router.get("/cases")
 def list_cases(
+    request: Request,
+    response: Response,
     borough: str | None = Query(None, max_length=32),
     status_: str | None = Query(None, alias="status", pattern=r"^(open|closed)$"),
+    limit: int = Query(200, ge=1, le=1000),
+    after: str | None = Query(
+        None,
+        max_length=64,
+        description="Where the previous page ended; follow the Link header's rel=next",
+    ),
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> list[dict[str, Any]]:
-    """Cases in the caller's boroughs, newest first, with deadlines and overdue steps."""
+    """Cases in the caller's boroughs, newest first, with deadlines and overdue steps, one
+    page at a time: X-Total-Count says how many match, and a Link header with rel="next" is
+    there while more follow."""
     borough_id = None
     if borough:
         try:
             borough_id = places.borough_by_code(session, code=borough, principal=principal).id
         except places.NotFound as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    try:
+        cursor = Cursor.parse(after, what="case") if after is not None else None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
     now = utcnow()
-    found = service.list_cases(session, principal=principal, borough_id=borough_id, status=status_)
-    return [case_view(session, c, now=now).to_dict() for c in found]
+    found = service.list_cases(
+        session,
+        principal=principal,
+        borough_id=borough_id,
+        status=status_,
+        limit=limit + 1,
+        after=cursor,
+    )
+    page = found[:limit]
+    total = service.count_cases(session, principal=principal, borough_id=borough_id, status=status_)
+    response.headers["X-Total-Count"] = str(total)
+    if len(found) > limit:
+        token = service.case_cursor(page[-1]).token()
+        response.headers["Link"] = f'<{request.url.include_query_params(after=token)}>; rel="next"'
+    return [case_view(session, c, now=now).to_dict() for c in page]
 
 
 @router.post("/properties/{property_id}/cases", status_code=201)
