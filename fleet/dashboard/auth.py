@@ -28,11 +28,12 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _refused(request: Request, next: str, error: str, code: int) -> HTMLResponse:
+def _refused(request: Request, next: str, email: str, error: str, code: int) -> HTMLResponse:
+    # The e-mail typed stays filled in; the password is typed again.
     return TEMPLATES.TemplateResponse(
         request,
         "login.html",
-        {"next": _safe_next(next), "error": error, "user": None},
+        {"next": _safe_next(next), "email": email, "error": error, "user": None},
         status_code=code,
     )
 
@@ -83,6 +84,7 @@ def login(
         return _refused(
             request,
             next,
+            email,
             f"Too many failed sign-ins: try again in {_minutes(wait)}.",
             status.HTTP_429_TOO_MANY_REQUESTS,
         )
@@ -90,7 +92,9 @@ def login(
     if user is None:
         throttle.failed(email, address)
         _audit_failure(session, email, address)
-        return _refused(request, next, "Email or password is wrong.", status.HTTP_401_UNAUTHORIZED)
+        return _refused(
+            request, next, email, "Email or password is wrong.", status.HTTP_401_UNAUTHORIZED
+        )
     throttle.succeeded(email)
     token, _ = accounts.start_login_session(session, user)
     audit.record(

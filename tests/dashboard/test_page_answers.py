@@ -44,7 +44,7 @@ def _notice(html: str) -> str:
 
 
 def _main(html: str) -> str:
-    found = re.search(r'<main id="main">(.*)</main>', html, re.S)
+    found = re.search(r'<main id="main"[^>]*>(.*)</main>', html, re.S)
     assert found, "not a dashboard page"
     return found.group(1)
 

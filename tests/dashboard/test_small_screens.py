@@ -22,6 +22,7 @@ PAGES = (
     "/cases",
     "/rollouts",
     "/audit",
+    "/tokens",
     "/devices/cs-hackney-0001",
     "/no-such-page",
 )
