@@ -30,6 +30,8 @@ class Manifest:
     readings_per_pack: int = READINGS_PER_PACK
     started_at: float = 0.0
     finished_at: float = 0.0
+    # Connections each reconnect storm dropped: every one of them must come back.
+    storm_drops: list[int] = field(default_factory=list)
 
     def device(self, device_id: str) -> DeviceLog:
         log = self.devices.get(device_id)

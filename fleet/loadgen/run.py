@@ -84,9 +84,12 @@ class _Fleet:
 
     def storm(self) -> None:
         self.storms += 1
+        dropped = 0
         for client in self.clients:
             if client.is_connected:
                 client.abort()
+                dropped += 1
+        self.manifest.storm_drops.append(dropped)
         self.next_storm.set()  # wakes the held devices, which reconnect
         self.next_storm = asyncio.Event()
 

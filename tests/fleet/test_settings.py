@@ -69,7 +69,6 @@ def test_a_bad_log_format_is_refused_before_anything_runs(tmp_path) -> None:  # 
     from typer.testing import CliRunner
 
     from fleet.cli import app
-    from fleet.ingest.__main__ import main as ingest_main
 
     env = {"FLEET_DATA_DIR": str(tmp_path), "FLEET_LOG_FORMAT": "JSON"}
     result = CliRunner().invoke(app, ["migrate"], env=env)
@@ -79,9 +78,9 @@ def test_a_bad_log_format_is_refused_before_anything_runs(tmp_path) -> None:  # 
     assert not list(tmp_path.iterdir())  # no database was created
     env["FLEET_LOG_FORMAT"] = "json"
     assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FLEET_LOG_FORMAT", "yaml")
-        assert ingest_main() == 2
+    env["FLEET_LOG_FORMAT"] = "yaml"
+    ingest = CliRunner().invoke(app, ["ingest"], env=env)
+    assert ingest.exit_code == 2 and "FLEET_LOG_FORMAT 'yaml'" in ingest.output
 
 
 @pytest.mark.parametrize(
