@@ -56,6 +56,8 @@ class DeviceOut(BaseModel):
     health: dict[str, Any] | None
     health_at: datetime | None
     created_at: datetime
+    # When the device was decommissioned; null: in service.
+    retired_at: datetime | None = None
     tags: list[str] = Field(default_factory=list)
 
     @field_validator("tags", mode="before")

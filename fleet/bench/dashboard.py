@@ -90,7 +90,7 @@ def _seed(ctx: Any) -> tuple[str, str]:
                 }
             )
         s.execute(insert(Device), rows)
-        device = s.scalars(select(Device).where(Device.device_id == "cs-bench-00042")).one()
+        device = s.scalars(select(Device).where(Device.current("cs-bench-00042"))).one()
         start = now - timedelta(days=365)
         readings = []
         for k in range(YEAR_OF_15_MIN):

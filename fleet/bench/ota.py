@@ -173,7 +173,7 @@ def _rollout(
             def check() -> bool:
                 with ctx.sessions() as s:
                     rows = list(
-                        s.scalars(select(Device.fw_version).where(Device.device_id.in_(ids)))
+                        s.scalars(select(Device.fw_version).where(Device.current_among(ids)))
                     )
                 return len(rows) == count and all(v == version for v in rows)
 

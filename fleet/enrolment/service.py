@@ -25,7 +25,7 @@ from fleet.models import Borough, Device, Placement, Property
 from fleet.models.base import utcnow
 from fleet.ota.service import release_floor, trusted_keys
 from fleet.registry import cadence, places
-from fleet.registry.devices import register_device
+from fleet.registry.devices import current_device, register_device
 
 
 @dataclass(frozen=True)
@@ -157,16 +157,15 @@ def enrol(
         )
     ).one_or_none()
 
-    device = session.scalars(
-        select(Device).where(Device.device_id == request.device_id)
-    ).one_or_none()
+    device = current_device(session, request.device_id)
     created = device is None
     placement: Placement | None = None
     if device is not None:
         if device.borough_id is not None and not principal.can_see(device.borough_id):
             raise AlreadyEnrolledElsewhere(
                 f"device {request.device_id} is already enrolled in another borough; "
-                "its borough's staff must decommission it before it can be enrolled here"
+                "its borough's staff must decommission it before it can be enrolled here "
+                "(its readings stay with that borough's placement)"
             )
         where = _where(session, device, principal)
         current = session.get(Placement, device.placement_id) if device.placement_id else None
@@ -255,7 +254,7 @@ def rotate(
     The previous certificate stays valid until it expires (the device switches when the new
     files are installed); revoke it explicitly if its key may have leaked.
     """
-    device = session.scalars(select(Device).where(Device.device_id == device_id)).one_or_none()
+    device = current_device(session, device_id)
     if device is None or device.placement_id is None or not principal.can_see(device.borough_id):
         raise DeviceNotEnrolled(
             f"device {device_id} is not enrolled in your boroughs: enrol it first"

@@ -49,7 +49,7 @@ def sweep(sessions: sessionmaker[Session], *, batch: int = BATCH) -> SweepResult
     result = SweepResult()
     with sessions() as session:
         settings = {b.id: b.alert_settings for b in session.scalars(select(Borough))}
-        ids = list(session.scalars(select(Device.id).order_by(Device.id)))
+        ids = list(session.scalars(select(Device.id).where(Device.active()).order_by(Device.id)))
     for start in range(0, len(ids), batch):
         pks = ids[start : start + batch]
         for attempt in range(1, ATTEMPTS + 1):

@@ -133,7 +133,7 @@ def load_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
             Device.latest_at,
             Device.placement_id,
         )
-        .where(Device.device_id.in_(ids))
+        .where(Device.current_among(ids))
         .order_by(Device.id)
     )
     return {row.device_id: DeviceRow(*row) for row in session.execute(stmt)}
@@ -158,7 +158,7 @@ def _load_devices_pg(conn: Connection, ids: list[str]) -> dict[str, DeviceRow]:
 _PG_LOAD = (
     "SELECT id, device_id, power_mode, report_interval_s, status, state, last_seen_at, "
     "latest::text, latest_at, placement_id FROM devices WHERE device_id = ANY(%s) "
-    "ORDER BY id FOR UPDATE"
+    "AND retired_at IS NULL ORDER BY id FOR UPDATE"
 )
 
 

@@ -23,7 +23,7 @@ def register_devices(
         for i in range(0, len(device_ids), _CHUNK):
             chunk = device_ids[i : i + _CHUNK]
             known = set(
-                session.scalars(select(Device.device_id).where(Device.device_id.in_(chunk)))
+                session.scalars(select(Device.device_id).where(Device.current_among(chunk)))
             )
             rows = [
                 {"device_id": d, "name": f"load {d}", "report_interval_s": report_interval_s}
@@ -69,7 +69,7 @@ def count_against_db(sessions: sessionmaker[Session], manifest: Manifest) -> Tal
             rows = session.execute(
                 select(Device.device_id, Reading.ts, func.count())
                 .join(Reading, Reading.device_pk == Device.id)
-                .where(Device.device_id.in_(chunk))
+                .where(Device.current_among(chunk))
                 .group_by(Device.device_id, Reading.ts)
             ).all()
             seen: dict[str, dict[float, int]] = {}
@@ -120,7 +120,7 @@ def _health_counts(session: Session, device_ids: Sequence[str]) -> dict[str, dic
     rows = session.execute(
         select(Device.device_id, HealthSnapshot.sampled_at, func.count())
         .join(HealthSnapshot, HealthSnapshot.device_pk == Device.id)
-        .where(Device.device_id.in_(device_ids))
+        .where(Device.current_among(device_ids))
         .group_by(Device.device_id, HealthSnapshot.sampled_at)
     ).all()
     counts: dict[str, dict[float, int]] = {}

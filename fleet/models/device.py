@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    and_,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from fleet.models.base import Base, UTCDateTime, utcnow
@@ -17,14 +28,26 @@ from fleet.models.base import Base, UTCDateTime, utcnow
 DEVICE_FILLFACTOR = 50
 # A device's reason for refusing a command or settings is kept to this many characters.
 ANSWER_ERROR_CHARS = 500
+# A hardware id names at most one device that is not retired; retired rows keep the id (and
+# their readings) while the same hardware is enrolled again as a new device (migration 0017).
+ACTIVE_WHERE = "retired_at IS NULL"
 
 
 class Device(Base):
     __tablename__ = "devices"
-    __table_args__ = {"postgresql_with": {"fillfactor": DEVICE_FILLFACTOR}}
+    __table_args__ = (
+        Index(
+            "ix_devices_device_id_active",
+            "device_id",
+            unique=True,
+            sqlite_where=text(ACTIVE_WHERE),
+            postgresql_where=text(ACTIVE_WHERE),
+        ),
+        {"postgresql_with": {"fillfactor": DEVICE_FILLFACTOR}},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    device_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    device_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
     board: Mapped[str] = mapped_column(String(64), default="devkitc-sht41")
     borough_id: Mapped[int | None] = mapped_column(
@@ -58,7 +81,26 @@ class Device(Base):
     latest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the device was decommissioned (null: in service). A retired device keeps its
+    # readings and installation periods for its placements' history; nothing addresses it by
+    # its hardware id any more (fleet/registry/devices.py `retire`).
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     tags = relationship("Tag", secondary="device_tags", back_populates="devices", lazy="selectin")
+
+    @classmethod
+    def active(cls) -> ColumnElement[bool]:
+        """Devices in service (not retired)."""
+        return cls.retired_at.is_(None)
+
+    @classmethod
+    def current(cls, device_id: str) -> ColumnElement[bool]:
+        """The device in service with this hardware id (at most one)."""
+        return and_(cls.device_id == device_id, cls.retired_at.is_(None))
+
+    @classmethod
+    def current_among(cls, device_ids: Iterable[str]) -> ColumnElement[bool]:
+        """The devices in service with these hardware ids."""
+        return and_(cls.device_id.in_(list(device_ids)), cls.retired_at.is_(None))
 
     @validates("placement_id")
     def _placement_moves(self, key: str, placement_id: int | None) -> int | None:

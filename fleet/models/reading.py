@@ -4,8 +4,8 @@ The table is the fleet's largest and hottest: 100,000 devices write ~58 million 
 Its ids are 64-bit (a 32-bit key runs out within weeks at that rate), and `device_pk` has no
 foreign key: the ingest, its only writer, inserts in the same transaction that holds the
 device's row lock, so a per-row referential check would only repeat what the lock already
-guarantees (it cost about a quarter of PostgreSQL's ingest CPU). Decommissioning deletes a
-device's readings itself (`fleet.registry.devices.decommission`).
+guarantees (it cost about a quarter of PostgreSQL's ingest CPU). Decommissioning retires a
+device and keeps its readings; erasing one deletes them itself (`fleet.registry.devices.erase`).
 """
 
 from __future__ import annotations

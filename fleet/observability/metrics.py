@@ -62,7 +62,7 @@ class FleetCollector(Collector):
                 "fleet_devices", "Devices by liveness state", labels=["state"]
             )
             for state, n in session.execute(
-                select(Device.state, func.count()).group_by(Device.state)
+                select(Device.state, func.count()).where(Device.active()).group_by(Device.state)
             ):
                 states.add_metric([state], n)
             yield states

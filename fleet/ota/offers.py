@@ -51,16 +51,19 @@ def restate_offers(
     Only a device's newest rollout membership counts, as only the newest offer is retained
     on its topic: an older rollout's offer must never come back after a newer one. Returns
     (offers, withdrawals, all published)."""
-    # Ranked in the database: only the newest membership of each device comes back.
+    # Ranked in the database: only the newest membership on each topic comes back. A topic is
+    # a hardware id, which a retired device shares with the device enrolled after it.
     rank = (
         func.row_number()
         .over(
-            partition_by=RolloutDevice.device_pk,
+            partition_by=Device.device_id,
             order_by=(RolloutDevice.offered_at.desc(), RolloutDevice.id.desc()),
         )
         .label("rank")
     )
-    newest = select(RolloutDevice.id, rank).subquery()
+    newest = (
+        select(RolloutDevice.id, rank).join(Device, Device.id == RolloutDevice.device_pk).subquery()
+    )
     rows = session.execute(
         select(RolloutDevice.state, RolloutDevice.job_id, Rollout.state, Rollout.release_id)
         .add_columns(Device.device_id)

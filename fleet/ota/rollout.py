@@ -241,10 +241,14 @@ def resume(session: Session, principal: Principal, rollout: Rollout) -> None:
     rollout.pause_reason = None
     rollout.wave_started_at = None
     rollout.updated_at = utcnow()
+    # A retired device's withdrawn offer stays withdrawn: it would hold the wave for ever.
     retry = session.scalars(
-        select(RolloutDevice).where(
+        select(RolloutDevice)
+        .join(Device, Device.id == RolloutDevice.device_pk)
+        .where(
             RolloutDevice.rollout_id == rollout.id,
             RolloutDevice.state.in_(("failed", "withdrawn")),
+            Device.active(),
         )
     ).all()
     claims = newer_claims(session, rollout)

@@ -150,7 +150,7 @@ def blob_by_path(session: Session, blob_path: str) -> bytes | None:
 
 
 def visible_device(session: Session, principal: Principal, device_id: str) -> Device:
-    device = session.scalars(select(Device).where(Device.device_id == device_id)).one_or_none()
+    device = session.scalars(select(Device).where(Device.current(device_id))).one_or_none()
     if device is None or not principal.can_see(device.borough_id):
         raise NotFound(f"device {device_id!r} not found")
     return device

@@ -55,7 +55,7 @@ def clean_target(target: dict[str, Any]) -> dict[str, Any]:
 
 def target_devices(session: Session, rollout: Rollout) -> list[Device]:
     t = rollout.target
-    stmt = select(Device)
+    stmt = select(Device).where(Device.active())
     if rollout.borough_id is not None:
         stmt = stmt.where(Device.borough_id == rollout.borough_id)
     if t.get("borough_id") is not None:

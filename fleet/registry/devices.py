@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
 from fleet.core.db import rowcount
-from fleet.models import Borough, Device, Reading, Tag
+from fleet.health.alerts import LIVE_STATES
+from fleet.models import Alert, Borough, Device, Reading, Tag
+from fleet.models.base import utcnow
+from fleet.models.ota import RolloutDevice
+from fleet.ota.progress import IN_PROGRESS
 
 SORTABLE = {
     "device_id": Device.device_id,
@@ -24,6 +28,13 @@ SORTABLE = {
     "name": Device.name,
     "fw_version": Device.fw_version,
 }
+
+
+# Who resolved a retired device's live alerts; the alert pages and the audit show it.
+RETIRED_RESOLVED = "system: device retired"
+# Update memberships a retired device can no longer finish: withdrawn, so they neither hold
+# their wave nor fail it (a stalled update would count as a failure).
+OPEN_OFFERS = ("offered", "pending", *sorted(IN_PROGRESS))
 
 
 class DeviceExists(Exception):
@@ -43,6 +54,7 @@ class DeviceQuery:
     descending: bool = False
     limit: int = 50
     offset: int = 0
+    retired: bool = False  # True: the retired devices instead of those in service
 
 
 def register_device(
@@ -55,7 +67,7 @@ def register_device(
     power_mode: str = "mains",
     report_interval_s: int = 900,
 ) -> Device:
-    if session.scalars(select(Device.id).where(Device.device_id == device_id)).first():
+    if session.scalars(select(Device.id).where(Device.current(device_id))).first():
         raise DeviceExists(f"device {device_id!r} is already registered")
     device = Device(
         device_id=device_id,
@@ -78,14 +90,24 @@ def _scoped(stmt: Select[Any], principal: Principal) -> Select[Any]:
 
 def boards_and_tags(session: Session, principal: Principal) -> tuple[list[str], list[str]]:
     """The boards and tags of the devices the principal can see, for pickers."""
-    boards = session.scalars(_scoped(select(Device.board).distinct(), principal))
-    tagged = _scoped(select(Tag.name).join(Tag.devices).distinct(), principal)
+    boards = session.scalars(
+        _scoped(select(Device.board).where(Device.active()).distinct(), principal)
+    )
+    tagged = _scoped(
+        select(Tag.name).join(Tag.devices).where(Device.active()).distinct(), principal
+    )
     return sorted(boards), sorted(session.scalars(tagged))
 
 
+def current_device(session: Session, device_id: str) -> Device | None:
+    """The device in service with this hardware id, whoever asks (None: none or retired)."""
+    return session.scalars(select(Device).where(Device.current(device_id))).one_or_none()
+
+
 def get_device(session: Session, *, device_id: str, principal: Principal) -> Device:
-    """The device, or DeviceNotFound also when it is outside the principal's boroughs."""
-    stmt = _scoped(select(Device).where(Device.device_id == device_id), principal)
+    """The device in service, or DeviceNotFound also when it is outside the principal's
+    boroughs or retired."""
+    stmt = _scoped(select(Device).where(Device.current(device_id)), principal)
     device = session.scalars(stmt).one_or_none()
     if device is None:
         raise DeviceNotFound(f"no device {device_id!r}")
@@ -95,8 +117,9 @@ def get_device(session: Session, *, device_id: str, principal: Principal) -> Dev
 def find_devices(
     session: Session, *, principal: Principal, query: DeviceQuery
 ) -> tuple[Sequence[Device], int]:
-    """A page of devices and the total matching count."""
-    stmt = _scoped(select(Device), principal)
+    """A page of devices (in service, or retired ones when asked) and the total count."""
+    retired = Device.retired_at.is_not(None) if query.retired else Device.active()
+    stmt = _scoped(select(Device).where(retired), principal)
     if query.q:
         like = f"%{query.q.strip().lower()}%"
         stmt = stmt.where(
@@ -123,6 +146,7 @@ def state_counts(session: Session, *, principal: Principal) -> dict[str, dict[st
         select(Borough.code, Device.state, func.count())
         .select_from(Device)
         .outerjoin(Borough, Borough.id == Device.borough_id)
+        .where(Device.active())
         .group_by(Borough.code, Device.state)
     )
     if principal.borough_ids is not None:
@@ -154,8 +178,46 @@ def reading_history(
     return list(reversed(rows))
 
 
-def decommission(session: Session, device: Device) -> int:
-    """Delete a device and its readings; returns how many readings went with it.
+@dataclass(frozen=True)
+class Retired:
+    readings_kept: int
+    alerts_resolved: int
+    offers_withdrawn: int
+
+
+def retire(session: Session, device: Device, *, now: datetime | None = None) -> Retired:
+    """Take a device out of service and keep its history.
+
+    Its installation closes now (the model's listener ends the period when the placement is
+    cleared), so its readings up to this moment stay with the placement; its readings, periods
+    and audit trail are kept. Nothing addresses it by its hardware id any more, so the same
+    hardware can be enrolled again as a new device. Its live alerts are resolved and its open
+    update offers withdrawn, so neither waits for a sensor that is gone.
+    """
+    at = now or utcnow()
+    if device.placement_id is not None:
+        device.placement_id = None
+        device.placement_changed_at = at  # the period's end: the retirement itself
+    device.retired_at = at
+    alerts = session.execute(
+        update(Alert)
+        .where(Alert.device_pk == device.id, Alert.state.in_(LIVE_STATES))
+        .values(state="resolved", resolved_at=at, resolved_by=RETIRED_RESOLVED)
+    )
+    offers = session.execute(
+        update(RolloutDevice)
+        .where(RolloutDevice.device_pk == device.id, RolloutDevice.state.in_(OPEN_OFFERS))
+        .values(state="withdrawn", reason="device retired", updated_at=at)
+    )
+    session.flush()
+    kept = session.scalar(select(func.count()).where(Reading.device_pk == device.id)) or 0
+    return Retired(int(kept), rowcount(alerts), rowcount(offers))
+
+
+def erase(session: Session, device: Device) -> int:
+    """Delete a device and its readings (and by cascade its periods, health and commands);
+    returns how many readings went with it. Only for a device that should never have been
+    recorded: an ordinary decommissioning retires it instead.
 
     The device row goes first: its row lock makes an ingest batch for the device either
     commit before (its readings are then deleted here) or wait and find the device gone.

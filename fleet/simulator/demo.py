@@ -137,7 +137,7 @@ def start_demo_devices(
                     report_interval_s=sample_interval_s,
                 )
             except DeviceExists:
-                device = session.scalars(select(Device).where(Device.device_id == device_id)).one()
+                device = session.scalars(select(Device).where(Device.current(device_id))).one()
             if device.sample_interval_s is None:
                 # What the virtual sensor's config.json says, as provisioning records it.
                 cadence.provisioned(

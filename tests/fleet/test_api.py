@@ -92,14 +92,16 @@ def test_history_and_latest(client: TestClient, world: World, fleet_ctx: FleetCo
     assert client.get("/api/v1/devices/cs-nope-000/readings", headers=h).status_code == 404
 
 
-def test_decommission_deletes_the_devices_readings_and_nothing_else(
+def test_erasing_deletes_the_devices_readings_and_nothing_else(
     client: TestClient, world: World, fleet_ctx: FleetContext
 ) -> None:
     handler = IngestHandler(fleet_ctx.sessions, clock=lambda: NOW)
     samples = [(0, 20.0, 50.0), (600, 20.5, 51.0)]
     for device_id in ("cs-hackney-0001", "cs-camden-0001"):
         handler.handle(f"cs/v1/d/{device_id}/up", telemetry(device_id, NOW - 1800, samples))
-    gone = client.delete("/api/v1/devices/cs-hackney-0001", headers=world.headers("admin"))
+    gone = client.delete(
+        "/api/v1/devices/cs-hackney-0001?erase_readings=true", headers=world.headers("admin")
+    )
     assert gone.status_code == 204, gone.text
     # A pack that arrives after the device went is refused, not stored under a dangling key.
     late = handler.handle(
@@ -111,9 +113,7 @@ def test_decommission_deletes_the_devices_readings_and_nothing_else(
             s.execute(select(Reading.device_pk, func.count()).group_by(Reading.device_pk)).all()
         )
         camden = s.scalars(select(Device.id).where(Device.device_id == "cs-camden-0001")).one()
-        entry = s.scalars(
-            select(AuditEntry).where(AuditEntry.action == "device.decommission")
-        ).one()
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "device.erase")).one()
     assert per_device == {camden: 4}
     assert entry.detail == {"readings_deleted": 4, "certificates_revoked": []}  # never enrolled
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from fleet.access import audit
 from fleet.access.principal import Forbidden, Principal
-from fleet.access.roles import Scope
+from fleet.access.roles import Role, Scope
 from fleet.api.deps import get_context, get_session, require
 from fleet.api.schemas import (
     MAX_ID,
@@ -47,6 +47,7 @@ def list_devices(
     sort: str = Query("device_id", pattern=r"^-?(device_id|state|last_seen_at|name|fw_version)$"),
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_ID),
+    retired: bool = Query(False, description="List decommissioned devices instead"),
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> DevicePage:
@@ -58,6 +59,7 @@ def list_devices(
         descending=sort.startswith("-"),
         limit=limit,
         offset=offset,
+        retired=retired,
     )
     rows, total = registry.find_devices(session, principal=principal, query=query)
     return DevicePage(
@@ -136,24 +138,46 @@ def update_device(
 @router.delete("/{device_id}", status_code=204)
 def decommission_device(
     device_id: str,
+    erase_readings: bool = Query(
+        False, description="Delete the device and its readings too (admins only)"
+    ),
     session: Session = Depends(get_session),
     ctx: FleetContext = Depends(get_context),
     principal: Principal = Depends(require(Scope.REGISTRY_WRITE)),
 ) -> None:
-    """Remove a device and its readings (retention and consent rules decide when); its
-    certificates are revoked, so the sensor cannot reach the broker again."""
+    """Retire a device: its certificates are revoked, so the sensor cannot reach the broker
+    again, and its installation ends now; its readings stay with the placements it served
+    (retention and consent rules decide when they go) and the same hardware id can be
+    enrolled again. `erase_readings=true` deletes the device and its readings instead."""
     device = device_or_404(session, device_id, principal)
+    if erase_readings and principal.role is not Role.ADMIN:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "only an admin may erase a device's readings; leave erase_readings out to retire "
+            "the device and keep them",
+        )
     borough_id = device.borough_id
     revoked = certificates.revoke_live(session, settings=ctx.settings, device=device)
-    readings = registry.decommission(session, device)
+    detail: dict[str, object] = {"certificates_revoked": revoked}
+    if erase_readings:
+        action = "device.erase"
+        detail["readings_deleted"] = registry.erase(session, device)
+    else:
+        action = "device.decommission"
+        retired = registry.retire(session, device)
+        detail.update(
+            readings_kept=retired.readings_kept,
+            alerts_resolved=retired.alerts_resolved,
+            offers_withdrawn=retired.offers_withdrawn,
+        )
     audit.record(
         session,
         principal,
-        "device.decommission",
+        action,
         target_type="device",
         target_id=device_id,
         borough_id=borough_id,
-        detail={"readings_deleted": readings, "certificates_revoked": revoked},
+        detail=detail,
     )
     session.commit()
 

@@ -227,7 +227,7 @@ def list_certificates(
     session: Session = Depends(get_session),
     principal: Principal = Depends(require(Scope.DEVICES_READ)),
 ) -> list[CertificateRecordOut]:
-    device = session.scalars(select(Device).where(Device.device_id == device_id)).one_or_none()
+    device = session.scalars(select(Device).where(Device.current(device_id))).one_or_none()
     if device is None or not principal.can_see(device.borough_id):
         raise _refusal(404, "device_not_enrolled", f"no device {device_id}")
     rows = session.scalars(
