@@ -161,7 +161,8 @@ def enrol(
     created = device is None
     placement: Placement | None = None
     if device is not None:
-        if device.borough_id is not None and not principal.can_see(device.borough_id):
+        # Also for staff of both boroughs: a device's history moves with it (see place_device).
+        if device.borough_id is not None and device.borough_id != borough.id:
             raise AlreadyEnrolledElsewhere(
                 f"device {request.device_id} is already enrolled in another borough; "
                 "its borough's staff must decommission it before it can be enrolled here "

@@ -145,6 +145,13 @@ def place_device(
         raise NotFound(f"no placement {placement_id}")
     if device.borough_id is not None and not principal.can_see(device.borough_id):
         raise Forbidden("the device belongs to another borough")
+    if device.borough_id is not None and device.borough_id != prop.borough_id:
+        # Readings, alerts, commands and rollouts are kept against the device: moved, they
+        # would follow it into the other borough. Retiring keeps them with the first one.
+        raise Conflict(
+            f"device {device.device_id} is in another borough; to use it in this one, "
+            "decommission it (its readings and history stay with its borough) and enrol it here"
+        )
     device.placement_id = placement.id
     device.borough_id = prop.borough_id
     return placement

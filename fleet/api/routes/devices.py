@@ -198,6 +198,8 @@ def place_device(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except Forbidden as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except places.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     audit.record(
         session,
         principal,
