@@ -48,10 +48,14 @@ def reading_series(
     max_points: int = 500,
 ) -> list[SeriesPoint]:
     bucket = bucket_seconds(since, until, max_points)
-    slot = func.floor(_epoch(session) / bucket)
+    epoch = _epoch(session)
+    slot = func.floor(epoch / bucket)
     stmt = (
         select(
             slot.label("slot"),
+            # A point sits at the mean time of its readings: a wide bucket's middle can lie
+            # days after the last reading, in the future for today's.
+            func.avg(epoch),
             func.avg(Reading.value),
             func.min(Reading.value),
             func.max(Reading.value),
@@ -68,11 +72,11 @@ def reading_series(
     )
     return [
         SeriesPoint(
-            ts=datetime.fromtimestamp(int(s) * bucket + bucket / 2, UTC),
+            ts=datetime.fromtimestamp(round(float(at)), UTC),
             mean=float(mean),
             low=float(low),
             high=float(high),
             count=int(n),
         )
-        for s, mean, low, high, n in session.execute(stmt)
+        for _, at, mean, low, high, n in session.execute(stmt)
     ]

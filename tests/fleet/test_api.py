@@ -185,6 +185,23 @@ def test_series_buckets_a_range(client: TestClient, world: World, fleet_ctx: Fle
     assert bad.status_code == 422
 
 
+def test_a_wide_bucket_is_drawn_where_its_readings_are(
+    client: TestClient, world: World, fleet_ctx: FleetContext
+) -> None:
+    handler = IngestHandler(fleet_ctx.sessions, clock=lambda: NOW)
+    samples = [(i * 900.0, 20.0, 50.0) for i in range(4)]  # the last hour, up to now
+    handler.handle("cs/v1/d/cs-hackney-0001/up", telemetry("cs-hackney-0001", NOW - 2700, samples))
+    r = client.get(
+        "/api/v1/devices/cs-hackney-0001/series",
+        params={"metric": "humidity", "since": "2020-01-01T00:00:00Z", "points": 100},
+        headers=world.headers("staff_hackney"),
+    )
+    points = r.json()  # buckets of about 25 days: the readings fill one (or two at an edge)
+    assert sum(p["count"] for p in points) == 4
+    for point in points:
+        assert NOW - 2700 <= datetime.fromisoformat(point["ts"]).timestamp() <= NOW
+
+
 def test_registry_update_and_delete_rules(client: TestClient, world: World) -> None:
     h = world.headers("staff_hackney")
     estate = client.post("/api/v1/boroughs/hackney/estates", json={"name": "Kings"}, headers=h)
