@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +16,8 @@ from fleet.ingest.errors import Rejected, RejectReason
 from fleet.ingest.senml import decode_health, decode_telemetry
 from tests.fleet.packs import telemetry
 
-NOW = float(int(time.time()))
+# Fixed, not the clock: test ids embed it, and every parallel worker must collect the same.
+NOW = 1_790_000_000.0  # 2026-09-21
 DEV = "cs-test-0001"
 BN = f"urn:dev:cs:{DEV}:"
 
