@@ -106,6 +106,8 @@ async def _run(node, client, cid, op: str, args: dict) -> None:
 
 async def _config(node, client, payload: bytes) -> None:
     """Retained desired config: apply a newer version, or say why not (once per version)."""
+    if not payload:
+        return  # the retained config was cleared (the fleet retired this device id)
     try:
         desired = json.loads(payload)
         version = desired["version"]

@@ -75,3 +75,35 @@ def test_only_the_settings_the_fleet_may_change_are_taken(vm: VM) -> None:
         else:
             assert not ok, (name, detail)
             assert f"'{refused}'" in detail and "provisioning" in detail, (name, detail)
+
+
+CLEARED = """
+import asyncio, json
+from cs import commands
+
+class Client:
+    def __init__(self):
+        self.sent = []
+
+    async def publish(self, topic, msg, retain=False, qos=0):
+        self.sent.append([topic, msg.decode()])
+
+class Node:
+    device_id = "cs-3c71bf0a12f4"
+    cfg = {"version": 3}
+    rtc = {}
+
+    def save_rtc(self):
+        pass
+
+client = Client()
+asyncio.run(commands.handle(Node(), client, "cs/v1/d/cs-3c71bf0a12f4/config", b""))
+asyncio.run(commands.handle(Node(), client, "cs/v1/d/cs-3c71bf0a12f4/config", b"{"))
+print("RESULT", json.dumps(client.sent))
+"""
+
+
+def test_a_cleared_config_is_ignored_and_a_broken_one_answered(vm: VM) -> None:
+    (sent,) = vm.results(vm.run(CLEARED))
+    # Only the broken message is answered: an empty one is the fleet clearing the topic.
+    assert len(sent) == 1 and "unreadable" in sent[0][1], sent

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
@@ -21,15 +22,19 @@ from fleet.api.schemas import (
     ReadingOut,
     SeriesPointOut,
 )
+from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
 from fleet.enrolment import certificates
-from fleet.ingest.profile import METRIC_UNITS
+from fleet.ingest.profile import METRIC_UNITS, device_topic
 from fleet.models.base import utcnow
 from fleet.registry import changes, places
 from fleet.registry import devices as registry
 from fleet.registry.series import reading_series
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+log = logging.getLogger(__name__)
+# Retained for the hardware id, not the device row: cleared when the device leaves service.
+RETAINED_FOR_DEVICE = ("config", "ota")
 
 
 def device_or_404(session: Session, device_id: str, principal: Principal):
@@ -138,6 +143,7 @@ def update_device(
 @router.delete("/{device_id}", status_code=204)
 def decommission_device(
     device_id: str,
+    request: Request,
     erase_readings: bool = Query(
         False, description="Delete the device and its readings too (admins only)"
     ),
@@ -180,6 +186,22 @@ def decommission_device(
         detail=detail,
     )
     session.commit()
+    _clear_retained(request.app.state.commands, device_id)
+
+
+def _clear_retained(publisher: Publisher | None, device_id: str) -> None:
+    """A sensor enrolled again under this hardware id must not find the retired device's
+    settings or update offer retained on its topics (an empty retained message clears one)."""
+    topics = [device_topic(device_id, t) for t in RETAINED_FOR_DEVICE]
+    cleared = publisher is not None and all(
+        [publisher.publish(t, b"", qos=1, retain=True) for t in topics]
+    )
+    if not cleared:
+        log.warning(
+            "broker not reached: clear the retained %s by hand before enrolling %s again",
+            " and ".join(topics),
+            device_id,
+        )
 
 
 @router.put("/{device_id}/placement", response_model=DeviceOut)
