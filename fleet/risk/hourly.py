@@ -1,9 +1,11 @@
 """Hourly aggregates and the derived quantities the risk models read.
 
-Sensors report every few minutes, but the mould index and the rules are defined on hourly
-means, and an hour is also the natural unit to store and chart. This module turns raw
-``(metric, time, value)`` samples into one :class:`HourMeans` per clock hour (UTC), then into a
-:class:`DerivedHour` with dew point, absolute humidity and surface conditions.
+Sensors report every few minutes, but the mould index, the LIM check and the BS 5250 mean are
+defined on hourly means, and an hour is also the natural unit to store and chart. This module
+turns raw ``(metric, time, value)`` samples into one :class:`HourMeans` per clock hour (UTC),
+then into a :class:`DerivedHour` with dew point, absolute humidity and surface conditions.
+The time-above rules (ADF RH, CO2 bands) measure time, so :func:`hourly` also hands out each
+hour's raw room RH and CO2 samples (:class:`HourSamples`).
 
 Surface conditions come from a surface probe (``surface_temperature``) when the hour has one;
 otherwise the surface temperature is estimated from the wall's temperature factor f_Rsi and an
@@ -48,22 +50,60 @@ class HourMeans:
     samples: int = 0
 
 
-def hourly_means(samples: Iterable[tuple[str, datetime, float]]) -> list[HourMeans]:
-    """Group ``(metric, ts, value)`` samples by UTC hour and average each metric.
+@dataclass(frozen=True, slots=True)
+class HourSamples:
+    """One hour's raw samples of the quantities the time-above rules read, in time order.
 
-    Unknown metrics and non-finite values are ignored. Hours come out in time order.
+    The samples of all the placement's devices form one series: each holds until the next one
+    from any device, so two devices' interleaved samples never count the same time twice.
+    Samples taken at the same instant by several devices are averaged into one. Room RH is the
+    humidity reading itself, capped at 100 % as the hourly mean is.
     """
+
+    room_rh: tuple[tuple[datetime, float], ...] = ()
+    co2: tuple[tuple[datetime, float], ...] = ()
+
+
+def _series(
+    points: list[tuple[datetime, float]], cap: float | None
+) -> tuple[tuple[datetime, float], ...]:
+    """Time-ordered, one value per instant (the mean of simultaneous samples)."""
+    # Each device's run is already in time order, so the stable sort only merges runs; ties
+    # keep the input (device) order, so the mean is the same on every path.
+    points.sort(key=lambda p: p[0])
+    out: list[tuple[datetime, float]] = []
+    i, n = 0, len(points)
+    while i < n:
+        ts, total = points[i]
+        j = i + 1
+        while j < n and points[j][0] == ts:
+            total += points[j][1]
+            j += 1
+        value = total / (j - i)
+        out.append((ts, value if cap is None else min(value, cap)))
+        i = j
+    return tuple(out)
+
+
+def hourly(
+    samples: Iterable[tuple[str, datetime, float]],
+) -> list[tuple[HourMeans, HourSamples]]:
+    """:func:`hourly_means`, each hour with its raw room RH and CO2 samples."""
     sums: dict[datetime, dict[str, list[float]]] = {}
+    raw: dict[datetime, dict[str, list[tuple[datetime, float]]]] = {}
     for metric, ts, value in samples:
         if metric not in METRICS or not math.isfinite(value):
             continue
-        by_metric = sums.setdefault(floor_hour(ts), {})
+        hour = floor_hour(ts)
+        by_metric = sums.setdefault(hour, {})
         acc = by_metric.get(metric)
         if acc is None:
             by_metric[metric] = [value, 1.0]
         else:
             acc[0] += value
             acc[1] += 1.0
+        if metric in (HUMIDITY, CO2):
+            raw.setdefault(hour, {}).setdefault(metric, []).append((ts, value))
     out = []
     for hour in sorted(sums):
         by_metric = sums[hour]
@@ -72,17 +112,33 @@ def hourly_means(samples: Iterable[tuple[str, datetime, float]]) -> list[HourMea
             acc = by_metric.get(metric)
             return None if acc is None else acc[0] / acc[1]
 
+        means = HourMeans(
+            hour=hour,
+            temperature=mean(TEMPERATURE),
+            humidity=mean(HUMIDITY),
+            surface_temperature=mean(SURFACE_TEMPERATURE),
+            co2=mean(CO2),
+            samples=int(sum(acc[1] for acc in by_metric.values())),
+        )
+        series = raw.get(hour, {})
         out.append(
-            HourMeans(
-                hour=hour,
-                temperature=mean(TEMPERATURE),
-                humidity=mean(HUMIDITY),
-                surface_temperature=mean(SURFACE_TEMPERATURE),
-                co2=mean(CO2),
-                samples=int(sum(acc[1] for acc in by_metric.values())),
+            (
+                means,
+                HourSamples(
+                    room_rh=_series(series.get(HUMIDITY, []), 100.0),
+                    co2=_series(series.get(CO2, []), None),
+                ),
             )
         )
     return out
+
+
+def hourly_means(samples: Iterable[tuple[str, datetime, float]]) -> list[HourMeans]:
+    """Group ``(metric, ts, value)`` samples by UTC hour and average each metric.
+
+    Unknown metrics and non-finite values are ignored. Hours come out in time order.
+    """
+    return [means for means, _ in hourly(samples)]
 
 
 @dataclass(frozen=True)
@@ -126,10 +182,15 @@ class DerivedHour:
     samples: int
 
 
+def has_climate(means: HourMeans) -> bool:
+    """Whether the hour is processed at all: it has temperature and a humidity above 0."""
+    return means.temperature is not None and means.humidity is not None and means.humidity > 0.0
+
+
 def derive(means: HourMeans, surface: SurfaceModel) -> DerivedHour | None:
     """Derived quantities for an hour, or ``None`` when it lacks temperature or humidity."""
     t, rh = means.temperature, means.humidity
-    if t is None or rh is None or rh <= 0.0:
+    if t is None or rh is None or not has_climate(means):
         return None
     rh = min(rh, 100.0)
     if means.surface_temperature is not None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import Enum
 
 from fleet.risk.rules import (
@@ -127,6 +128,15 @@ def _vtt_evidence(m: float, points: Mapping[str, int]) -> Evidence | None:
     return Evidence(code, points.get(code, 0), f"VTT mould index {m:.2f}: {what}")
 
 
+def _span(d: timedelta) -> str:
+    """``3 h 20 min``: measured time to the minute."""
+    minutes = int(d.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    return f"{hours} h" if hours else f"{minutes} min"
+
+
 def assess(indicators: Indicators, *, points: Mapping[str, int] = DEFAULT_POINTS) -> Assessment:
     """Score the indicators and return the level with every contributing reason."""
     evidence: list[Evidence] = []
@@ -143,6 +153,8 @@ def assess(indicators: Indicators, *, points: Mapping[str, int] = DEFAULT_POINTS
             f"{v.rule_id}: {v.quantity} above {v.threshold:g} since {v.since.isoformat()} "
             f"({state}), peak {v.peak:g}"
         )
+        if v.time_above is not None:
+            detail += f", measured {_span(v.time_above)} above"
         evidence.append(Evidence(v.rule_id, points.get(v.rule_id, 0) if first else 0, detail, v))
     frac = indicators.lim_fraction
     if frac is not None and frac >= LIM_FRACTION_THRESHOLD:

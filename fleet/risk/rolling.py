@@ -135,6 +135,22 @@ class _StateBase:
             time_above=None if above is None else timedelta(seconds=above),
         )
 
+    @property
+    def last_seen(self) -> datetime | None:
+        """Time of the newest sample folded in."""
+        return None if self._last_t is None else _dt(self._last_t)
+
+    def episode(self) -> list[float] | None:
+        """The open episode's record (a checkpoint to resume from), or ``None``."""
+        return None if self._open is None else list(self._open)
+
+    def resume_episode(self, record: list[float]) -> None:
+        """Continue the open episode from a checkpoint of it: a window rebuilt from recent
+        samples sees only the part of an episode that falls inside it."""
+        if self._open is None or len(record) != len(self._open):
+            raise ValueError(f"{self.rule.rule_id}: no open episode of that shape to resume")
+        self._open = [float(x) for x in record]
+
     def open_violation(self) -> Violation | None:
         """The episode in progress, if the rule is breached as of the last sample."""
         if self._open is None or self._last_t is None:
@@ -274,6 +290,10 @@ class WindowState(_StateBase):
         need = self._f(u_p) - self.rule.limit.total_seconds()
         if need <= 0.0:
             return p
+        if need > q - p + 1.0:
+            # f falls at most at rate 1: it cannot reach the limit before q. Saves walking a
+            # long window's segments for every sample of a long episode.
+            return None
         for s, e, _ in self._segs:
             if e <= u_p:
                 continue

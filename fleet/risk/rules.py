@@ -14,7 +14,10 @@ Rules (ids are stable: they are stored with the evidence):
 
 Every rule is evaluated incrementally by a small per-rule state (see
 :mod:`fleet.risk.rolling`), and :func:`evaluate` over a batch is the same fold, so a history
-recomputed in bulk reports exactly what the live path reported.
+recomputed in bulk reports exactly what the live path reported. The time-above rules (ADF,
+CO2) are fed the raw samples, so "more than 2 h" is measured time, not a count of hours whose
+mean was above; the BS 5250 mean rule is fed hourly means
+(:class:`fleet.risk.tracker.PlacementTracker`).
 """
 
 from __future__ import annotations
@@ -184,12 +187,47 @@ class Monitor:
     def rules(self) -> tuple[Rule, ...]:
         return tuple(s.rule for s in self._states.values())
 
-    def update(self, quantity: Quantity | str, ts: datetime, value: float) -> list[Violation]:
-        """Feed one sample of ``quantity``; rules reading other quantities are untouched."""
+    def update(
+        self,
+        quantity: Quantity | str,
+        ts: datetime,
+        value: float,
+        *,
+        only: type[WindowRule] | type[MeanRule] | None = None,
+    ) -> list[Violation]:
+        """Feed one sample of ``quantity``; rules reading other quantities (or, with ``only``,
+        rules of the other kind) are untouched."""
         closed: list[Violation] = []
         for state in self._by_quantity.get(str(quantity), ()):
-            closed.extend(state.update(ts, value))
+            if only is None or isinstance(state.rule, only):
+                closed.extend(state.update(ts, value))
         return closed
+
+    def last_seen(self, rule_id: str) -> datetime | None:
+        """Time of the newest sample the rule has folded in (``None``: none, or no such rule)."""
+        state = self._states.get(rule_id)
+        return None if state is None else state.last_seen
+
+    def episodes(self) -> dict[str, list[float]]:
+        """Rule id -> record of its open episode (checkpoints for :meth:`resume`)."""
+        out = {}
+        for rule_id, state in self._states.items():
+            record = state.episode()
+            if record is not None:
+                out[rule_id] = record
+        return out
+
+    def resume(self, rule_id: str, record: list[float]) -> bool:
+        """Continue ``rule_id``'s open episode from a checkpoint; ``False`` when the rule has
+        no open episode of that shape (the checkpoint does not apply)."""
+        state = self._states.get(rule_id)
+        if state is None:
+            return False
+        try:
+            state.resume_episode(record)
+        except ValueError:
+            return False
+        return True
 
     def open_violations(self) -> list[Violation]:
         out = []

@@ -27,7 +27,9 @@ class Violation:
     ``last_seen`` the newest data considered. ``peak`` is the highest value in the episode.
     ``time_above`` (time-above rules only) is the total time above the threshold from
     ``since`` to the end of the episode, as opposed to ``duration``, which includes the hours
-    the rolling window keeps the rule breached after conditions improved.
+    the rolling window keeps the rule breached after conditions improved. The risk engine
+    feeds these rules raw samples, so it is measured time (each sample holding until the
+    next, for at most the rule's ``max_gap``), not a count of hours whose mean was above.
     """
 
     rule_id: str

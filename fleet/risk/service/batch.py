@@ -265,7 +265,13 @@ def _advance_many(
             loaded.profiles.get(row.property_id, ()), placement_id=pid, settings=settings
         )
         plan = plan_update(
-            session, row, profile=profile, newest=newest, found=found, settings=settings
+            session,
+            row,
+            profile=profile,
+            newest=newest,
+            found=found,
+            settings=settings,
+            spans=spans,
         )
         if plan is not None:
             plans.append(plan)

@@ -11,9 +11,10 @@ outage, a pack redelivered out of order) is found by comparing each recent hour'
 with the count stored for it (over ``late_lookback_hours``); :func:`note_samples` lets an ingest
 path flag older ones directly, and the recompute endpoint does it by hand. Either way the
 placement gets ``recompute_from`` and the update recomputes
-from that hour only: the mould state is resumed from the stored hour before it, the rolling
-rule windows are rebuilt from the stored hourly means of the week before, and the hours from
-there on are recomputed from readings. Recomputes reach back at most
+from that hour only: the mould state is resumed from the stored hour before it, the hour-fed
+windows (BS 5250 mean, LIM) are rebuilt from the stored hours of the week before, the
+time-above rules (ADF, CO2) from the raw readings of the day before (their longest window),
+and the hours from there on are recomputed from readings. Recomputes reach back at most
 ``recompute_max_days``, so a device replaying a year of buffered data cannot stall the engine.
 """
 
@@ -32,11 +33,11 @@ from fleet.ingest.senml import Sample
 from fleet.models import Placement, PlacementRisk, Reading, RiskHour, RiskProfile
 from fleet.models.base import utcnow
 from fleet.risk import rules
-from fleet.risk.hourly import HOUR, METRICS, SurfaceModel, derive, floor_hour, hourly_means
+from fleet.risk.hourly import HOUR, METRICS, SurfaceModel, derive, floor_hour, has_climate, hourly
 from fleet.risk.level import Assessment, Evidence
 from fleet.risk.service.settings import RiskSettings
 from fleet.risk.service.spans import Span, reading_filter, within
-from fleet.risk.tracker import PlacementTracker, warmup_span
+from fleet.risk.tracker import PlacementTracker, sample_warmup, stored_marks, warmup_span
 from fleet.risk.violation import Violation
 from fleet.risk.vtt import MouldState, Sensitivity
 
@@ -175,8 +176,10 @@ def _restore(
     start: datetime,
     chosen: Sequence[rules.Rule],
     sensitivity: Sensitivity,
+    spans: Sequence[Span],
 ) -> PlacementTracker:
-    """A tracker as it stood just before ``start``, rebuilt from stored hours."""
+    """A tracker as it stood just before ``start``, rebuilt from stored hours and from the
+    raw readings of the processed hours before it."""
     pid = row.placement_id
     prev = session.scalars(
         select(RiskHour)
@@ -185,24 +188,44 @@ def _restore(
         .limit(1)
     ).first()
     mould = MouldState(prev.mould_index, prev.dry_hours) if prev is not None else MouldState()
-    warm_from = start - warmup_span(chosen)
-    kept: list[Violation] = []
+    stored: list[Violation] = []
     if row.state is not None:
         try:
             stored = [Violation.from_dict(v) for v in row.state.get("recent", [])]
         except ValueError:
             stored = []
-        # Episodes that ended before the warm-up stay; later ones are found again below.
-        kept = [v for v in stored if v.until is not None and v.until < warm_from]
-    tracker = PlacementTracker(rule_set=chosen, sensitivity=sensitivity, mould=mould, recent=kept)
-    warm = session.scalars(
-        select(RiskHour)
-        .where(RiskHour.placement_id == pid, RiskHour.hour >= warm_from, RiskHour.hour < start)
+    warm = session.execute(
+        select(
+            RiskHour.hour,
+            RiskHour.humidity,
+            RiskHour.surface_rh,
+            RiskHour.co2,
+            RiskHour.surface_temperature,
+        )
+        .where(
+            RiskHour.placement_id == pid,
+            RiskHour.hour >= start - warmup_span(chosen),
+            RiskHour.hour < start,
+        )
         .order_by(RiskHour.hour)
+    ).all()
+    raw_from = start - sample_warmup(chosen)
+    readings = session.execute(readings_select(within(spans, raw_from, start), raw_from, start))
+    samples = [
+        hour_samples
+        for means, hour_samples in hourly((m, ts, v) for _, m, ts, v in readings)
+        if has_climate(means)  # only the hours that were processed fed the rules
+    ]
+    return PlacementTracker.rebuild(
+        rule_set=chosen,
+        sensitivity=sensitivity,
+        mould=mould,
+        hours=warm,
+        samples=samples,
+        stored=stored,
+        before=start,
+        marks=stored_marks(row.state),
     )
-    for h in warm:
-        tracker.observe(h.hour, h.humidity, h.surface_rh, h.co2, h.surface_temperature)
-    return tracker
 
 
 def _load_tracker(
@@ -252,10 +275,15 @@ def plan_update(
     newest: datetime,
     found: datetime | None,
     settings: RiskSettings,
+    spans: Sequence[Span],
 ) -> Plan | None:
     """Where the update starts (resuming, recomputing from ``found`` or a flagged hour, or
     from scratch), or ``None`` when no complete hour is new. ``found`` is the late hour
-    :func:`late_hour` reported."""
+    :func:`late_hour` reported; ``spans`` the placement's devices, read to rebuild the rule
+    windows before a recompute.
+
+    A state stored by an older version (or unreadable) is recomputed over
+    ``recompute_max_days``, as after a profile change."""
     chosen = rule_set(settings.surface_days)
     end = floor_hour(newest)  # the newest hour may still be filling: exclusive
     late = row.recompute_from
@@ -272,7 +300,7 @@ def plan_update(
         wanted = floor_hour(late) if late is not None else end - timedelta(days=365)
         start = max(wanted, end - timedelta(days=settings.recompute_max_days))
         start = min(start, row.last_hour + HOUR)
-        tracker = _restore(session, row, start, chosen, profile.sensitivity)
+        tracker = _restore(session, row, start, chosen, profile.sensitivity, spans)
         recomputed = True
     else:
         start = None  # first run: the whole stored history
@@ -298,15 +326,18 @@ def readings_select(
 
 
 def step_hours(plan: Plan, samples: Iterable[tuple[str, datetime, float]]) -> list[dict[str, Any]]:
-    """Fold the samples' complete hours into the plan's tracker; the ``risk_hours`` rows."""
+    """Fold the samples' complete hours into the plan's tracker; the ``risk_hours`` rows.
+
+    Each hour steps the mould index on its means and feeds its raw samples, in time order, to
+    the time-above rules: one pass over the samples, no query per hour."""
     tracker, surface = plan.tracker, plan.profile.surface
     placement_id = plan.row.placement_id
     rows = []
-    for means in hourly_means(samples):
+    for means, hour_samples in hourly(samples):
         hour = derive(means, surface)
         if hour is None:
             continue
-        tracker.step(hour)
+        tracker.step(hour, hour_samples)
         rows.append(
             {
                 "placement_id": placement_id,
@@ -373,7 +404,9 @@ def advance_placement(
     )
     row = state_row(session, placement_id=placement.id, property_id=placement.property_id)
     found = late_hour(session, row, spans, timedelta(hours=settings.late_lookback_hours))
-    plan = plan_update(session, row, profile=profile, newest=newest, found=found, settings=settings)
+    plan = plan_update(
+        session, row, profile=profile, newest=newest, found=found, settings=settings, spans=spans
+    )
     if plan is None:
         return None
     samples = session.execute(readings_select(spans, plan.start, plan.end))
