@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from fleet.access import audit
 from fleet.access.principal import SYSTEM, Principal
-from fleet.cases.deadlines import STEP_COLUMNS, STEP_LABELS, CaseStep
+from fleet.cases.deadlines import STEP_COLUMNS, STEP_LABELS, CaseStep, case_deadlines, overdue
 from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
 from fleet.cases.policy import check_further_works, new_after_close
 from fleet.core.keyset import Cursor
@@ -90,9 +90,37 @@ def count_cases(
     principal: Principal,
     borough_id: int | None = None,
     status: str | None = None,
+    newer_than: Cursor | None = None,
 ) -> int:
+    """How many match; with ``newer_than``, how many come before that cursor."""
     where = _matching(principal, borough_id, None, status)
+    if newer_than is not None:
+        where.append(newer_than.above(Case.opened_at, Case.id))
     return int(session.scalar(select(func.count()).select_from(Case).where(*where)) or 0)
+
+
+def newer_cases(
+    session: Session,
+    *,
+    principal: Principal,
+    status: str | None = None,
+    before: Cursor,
+    limit: int,
+) -> Sequence[Case]:
+    """The cases just newer than ``before``, nearest first (to page back)."""
+    stmt = select(Case).where(
+        *_matching(principal, None, None, status), before.above(Case.opened_at, Case.id)
+    )
+    return session.scalars(stmt.order_by(Case.opened_at, Case.id).limit(limit)).all()
+
+
+def overdue_cases(session: Session, *, principal: Principal, now: datetime) -> list[Case]:
+    """Open cases with a step past its deadline, newest first. Deadlines count working days
+    on the holiday calendar, so they are judged here rather than in SQL; open cases are few
+    beside all cases."""
+    stmt = select(Case).where(*_matching(principal, None, None, "open"))
+    found = session.scalars(stmt.order_by(Case.opened_at.desc(), Case.id.desc()))
+    return [c for c in found if overdue(case_deadlines(c, now=now))]
 
 
 def case_cursor(case: Case) -> Cursor:

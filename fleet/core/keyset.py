@@ -41,3 +41,11 @@ class Cursor:
     def below(self, at: Any, row_id: Any) -> ColumnElement[bool]:
         """Rows after this cursor in (time, id) descending order."""
         return or_(at < self.at, and_(at == self.at, row_id < self.row_id))
+
+    def above(self, at: Any, row_id: Any) -> ColumnElement[bool]:
+        """Rows before this cursor in that order (newer), to page back towards the newest."""
+        return or_(at > self.at, and_(at == self.at, row_id > self.row_id))
+
+    def holds_below(self, at: datetime, row_id: int) -> bool:
+        """:meth:`below` for a row already read."""
+        return (at, row_id) < (self.at, self.row_id)

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from fleet.dashboard import (
     audit_page,
     auth,
+    case_pages,
     device_control,
     live,
     ota,
@@ -24,6 +25,7 @@ router.include_router(live.router)
 router.include_router(register.router)
 router.include_router(registry.router)
 router.include_router(risk.router)
+router.include_router(case_pages.router)
 router.include_router(ota.router)
 router.include_router(rejects.router)
 router.include_router(tokens.router)

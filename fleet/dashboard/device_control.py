@@ -13,6 +13,8 @@ from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.commands import record as commands
 from fleet.commands import settings as device_settings
 from fleet.commands.send import CommandUnavailable
+from fleet.dashboard.pages import render_device
+from fleet.dashboard.refill import Refused
 from fleet.dashboard.templating import back_with_notice
 from fleet.models import Device
 from fleet.registry import devices as registry
@@ -74,9 +76,23 @@ def device_settings_form(
         row = device_settings.set_config(
             session, request.app.state.commands, device=device, values=values, principal=user
         )
-        notice = f"settings version {row.version} sent; the device's answer shows below"
-    except (device_settings.SettingsError, CommandUnavailable) as exc:
-        notice = f"settings not sent: {exc}"
+    except device_settings.SettingsError as exc:
+        # The message starts with the field it is about (none: nothing was given).
+        named = str(exc).split(" ", 1)[0].strip("'")
+        said = Refused(
+            "settings", f"settings not sent: {exc}", named if named in given else None, given
+        )
+        return render_device(request, session, user, device, refused=said)
+    except CommandUnavailable as exc:
+        said = Refused(
+            "settings",
+            f"settings not sent: {exc}",
+            None,
+            given,
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        return render_device(request, session, user, device, refused=said)
+    notice = f"settings version {row.version} sent; the device's answer shows below"
     return back_with_notice(f"/devices/{device_id}", notice)
 
 

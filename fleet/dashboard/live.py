@@ -15,7 +15,8 @@ from fleet.access.principal import Principal
 from fleet.api.deps import LoginRequired, current_principal, get_context
 from fleet.api.schemas import DeviceOut
 from fleet.core.context import FleetContext
-from fleet.dashboard.pages import MAX_PAGE, overview_query
+from fleet.dashboard.pages import overview_query
+from fleet.dashboard.templating import MAX_PAGE
 from fleet.registry import devices as registry
 
 router = APIRouter(include_in_schema=False)

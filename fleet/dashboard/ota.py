@@ -15,6 +15,8 @@ from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user, wake_rollouts
 from fleet.api.schemas import MAX_ID
+from fleet.dashboard.pages import render_device
+from fleet.dashboard.refill import NO_REFUSAL, Refused
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
 from fleet.models import Device
 from fleet.models.base import utcnow
@@ -31,6 +33,19 @@ DEFAULT_WAVES = "1, 10%, 50%, 100%"
 MAX_SOAK_MIN = 30 * 24 * 60
 MAX_PIN_REASON = 400
 MAX_VERSION = 32  # the width of ota_pins.version
+# (words in a refusal, the new-rollout field it is about), first match wins.
+ROLLOUT_FIELDS: tuple[tuple[str, str | None], ...] = (
+    ("matches no device", None),  # the tag, board or borough: any of them
+    ("names no devices", None),
+    ("wave", "waves"),
+    ("device id", "device_ids"),
+    ("no such device", "device_ids"),
+    ("target.tag", "tag"),
+    ("target.board", "board"),
+    ("target.all", "every"),
+    ("release", "release_id"),
+    ("borough", "borough"),
+)
 
 
 def parse_waves(text: str) -> list[int | str]:
@@ -59,13 +74,10 @@ def releases_page(
     )
 
 
-@router.get("/rollouts", response_class=HTMLResponse)
-def rollouts_page(
-    request: Request,
-    session: Session = Depends(get_session),
-    user: Principal = Depends(page_user),
+def render_rollouts(
+    request: Request, session: Session, user: Principal, *, refused: Refused = NO_REFUSAL
 ) -> HTMLResponse:
-    user.require(Scope.DEVICES_READ)
+    """The rollouts page; a refused new rollout comes back filled in."""
     rows = rollouts.visible_rollouts(session, user)
     can_create = Scope.RELEASES_WRITE in user.scopes
     return TEMPLATES.TemplateResponse(
@@ -81,8 +93,28 @@ def rollouts_page(
             "boards_and_tags": devices.boards_and_tags(session, user),
             "default_waves": DEFAULT_WAVES,
             "notice": request.query_params.get("notice"),
+            "refused": refused,
         },
+        status_code=refused.status_code if refused.form else status.HTTP_200_OK,
     )
+
+
+@router.get("/rollouts", response_class=HTMLResponse)
+def rollouts_page(
+    request: Request,
+    session: Session = Depends(get_session),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    user.require(Scope.DEVICES_READ)
+    return render_rollouts(request, session, user)
+
+
+def rollout_field(message: str) -> str | None:
+    """The new-rollout field a refusal is about, from the words the rollout checks use."""
+    for words, name in ROLLOUT_FIELDS:
+        if words in message:
+            return name
+    return None
 
 
 @router.post("/rollouts")
@@ -103,9 +135,25 @@ def create_rollout(
 ) -> Response:
     check_csrf(user, csrf)
     user.require(Scope.RELEASES_WRITE)
+    typed = {
+        "release_id": str(release_id),
+        "borough": borough,
+        "tag": tag,
+        "board": board,
+        "device_ids": device_ids,
+        "every": every,
+        "waves": waves,
+        "soak_min": soak_min,
+        "failure_pct": failure_pct,
+    }
+
+    def refuse(message: str, field: str | None) -> Response:
+        said = Refused("new-rollout", f"not started: {message}", field, typed)
+        return render_rollouts(request, session, user, refused=said)
+
     ids = [d for d in re.split(r"[,\s]+", device_ids) if d]
     if device_ids.strip() and not ids:
-        return back_with_notice("/rollouts", "not started: the device ids field holds no id")
+        return refuse("the device ids field holds no id", "device_ids")
     target: dict[str, Any] = {
         "tag": tag.strip() or None,
         "board": board.strip() or None,
@@ -117,19 +165,18 @@ def create_rollout(
         target["borough_id"] = places.borough_by_code(session, code=borough, principal=user).id
     try:
         soak = int(soak_min)
+    except ValueError:
+        return refuse("soak and failure threshold must be numbers", "soak_min")
+    try:
         threshold = float(failure_pct)
     except ValueError:
-        return back_with_notice(
-            "/rollouts", "not started: soak and failure threshold must be numbers"
-        )
+        return refuse("soak and failure threshold must be numbers", "failure_pct")
     if not 0 <= soak <= MAX_SOAK_MIN:
-        return back_with_notice("/rollouts", f"not started: soak is 0 to {MAX_SOAK_MIN} minutes")
+        return refuse(f"soak is 0 to {MAX_SOAK_MIN} minutes", "soak_min")
     # The form asks in percent; the rollout keeps a share (0 to 1), so its own message would
     # lead someone to type 0.5 for half.
     if not 0 <= threshold <= 100:
-        return back_with_notice(
-            "/rollouts", "not started: the failure threshold is a percentage, 0 to 100"
-        )
+        return refuse("the failure threshold is a percentage, 0 to 100", "failure_pct")
     try:
         rollout = rollouts.create_rollout(
             session,
@@ -141,7 +188,7 @@ def create_rollout(
             failure_threshold=threshold / 100,
         )
     except OtaError as exc:
-        return back_with_notice("/rollouts", f"not started: {exc}")
+        return refuse(str(exc), rollout_field(str(exc)))
     session.commit()
     wake_rollouts(request)
     return back_with_notice(f"/rollouts/{rollout.id}", "rollout started")
@@ -212,6 +259,7 @@ def _visible_device(session: Session, user: Principal, device_id: str) -> Device
 
 @router.post("/devices/{device_id}/pin")
 def pin_device(
+    request: Request,
     device_id: DeviceId,
     reason: str = Form("", max_length=4000),
     version: str = Form("", max_length=400),
@@ -223,23 +271,25 @@ def pin_device(
     device = _visible_device(session, user, device_id)
     user.require(Scope.RELEASES_WRITE)
     here = f"/devices/{quote(device.device_id, safe='')}"
+    typed = {"reason": reason, "version": version}
+
+    def refuse(message: str, field: str | None) -> Response:
+        said = Refused("pin-form", f"not pinned: {message}", field, typed)
+        return render_device(request, session, user, device, refused=said)
+
     reason, version = reason.strip(), version.strip()
     if not reason:
-        return back_with_notice(here, "not pinned: give a reason (who asked, or why it must stay)")
+        return refuse("give a reason (who asked, or why it must stay)", "reason")
     if len(reason) > MAX_PIN_REASON:
-        return back_with_notice(
-            here, f"not pinned: the reason is at most {MAX_PIN_REASON} characters"
-        )
+        return refuse(f"the reason is at most {MAX_PIN_REASON} characters", "reason")
     if len(version) > MAX_VERSION:
-        return back_with_notice(here, f"not pinned: a version is at most {MAX_VERSION} characters")
+        return refuse(f"a version is at most {MAX_VERSION} characters", "version")
     if not version and not device.fw_version:
-        return back_with_notice(
-            here, "not pinned: the device has not reported its version; give one"
-        )
+        return refuse("the device has not reported its version; give one", "version")
     try:
         pin = service.pin(session, user, device.device_id, version or None, reason, known_only=True)
     except OtaError as exc:
-        return back_with_notice(here, f"not pinned: {exc}")
+        return refuse(str(exc), "reason" if "reason" in str(exc) else "version")
     session.commit()
     return back_with_notice(here, f"pinned to {pin.version}")
 

@@ -17,11 +17,12 @@ from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.commands import record as commands
 from fleet.commands import settings as device_settings
 from fleet.dashboard.charts import Series, line_chart
+from fleet.dashboard.refill import NO_REFUSAL, Refused
 from fleet.dashboard.rejects import refused_from
 from fleet.dashboard.risk import CO2_MARK, ROOM_RH_MARK
-from fleet.dashboard.templating import TEMPLATES, clamped_page
+from fleet.dashboard.templating import MAX_PAGE, TEMPLATES, clamped_page
 from fleet.health import alerts as lifecycle
-from fleet.models import DesiredConfig, HealthSnapshot, Placement, Property, StateChange
+from fleet.models import DesiredConfig, Device, HealthSnapshot, Placement, Property, StateChange
 from fleet.models.base import utcnow
 from fleet.models.health import SAMPLED_ORDER
 from fleet.models.ota import VersionPin
@@ -34,7 +35,6 @@ from fleet.risk.psychro import dew_point
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 ALERTS_PAGE_SIZE = 100
-MAX_PAGE = 100_000  # so a typed page number cannot overflow the database's row offset
 RANGES = {
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
@@ -109,6 +109,19 @@ def device_page(
         device = registry.get_device(session, device_id=device_id, principal=user)
     except registry.DeviceNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return render_device(request, session, user, device, range=range)
+
+
+def render_device(
+    request: Request,
+    session: Session,
+    user: Principal,
+    device: Device,
+    *,
+    range: str = "24h",
+    refused: Refused = NO_REFUSAL,
+) -> HTMLResponse:
+    """The device page; a refused settings or pin form comes back filled in."""
     until = utcnow()
     since = until - RANGES[range]
     window = (since, until)
@@ -193,7 +206,9 @@ def device_page(
             "can_command": Scope.COMMANDS in user.scopes,
             "can_pin": Scope.RELEASES_WRITE in user.scopes,
             "notice": request.query_params.get("notice"),
+            "refused": refused,
         },
+        status_code=refused.status_code if refused.form else status.HTTP_200_OK,
     )
 
 

@@ -3,6 +3,7 @@ and the printable evidence documents (all borough-scoped)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,11 +17,12 @@ from fleet.access.roles import Scope
 from fleet.api.deps import check_csrf, get_session, page_user
 from fleet.cases import service as cases
 from fleet.cases.deadlines import STEP_LABELS, CaseStep
-from fleet.cases.errors import CaseConflict, CaseNotFound, InvalidStep
+from fleet.cases.errors import InvalidStep
 from fleet.cases.service import NOTE_CHARS
 from fleet.cases.views import case_view, daily_summary, level_history
 from fleet.dashboard.charts import Series, line_chart
-from fleet.dashboard.templating import TEMPLATES, back_with_notice
+from fleet.dashboard.refill import NO_REFUSAL, Refused
+from fleet.dashboard.templating import MAX_PAGE, TEMPLATES, back_with_notice, clamped_page
 from fleet.models import Borough, Case, Property, PropertyRisk
 from fleet.models.base import utcnow
 from fleet.registry import places
@@ -41,6 +43,7 @@ CHARTS: tuple[tuple[str, str, str, str, tuple[float, float] | None, tuple], ...]
     ("surface_rh", "Surface RH", "%", "#bf3989", None, SURFACE_RH_MARK),
     ("mould_index", "Mould index (VTT)", "", "#9a6700", (0.0, 6.0), ()),  # the index's scale
 )
+RISK_PAGE_SIZE = 100
 STEP_CHOICES = [(s.value, STEP_LABELS[s]) for s in CaseStep]
 # What the case forms' fields allow, so the browser says so before anything typed is lost.
 CASE_FORM_LIMITS = {
@@ -76,14 +79,7 @@ def _property(session: Session, property_id: int, user: Principal) -> Property:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
 
-def _case(session: Session, case_id: int, user: Principal) -> Case:
-    try:
-        return cases.get_case(session, case_id=case_id, principal=user)
-    except CaseNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-
-
-def _borough(
+def choose_borough(
     session: Session, code: str | None, user: Principal
 ) -> tuple[Borough | None, list[Borough]]:
     visible = list(places.visible_boroughs(session, principal=user))
@@ -130,7 +126,7 @@ def render_case_evidence(session: Session, case: Case, *, now: datetime) -> str:
     )
 
 
-def _uk_time(value: str) -> datetime | None:
+def uk_time(value: str) -> datetime | None:
     """A datetime-local form value is UK wall-clock time; empty means now."""
     if not value:
         return None
@@ -145,15 +141,39 @@ def _uk_time(value: str) -> datetime | None:
 def risk_list(
     request: Request,
     borough: str | None = Query(None, max_length=32),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
-) -> HTMLResponse:
-    chosen, visible = _borough(session, borough, user)
-    rows = queries.borough_rows(session, chosen, now=utcnow()) if chosen else []
+) -> Response:
+    chosen, visible = choose_borough(session, borough, user)
+    total = queries.count_properties(session, chosen) if chosen else 0
+    pages = max(1, math.ceil(total / RISK_PAGE_SIZE))
+    if page > pages:
+        return clamped_page(request, pages)
+    rows = (
+        queries.borough_rows(
+            session,
+            chosen,
+            now=utcnow(),
+            limit=RISK_PAGE_SIZE,
+            offset=(page - 1) * RISK_PAGE_SIZE,
+        )
+        if chosen
+        else []
+    )
     return TEMPLATES.TemplateResponse(
         request,
         "risk_list.html",
-        {"user": user, "borough": chosen, "boroughs": visible, "rows": rows},
+        {
+            "user": user,
+            "borough": chosen,
+            "boroughs": visible,
+            "rows": rows,
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "page_size": RISK_PAGE_SIZE,
+        },
     )
 
 
@@ -164,7 +184,7 @@ def risk_analytics(
     session: Session = Depends(get_session),
     user: Principal = Depends(page_user),
 ) -> HTMLResponse:
-    chosen, visible = _borough(session, borough, user)
+    chosen, visible = choose_borough(session, borough, user)
     tables = analytics.distributions(session, chosen) if chosen else []
     points = analytics.trend(session, chosen, until=utcnow()) if chosen else []
     return TEMPLATES.TemplateResponse(
@@ -191,6 +211,19 @@ def risk_property(
     user: Principal = Depends(page_user),
 ) -> HTMLResponse:
     prop = _property(session, property_id, user)
+    return render_risk_property(request, session, user, prop, range=range)
+
+
+def render_risk_property(
+    request: Request,
+    session: Session,
+    user: Principal,
+    prop: Property,
+    *,
+    range: str = "14d",
+    refused: Refused = NO_REFUSAL,
+) -> HTMLResponse:
+    """The property's risk page; a refused report comes back filled in."""
     risk = session.get(PropertyRisk, prop.id)
     since = queries.default_since(risk, RANGES[range])
     now = utcnow()
@@ -213,12 +246,15 @@ def risk_property(
             ],
             "can_open": Scope.ALERTS_WRITE in user.scopes,
             "notice": request.query_params.get("notice"),
+            "refused": refused,
         },
+        status_code=refused.status_code if refused.form else status.HTTP_200_OK,
     )
 
 
 @router.post("/risk/properties/{property_id}/cases")
 def risk_open_case(
+    request: Request,
     property_id: int,
     hazard: str = Form("significant", pattern=r"^(significant|emergency)$"),
     aware_at: str = Form(""),
@@ -236,17 +272,20 @@ def risk_open_case(
             prop=prop,
             principal=user,
             now=utcnow(),
-            aware_at=_uk_time(aware_at),
+            aware_at=uk_time(aware_at),
             hazard=hazard,
             note=note or None,
         )
     except InvalidStep as exc:
-        return back_with_notice(f"/risk/properties/{property_id}", str(exc))
+        # The form's hazard is a choice of two, so a refusal is about the awareness time.
+        typed = {"hazard": hazard, "aware_at": aware_at, "note": note}
+        said = Refused("open-case", str(exc), "aware_at", typed)
+        return render_risk_property(request, session, user, prop, refused=said)
     session.commit()
     if done.created:
         return RedirectResponse(f"/cases/{done.case.id}", status_code=status.HTTP_303_SEE_OTHER)
-    said = "; ".join(["report linked to this open case", *done.changes])
-    return back_with_notice(f"/cases/{done.case.id}", said)
+    linked = "; ".join(["report linked to this open case", *done.changes])
+    return back_with_notice(f"/cases/{done.case.id}", linked)
 
 
 @router.get("/risk/properties/{property_id}/evidence", response_class=HTMLResponse)
@@ -257,107 +296,3 @@ def risk_property_evidence(
 ) -> HTMLResponse:
     prop = _property(session, property_id, user)
     return HTMLResponse(render_property_evidence(session, prop, now=utcnow()))
-
-
-@router.get("/cases", response_class=HTMLResponse)
-def case_list(
-    request: Request,
-    show: str = Query("open", pattern=r"^(open|closed|all)$"),
-    session: Session = Depends(get_session),
-    user: Principal = Depends(page_user),
-) -> HTMLResponse:
-    now = utcnow()
-    found = cases.list_cases(session, principal=user, status=None if show == "all" else show)
-    return TEMPLATES.TemplateResponse(
-        request,
-        "case_list.html",
-        {"user": user, "views": [case_view(session, c, now=now) for c in found], "show": show},
-    )
-
-
-@router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(
-    request: Request,
-    case_id: int,
-    session: Session = Depends(get_session),
-    user: Principal = Depends(page_user),
-) -> HTMLResponse:
-    case = _case(session, case_id, user)
-    view = case_view(session, case, now=utcnow())
-    return TEMPLATES.TemplateResponse(
-        request,
-        "case_detail.html",
-        {
-            **CASE_FORM_LIMITS,
-            "user": user,
-            "view": view,
-            "risk": session.get(PropertyRisk, case.property_id),
-            "steps": STEP_CHOICES,
-            "can_act": Scope.ALERTS_WRITE in user.scopes and case.status == "open",
-            "notice": request.query_params.get("notice"),
-        },
-    )
-
-
-@router.post("/cases/{case_id}/steps")
-def case_step(
-    case_id: int,
-    step: str = Form(""),
-    at: str = Form(""),
-    note: str = Form("", max_length=NOTE_CHARS),
-    csrf: str = Form(""),
-    session: Session = Depends(get_session),
-    user: Principal = Depends(page_user),
-) -> Response:
-    check_csrf(user, csrf)
-    user.require(Scope.ALERTS_WRITE)
-    case = _case(session, case_id, user)
-    if not step:
-        return back_with_notice(f"/cases/{case_id}", "nothing recorded: choose a step")
-    try:
-        chosen = CaseStep(step)
-    except ValueError as exc:
-        raise HTTPException(422, f"unknown step {step!r}") from exc
-    try:
-        cases.record_step(
-            session,
-            case=case,
-            step=chosen,
-            at=_uk_time(at),
-            principal=user,
-            now=utcnow(),
-            note=note or None,
-        )
-    except (CaseConflict, InvalidStep) as exc:
-        return back_with_notice(f"/cases/{case_id}", str(exc))
-    session.commit()
-    return back_with_notice(f"/cases/{case_id}", f"{STEP_LABELS[chosen]} recorded")
-
-
-@router.post("/cases/{case_id}/close")
-def case_close(
-    case_id: int,
-    note: str = Form("", max_length=NOTE_CHARS),
-    csrf: str = Form(""),
-    session: Session = Depends(get_session),
-    user: Principal = Depends(page_user),
-) -> Response:
-    check_csrf(user, csrf)
-    user.require(Scope.ALERTS_WRITE)
-    case = _case(session, case_id, user)
-    try:
-        cases.close_case(session, case=case, principal=user, now=utcnow(), note=note or None)
-    except (CaseConflict, InvalidStep) as exc:
-        return back_with_notice(f"/cases/{case_id}", str(exc))
-    session.commit()
-    return back_with_notice(f"/cases/{case_id}", "case closed")
-
-
-@router.get("/cases/{case_id}/evidence", response_class=HTMLResponse)
-def case_evidence(
-    case_id: int,
-    session: Session = Depends(get_session),
-    user: Principal = Depends(page_user),
-) -> HTMLResponse:
-    case = _case(session, case_id, user)
-    return HTMLResponse(render_case_evidence(session, case, now=utcnow()))

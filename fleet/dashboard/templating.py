@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from fleet.dashboard.health_view import cadence_text, health_rows
+from fleet.dashboard.refill import NO_REFUSAL
 from fleet.risk.workdays import UK, Deadline, uk_date
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -24,12 +25,16 @@ OVERVIEW_METRICS = {
 }
 # SenML units are for machines; people read these.
 DISPLAY_UNITS = {"Cel": "°C", "%RH": "%", "%EL": "%", "ppm": " ppm", "Pa": " Pa", "V": " V"}
+MAX_PAGE = 100_000  # so a typed page number cannot overflow the database's row offset
 STATES = ("online", "sleeping", "late", "offline", "unknown")
 
 
 def back_with_notice(url: str, notice: str) -> RedirectResponse:
     """Post/redirect/get: the page shows `notice` (quoted, so any text survives the URL)."""
-    return RedirectResponse(f"{url}?notice={quote(notice)}", status_code=status.HTTP_303_SEE_OTHER)
+    joiner = "&" if "?" in url else "?"
+    return RedirectResponse(
+        f"{url}{joiner}notice={quote(notice)}", status_code=status.HTTP_303_SEE_OTHER
+    )
 
 
 def clamped_page(request: Request, pages: int) -> RedirectResponse:
@@ -135,3 +140,4 @@ TEMPLATES.env.globals["health_rows"] = health_rows
 TEMPLATES.env.globals["cadence_text"] = cadence_text
 TEMPLATES.env.globals["METRICS"] = OVERVIEW_METRICS
 TEMPLATES.env.globals["UNITS"] = DISPLAY_UNITS
+TEMPLATES.env.globals["NO_REFUSAL"] = NO_REFUSAL

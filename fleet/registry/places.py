@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleet.access.principal import Forbidden, Principal
@@ -117,6 +117,44 @@ def get_property(session: Session, *, property_id: int, principal: Principal) ->
 def list_properties(session: Session, *, borough: Borough) -> Sequence[Property]:
     stmt = select(Property).where(Property.borough_id == borough.id).order_by(Property.reference)
     return session.scalars(stmt).all()
+
+
+def _property_match(borough: Borough, q: str | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Property.borough_id == borough.id]
+    if q:
+        # Typed text is matched literally: % and _ in a reference are not wildcards.
+        where.append(
+            or_(
+                Property.reference.icontains(q, autoescape=True),
+                Property.address.icontains(q, autoescape=True),
+                Property.postcode.icontains(q, autoescape=True),
+            )
+        )
+    return where
+
+
+def find_properties(
+    session: Session, *, borough: Borough, q: str | None = None, limit: int, offset: int = 0
+) -> tuple[Sequence[Property], int]:
+    """A page of the borough's properties by reference (unique in a borough, so pages neither
+    skip nor repeat one), whose reference, address or postcode holds ``q``, and the total."""
+    where = _property_match(borough, q)
+    total = int(session.scalar(select(func.count()).select_from(Property).where(*where)) or 0)
+    stmt = select(Property).where(*where).order_by(Property.reference, Property.id)
+    return session.scalars(stmt.limit(limit).offset(offset)).all(), total
+
+
+def devices_per_property(session: Session, property_ids: Sequence[int]) -> dict[int, int]:
+    """Devices installed in each of these properties (already resolved through scoping)."""
+    if not property_ids:
+        return {}
+    stmt = (
+        select(Placement.property_id, func.count(Device.id))
+        .join(Device, Device.placement_id == Placement.id)
+        .where(Placement.property_id.in_(property_ids))
+        .group_by(Placement.property_id)
+    )
+    return {prop_id: int(n) for prop_id, n in session.execute(stmt).all()}
 
 
 def create_placement(

@@ -86,9 +86,10 @@ def test_admin_pins_and_unpins_with_notices_and_audit(
     assert client.post(f"{HERE}/pin", data={"reason": "tenant asked"}).status_code == 403
     token = csrf_of(client, HERE)
 
-    def pin(**form: str) -> str:
+    def pin(pinned: bool = False, **form: str) -> str:
         r = client.post(f"{HERE}/pin", data={"csrf": token, **form})
-        assert r.status_code == 200, r.text
+        # A refusal is the page again, answered 422 with what was typed kept.
+        assert r.status_code == (200 if pinned else 422), r.text
         return r.text
 
     assert "not pinned: give a reason" in pin(reason="   ")
@@ -98,7 +99,7 @@ def test_admin_pins_and_unpins_with_notices_and_audit(
     assert pin_of(fleet_ctx, DEVICE) is None and pin_audit(fleet_ctx) == []
 
     set_version(fleet_ctx, DEVICE, "0.1.0")
-    page = pin(reason=" tenant asked for no updates ")
+    page = pin(True, reason=" tenant asked for no updates ")
     assert 'role="status">pinned to 0.1.0<' in page
     assert "Pinned to 0.1.0 by user:" in page and ": tenant asked for no updates." in page
     assert 'id="pin-form"' not in page and ">Unpin</button>" in page
@@ -115,7 +116,7 @@ def test_admin_pins_and_unpins_with_notices_and_audit(
     assert "not pinned: no release 0.0.9 is published" in pin(reason="hold back", version="0.0.9")
     assert "not pinned: version" in pin(reason="hold back", version="next week")
     assert pin_of(fleet_ctx, DEVICE) is None
-    assert "pinned to 0.1.0" in pin(reason="hold back", version="0.1.0")
+    assert "pinned to 0.1.0" in pin(True, reason="hold back", version="0.1.0")
     assert pin_of(fleet_ctx, DEVICE).version == "0.1.0"  # type: ignore[union-attr]
 
     entries = pin_audit(fleet_ctx)

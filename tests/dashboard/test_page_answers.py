@@ -43,6 +43,12 @@ def _notice(html: str) -> str:
     return found.group(1)
 
 
+def _refusal(html: str) -> str:
+    found = re.search(r'<p class="error" role="alert" id="form-error">(.*?)</p>', html, re.S)
+    assert found, "no refusal on the page"
+    return found.group(1)
+
+
 def _main(html: str) -> str:
     found = re.search(r'<main id="main"[^>]*>(.*)</main>', html, re.S)
     assert found, "not a dashboard page"
@@ -177,10 +183,10 @@ def test_blank_estate_names_are_refused(
     token = csrf_of(client, "/registry")
     for name in ("   ", "\t\n", ""):
         r = client.post("/registry/hackney/estates", data={"csrf": token, "name": name})
-        assert r.status_code == 200
-        assert _notice(r.text) == "not saved: give the estate or block a name"
+        assert r.status_code == 422
+        assert _refusal(r.text) == "not saved: give the estate or block a name"
     r = client.post("/registry/hackney/estates", data={"csrf": token, "name": "x" * 201})
-    assert _notice(r.text) == "not saved: a name is at most 200 characters"
+    assert _refusal(r.text) == "not saved: a name is at most 200 characters"
     r = client.post("/registry/hackney/estates", data={"csrf": token, "name": "  Holly Court "})
     assert _notice(r.text) == "estate Holly Court created"
     with world.ctx.sessions() as s:
@@ -194,16 +200,16 @@ def test_the_property_form_names_the_field_that_is_wrong(
     sign_in(client, "staff_hackney")
     form = {"csrf": csrf_of(client, "/registry"), "reference": "HX-77"}
     r = client.post("/registry/hackney/properties", data={**form, "estate_id": "abc"})
-    assert _notice(r.text) == "not saved: choose the estate from the list"
+    assert _refusal(r.text) == "not saved: choose the estate from the list"
     r = client.post("/registry/hackney/properties", data={**form, "floor": "two"})
-    assert _notice(r.text) == "not saved: floor must be a whole number"
+    assert _refusal(r.text) == "not saved: floor must be a whole number"
     with world.ctx.sessions.begin() as s:
         camden = s.get(Borough, world.borough_ids["camden"])
         assert camden is not None
         elsewhere = places.create_estate(s, borough=camden, name="Camden Row").id
     r = client.post("/registry/hackney/properties", data={**form, "estate_id": str(elsewhere)})
-    assert r.status_code == 200
-    assert _notice(r.text) == "not saved: Hackney has no such estate; choose it from the list"
+    assert r.status_code == 422
+    assert _refusal(r.text) == "not saved: Hackney has no such estate; choose it from the list"
     assert "HX-77" not in client.get("/registry").text
 
 

@@ -74,7 +74,8 @@ def test_admin_pins_and_unpins_a_device_from_its_page(fleet: RunningFleet, page)
     reason = page.get_by_label("Pin reason")
     reason.fill("   ")  # passes the browser's check, not the server's
     page.get_by_role("button", name="Pin", exact=True).click()
-    expect(page.get_by_role("status")).to_contain_text("not pinned: give a reason")
+    expect(page.get_by_role("alert")).to_contain_text("not pinned: give a reason")
+    expect(page.get_by_label("Pin reason")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#pin")).to_have_count(0)
 
     reason.fill("tenant asked for no updates")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleet.cases.deadlines import case_deadlines, overdue
@@ -58,9 +58,16 @@ class PropertyRow:
 
 
 def borough_rows(
-    session: Session, borough: Borough, *, now: datetime, limit: int | None = None
+    session: Session,
+    borough: Borough,
+    *,
+    now: datetime,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[PropertyRow]:
-    """The borough's properties, highest risk first (then score, mould index, reference)."""
+    """The borough's properties, highest risk first (then score, mould index, reference).
+    The reference is unique in a borough and the id breaks any tie, so the order is total and
+    an offset names the same rows on every read of unchanged data."""
     stmt = (
         select(Property, Estate.name, PropertyRisk)
         .outerjoin(Estate, Estate.id == Property.estate_id)
@@ -71,25 +78,43 @@ def borough_rows(
             PropertyRisk.score.desc().nulls_last(),
             PropertyRisk.mould_index.desc().nulls_last(),
             Property.reference,
+            Property.id,
         )
     )
     if limit is not None:
         stmt = stmt.limit(limit)
-    # The borough itself was resolved through the caller's scope.
-    open_cases = {
-        c.property_id: c
-        for c in session.scalars(
-            select(Case).where(Case.borough_id == borough.id, Case.status == "open")
-        )
-    }
+    if offset:
+        stmt = stmt.offset(offset)
+    found = session.execute(stmt).all()
+    # The borough itself was resolved through the caller's scope; only the rows shown.
+    ids = [prop.id for prop, _, _ in found]
+    open_cases = (
+        {
+            c.property_id: c
+            for c in session.scalars(
+                select(Case).where(
+                    Case.borough_id == borough.id,
+                    Case.status == "open",
+                    Case.property_id.in_(ids),
+                )
+            )
+        }
+        if ids
+        else {}
+    )
     out = []
-    for prop, estate, risk in session.execute(stmt):
+    for prop, estate, risk in found:
         case = open_cases.get(prop.id)
         late: tuple[str, ...] = ()
         if case is not None:
             late = tuple(str(d.step) for d in overdue(case_deadlines(case, now=now)))
         out.append(PropertyRow(prop, estate, risk, None if case is None else case.id, late))
     return out
+
+
+def count_properties(session: Session, borough: Borough) -> int:
+    stmt = select(func.count()).select_from(Property).where(Property.borough_id == borough.id)
+    return int(session.scalar(stmt) or 0)
 
 
 @dataclass(frozen=True)
