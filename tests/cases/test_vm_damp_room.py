@@ -317,7 +317,10 @@ def test_vm_damp_room_opens_case_and_ventilation_fix_shows_improvement(
 
     admin = {"Authorization": f"Bearer {ctx.admin_token}"}
     rejects = httpx.get(
-        f"{fleet.base_url}/api/v1/rejects", params={"device_id": dev.device_id}, headers=admin
+        f"{fleet.base_url}/api/v1/rejects",
+        params={"device_id": dev.device_id},
+        headers=admin,
+        timeout=30,
     )
     assert rejects.json() == []
     staff.close()

@@ -309,7 +309,9 @@ def test_the_firmware_answers_a_command_sent_from_the_api(
     )
     with live_fleet.ctx.sessions.begin() as s:
         register_device(s, device_id=device.device_id, borough_id=world.borough_ids["hackney"])
-    api = httpx.Client(base_url=live_fleet.base_url, headers=world.headers("staff_hackney"))
+    api = httpx.Client(
+        base_url=live_fleet.base_url, headers=world.headers("staff_hackney"), timeout=30
+    )
 
     def online() -> bool:
         with live_fleet.ctx.sessions() as s:

@@ -63,7 +63,9 @@ def test_retiring_clears_the_ids_retained_settings_and_offer(
     try:
         world = World(ctx)
         with running_fleet(ctx) as running:
-            http = httpx.Client(base_url=running.base_url, headers=world.headers("staff_hackney"))
+            http = httpx.Client(
+                base_url=running.base_url, headers=world.headers("staff_hackney"), timeout=30
+            )
             changed = http.put(f"/api/v1/devices/{DEV}/config", json={"sample_interval_s": 300})
             assert changed.status_code == 202, changed.text
             stale_offer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)

@@ -88,11 +88,13 @@ def test_demo_killed_leaves_no_devices_running_and_starts_again(tmp_path: Path) 
         wait_until(lambda: _healthy(int(args[-1])), 30, "the dashboard")
         base = f"http://127.0.0.1:{args[-1]}"
         headers = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}
-        flats = httpx.get(f"{base}/api/v1/boroughs/demo/properties", headers=headers).json()
+        flats = httpx.get(
+            f"{base}/api/v1/boroughs/demo/properties", headers=headers, timeout=30
+        ).json()
         assert [f["reference"] for f in flats] == ["DEMO-001", "DEMO-002"]
         for flat in flats:
             url = f"{base}/api/v1/properties/{flat['id']}/placements"
-            assert len(httpx.get(url, headers=headers).json()) == 1
+            assert len(httpx.get(url, headers=headers, timeout=30).json()) == 1
     finally:
         code = _interrupt(proc)
     assert code == 0, log.read_text()[-3000:]
@@ -169,7 +171,9 @@ def test_demo_shows_devices_online_with_changing_readings(tmp_path: Path) -> Non
 
         def devices() -> list[dict]:
             try:
-                return httpx.get(f"{base}/api/v1/devices", headers=headers).json()["items"]
+                return httpx.get(f"{base}/api/v1/devices", headers=headers, timeout=30).json()[
+                    "items"
+                ]
             except (httpx.HTTPError, KeyError, ValueError):
                 return []
 
@@ -193,13 +197,15 @@ def test_demo_shows_devices_online_with_changing_readings(tmp_path: Path) -> Non
         assert len(_micropython_pids(data)) == 5
         # Each device is in a flat of the demo estate, so the registry and risk pages show
         # homes: five flats, one placement each, every device at its own.
-        flats = httpx.get(f"{base}/api/v1/boroughs/demo/properties", headers=headers).json()
+        flats = httpx.get(
+            f"{base}/api/v1/boroughs/demo/properties", headers=headers, timeout=30
+        ).json()
         assert sorted(f["reference"] for f in flats) == [f"DEMO-{i:03d}" for i in range(1, 6)]
         placed = {
             p["id"]
             for f in flats
             for p in httpx.get(
-                f"{base}/api/v1/properties/{f['id']}/placements", headers=headers
+                f"{base}/api/v1/properties/{f['id']}/placements", headers=headers, timeout=30
             ).json()
         }
         assert {d["placement_id"] for d in devices()} == placed and len(placed) == 5
@@ -265,7 +271,7 @@ def test_sim_registers_devices_and_stops_cleanly(tmp_path: Path, mosquitto) -> N
                 sum(
                     d["state"] == "online"
                     for d in httpx.get(
-                        f"http://127.0.0.1:{port}/api/v1/devices", headers=headers
+                        f"http://127.0.0.1:{port}/api/v1/devices", headers=headers, timeout=30
                     ).json()["items"]
                 )
                 == 3
@@ -284,6 +290,6 @@ def test_sim_registers_devices_and_stops_cleanly(tmp_path: Path, mosquitto) -> N
 
 def _healthy(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200
     except httpx.HTTPError:
         return False

@@ -54,13 +54,16 @@ def test_keygen_sign_trust_upload(fleet: RunningFleet, tmp_path: Path) -> None:
 
         blob_path = s.scalars(select(Release.blob_path)).one()
     url = f"{fleet.base_url}/ota/blobs/{blob_path}"
-    part = httpx.get(url, headers={"Range": "bytes=10-99"})
+    part = httpx.get(url, headers={"Range": "bytes=10-99"}, timeout=30)
     assert part.status_code == 206 and part.content == built.blob[10:100]
     assert part.headers["content-range"] == f"bytes 10-99/{len(built.blob)}"
-    tail = httpx.get(url, headers={"Range": f"bytes={len(built.blob) - 5}-"})
+    tail = httpx.get(url, headers={"Range": f"bytes={len(built.blob) - 5}-"}, timeout=30)
     assert tail.content == built.blob[-5:]
-    assert httpx.get(url, headers={"Range": f"bytes={len(built.blob)}-"}).status_code == 416
-    assert httpx.get(url[:-3] + "xyz").status_code == 404
+    assert (
+        httpx.get(url, headers={"Range": f"bytes={len(built.blob)}-"}, timeout=30).status_code
+        == 416
+    )
+    assert httpx.get(url[:-3] + "xyz", timeout=30).status_code == 404
 
 
 def test_a_rollout_made_through_the_api_is_offered_at_once(
@@ -85,6 +88,7 @@ def test_a_rollout_made_through_the_api_is_offered_at_once(
                 "waves": ["100%"],
                 "soak_s": 0,
             },
+            timeout=30,
         )
         assert made.status_code == 201, made.text
 

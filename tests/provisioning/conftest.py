@@ -36,6 +36,7 @@ def fleet(fleet_ctx: FleetContext, world: World) -> Iterator[RunningFleet]:  # n
                 f"{running.base_url}/api/v1/enrolments/wifi-profiles/{borough}/default",
                 json={"ssid": "Tenants", "password": "password-1"},
                 headers=world.headers("admin"),
+                timeout=30,
             ).raise_for_status()
         yield running
 
@@ -80,6 +81,7 @@ class TlsFleet:
             f"{self.url}/api/v1/enrolments/wifi-profiles/{borough}/{name}",
             json=WIFI,
             headers=self.world.headers("admin"),
+            timeout=30,
         )
         response.raise_for_status()
 

@@ -225,6 +225,7 @@ def test_revoked_device_certificate_is_refused_by_the_broker(
         f"{tls_fleet.url}/api/v1/enrolments/certificates/{cert.serial_number:x}/revoke",
         json={"reason": "key_compromise"},
         headers=tls_fleet.world.headers("admin"),
+        timeout=30,
     )
     assert r.status_code == 200, r.text
     broker.reload()  # the operator's `systemctl reload mosquitto`
