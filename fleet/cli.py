@@ -190,7 +190,10 @@ def loadgen(
     ota_every: Annotated[int, typer.Option(min=0, help="An OTA progress report every N.")] = 0,
     bad_ratio: Annotated[float, typer.Option(min=0, max=1, help="Share of bad payloads.")] = 0.0,
     storm_at: Annotated[
-        list[float] | None, typer.Option(help="Seconds after start of a reconnect storm.")
+        list[float] | None,
+        typer.Option(
+            help="Seconds after start of a reconnect storm (once every device has connected)."
+        ),
     ] = None,
     hold: Annotated[float, typer.Option(min=0, help="Hold connections this long at the end.")] = 0,
     prefix: Annotated[str, typer.Option(help="Device id prefix.")] = "cs-load",

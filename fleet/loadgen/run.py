@@ -68,6 +68,8 @@ class _Fleet:
         self.give_up = asyncio.Event()  # stop retrying too
         self.next_storm = asyncio.Event()  # set by the next reconnect storm
         self.done_devices = 0
+        self.came_online = 0  # devices connected at least once
+        self.all_online = asyncio.Event()
         self._next_connect = 0.0
 
     @property
@@ -122,7 +124,7 @@ async def _device(fleet: _Fleet, device_id: str, index: int) -> None:
             try:
                 if not client.is_connected:
                     storms_seen = fleet.storms
-                    await _come_online(client, device_id, dlog)
+                    await _come_online(fleet, client, device_id, dlog)
                     backoff = 0.5
                 if pending is None:
                     if interval:
@@ -167,10 +169,14 @@ async def _device(fleet: _Fleet, device_id: str, index: int) -> None:
                 await asyncio.wait_for(client.disconnect(), 5)
 
 
-async def _come_online(client: MqttClient, device_id: str, dlog: DeviceLog) -> None:
+async def _come_online(fleet: _Fleet, client: MqttClient, device_id: str, dlog: DeviceLog) -> None:
     """Connect and say so on the retained status topic, as the firmware does."""
     await client.connect()
     dlog.connects += 1
+    if dlog.connects == 1:
+        fleet.came_online += 1
+        if fleet.came_online == fleet.cfg.devices:
+            fleet.all_online.set()
     await client.publish(
         payloads.topic(device_id, Kind.STATUS), payloads.status("online"), retain=True
     )
@@ -183,7 +189,7 @@ async def _hold(fleet: _Fleet, client: MqttClient, device_id: str, dlog: DeviceL
         storm = fleet.next_storm
         if not client.is_connected:
             try:
-                await _come_online(client, device_id, dlog)
+                await _come_online(fleet, client, device_id, dlog)
             except MqttError:
                 dlog.errors += 1
                 if client.is_connected:
@@ -256,7 +262,10 @@ async def run_load_async(
 
 
 async def _storm(fleet: _Fleet, at: float) -> None:
+    """`at` seconds after the start, once every device has connected: a storm of the whole
+    fleet, however long a loaded machine takes to bring it up."""
     await asyncio.sleep(at)
+    await fleet.all_online.wait()
     log.info("reconnect storm: %d devices drop their connections at once", fleet.connected)
     fleet.storm()
 
