@@ -29,6 +29,7 @@ from fleet.simulator.paths import (
     SimulatorError,
     find_micropython,
 )
+from tests.conftest import DEADLINE_SCALE
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -38,12 +39,6 @@ def need(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required tool missing in CI: {reason}")
     pytest.skip(reason)
-
-
-# Parallel test workers share the cores: a VM, a broker or a fleet gets a share of a core
-# and reaches each event later in host time. Deadlines are bounds, so stretching them costs
-# a passing test nothing.
-DEADLINE_SCALE = 3.0 if os.environ.get("PYTEST_XDIST_WORKER") else 1.0
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -23,6 +23,7 @@ from fleet.loadgen.payloads import status
 from fleet.models import Device, Reading, RejectedMessage
 from fleet.models.base import utcnow
 from fleet.registry.devices import register_device
+from tests.firmware.conftest import wait_until as shared_wait_until
 from tests.fleet.packs import telemetry
 
 
@@ -40,12 +41,7 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerAdd
 
 
 def wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached before the deadline")
+    shared_wait_until(predicate, timeout, "the condition")
 
 
 @contextmanager

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from provisioning.errors import ExitCode
 from provisioning.label import payload
 from provisioning.virtual_board import VirtualBoard
 from tests.conftest import free_port
+from tests.firmware.conftest import wait_until
 from tests.fleet.conftest import World
 from tests.fleet.server import RunningFleet
 from tests.provisioning.conftest import said as _said
@@ -279,11 +279,7 @@ def test_no_arguments_and_help_show_the_help(capsys: pytest.CaptureFixture[str])
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.05)
+    wait_until(condition, timeout, what)
 
 
 @pytest.mark.vm

@@ -16,7 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from fleet.broker.url import BrokerAddress
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import DEADLINE_SCALE, free_port, wait_for_port
 
 
 def _scrape(port: int) -> dict[str, float]:
@@ -40,7 +40,7 @@ def _publish_bad_pack(broker: BrokerAddress) -> None:
 
 def _wait_for(condition: object, what: str, port: int, attempts: int = 200) -> dict[str, float]:
     # Polls a live process until it reports the state (bounded), then returns the metrics.
-    for _ in range(attempts):
+    for _ in range(int(attempts * DEADLINE_SCALE)):
         metrics = _scrape(port)
         if condition(metrics):  # type: ignore[operator]
             return metrics
