@@ -22,9 +22,9 @@ from cs.node import Node
 WDT_MS = 30000
 OTA_RETRY_MS = 600000  # OTA work left by a boot, or an update held after network failures
 # A heap a leak or fragmentation filled makes every task fail while the node looks alive:
-# it resets after _HEAP_TRIES connects in a row ran out of heap, or when the free heap
-# after a collection stayed under _HEAP_FLOOR (a pack and its send need ~2 KB) for
-# _HEAP_LOW checks a minute apart.
+# it resets after _HEAP_TRIES connects, or connections, in a row ran out of heap, or when
+# the free heap after a collection stayed under _HEAP_FLOOR (a pack and its send need
+# ~2 KB) for _HEAP_LOW checks a minute apart.
 _HEAP_TRIES = const(5)
 _HEAP_FLOOR = const(4096)
 _HEAP_LOW = const(3)
@@ -56,6 +56,7 @@ class App:
         self.online = asyncio.Event()
         node.queued = asyncio.Event()
         self.reconnects = 0
+        self.short = 0  # connections in a row lost to a full heap (see fail)
         self.beat = time.ticks_ms()  # the sampler's last sign of life
 
     def fail(self, client: "MQTTClient | None", what: str, err: Exception) -> None:
@@ -66,6 +67,11 @@ class App:
             client.close("task error")
         self.online.clear()
         note(what, err)
+        # A fragmented heap may still connect but never fit a health pack: the connection is
+        # lost to it again and again, and only a fresh heap ends that.
+        self.short = self.short + 1 if isinstance(err, MemoryError) else 0
+        if self.short >= _HEAP_TRIES:
+            self.node.restart("heap")
 
     async def sampler(self) -> None:
         interval = self.node.cfg["sample_interval_s"]
@@ -114,6 +120,7 @@ class App:
                 if client is None:
                     raise MQTTError("no client")
                 await client.publish(topic, self.node.health_pack(self.node.board.rssi(), self.reconnects), False, 1)
+                self.short = 0
             except (MQTTError, OSError) as e:
                 log("health publish failed:", e)
             except Exception as e:  # e.g. MemoryError part-way through a packet

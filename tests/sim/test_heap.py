@@ -104,7 +104,8 @@ def test_a_day_on_mains_without_a_memory_error(
 @pytest.mark.parametrize(
     ("leave", "wifi", "noticed"),
     [
-        (6144, "up", "connect failed: memory allocation"),  # fragmented, not full
+        # Fragmented, not full: its connects, or the connections it makes, run out of heap.
+        (6144, "up", "memory allocation failed"),
         (1024, "down", "heap nearly full"),  # full, and connects fail for Wi-Fi instead
     ],
 )
@@ -113,8 +114,9 @@ def test_a_node_whose_heap_fills_up_resets_itself(
 ) -> None:
     """A leak or fragmentation leaves `leave` bytes of the heap free in small holes, and the
     node resets (reason `heap`), comes back with a clean heap and delivers what it queued.
-    Fragmented, it notices when its connects keep running out of heap; full, by the free
-    heap it checks every minute, even while its connects fail for another reason."""
+    Fragmented, it notices when its connects, or the connections it makes, keep running out
+    of heap (a health pack that never fits); full, by the free heap it checks every minute,
+    even while its connects fail for another reason."""
     broker = RestartableBroker(tmp_path / "broker")
     broker.start()
     dev = quick_mains(tmp_path, broker, seed=78, heapsize="128K")
