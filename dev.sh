@@ -50,8 +50,13 @@ case "$cmd" in
     "$VENV/bin/mypy"
     # Most tests wait on MicroPython VMs, brokers and the browser, so two cores keep four
     # workers busy. A file's tests stay on one worker: they share module fixtures.
-    # FLEET_TEST_WORKERS=0 runs everything in this process.
-    exec "$VENV/bin/pytest" -n "${FLEET_TEST_WORKERS:-4}" --dist loadfile "$@"
+    # FLEET_TEST_WORKERS=0 runs everything in this process. Tests marked `serial` run
+    # afterwards on their own (exit 5: none of them was selected).
+    status=0
+    "$VENV/bin/pytest" -n "${FLEET_TEST_WORKERS:-4}" --dist loadfile -m "not serial" "$@" \
+      || status=$?
+    "$VENV/bin/pytest" -m serial "$@" || { code=$?; [ "$code" = 5 ] || status=$code; }
+    exit "$status"
     ;;
   *)
     sed -n '2,4p' "$0" | sed 's/^# //'
