@@ -27,14 +27,13 @@ from fleet.core.context import FleetContext
 from fleet.enrolment import certificates
 from fleet.ingest.profile import METRIC_UNITS, device_topic
 from fleet.models.base import utcnow
+from fleet.ota.offers import offer_topic, publish_offer
 from fleet.registry import changes, places
 from fleet.registry import devices as registry
 from fleet.registry.series import reading_series
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 log = logging.getLogger(__name__)
-# Retained for the hardware id, not the device row: cleared when the device leaves service.
-RETAINED_FOR_DEVICE = ("config", "ota")
 
 
 def device_or_404(session: Session, device_id: str, principal: Principal):
@@ -192,9 +191,13 @@ def decommission_device(
 def _clear_retained(publisher: Publisher | None, device_id: str) -> None:
     """A sensor enrolled again under this hardware id must not find the retired device's
     settings or update offer retained on its topics (an empty retained message clears one)."""
-    topics = [device_topic(device_id, t) for t in RETAINED_FOR_DEVICE]
+    settings = device_topic(device_id, "config")
+    topics = [settings, offer_topic(device_id)]
     cleared = publisher is not None and all(
-        [publisher.publish(t, b"", qos=1, retain=True) for t in topics]
+        [
+            publisher.publish(settings, b"", qos=1, retain=True),
+            publish_offer(publisher, device_id, b""),  # the OTA engine's own withdrawal
+        ]
     )
     if not cleared:
         log.warning(
