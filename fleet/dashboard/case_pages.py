@@ -18,8 +18,9 @@ from fleet.cases.views import case_view
 from fleet.core.keyset import Cursor
 from fleet.dashboard import case_paging
 from fleet.dashboard.refill import NO_REFUSAL, Refused
-from fleet.dashboard.risk import CASE_FORM_LIMITS, STEP_CHOICES, render_case_evidence, uk_time
+from fleet.dashboard.risk import CASE_FORM_LIMITS, STEP_CHOICES, render_case_evidence
 from fleet.dashboard.templating import TEMPLATES, back_with_notice
+from fleet.dashboard.uk_time import UkTimeError, uk_time
 from fleet.models import Case, PropertyRisk
 from fleet.models.base import utcnow
 
@@ -125,6 +126,7 @@ def case_step(
     case_id: int,
     step: str = Form(""),
     at: str = Form(""),
+    clock: str = Form("", max_length=8),
     note: str = Form("", max_length=NOTE_CHARS),
     csrf: str = Form(""),
     session: Session = Depends(get_session),
@@ -133,7 +135,7 @@ def case_step(
     check_csrf(user, csrf)
     user.require(Scope.ALERTS_WRITE)
     case = _case(session, case_id, user)
-    typed = {"step": step, "at": at, "note": note}
+    typed = {"step": step, "at": at, "clock": clock, "note": note}
     if not step:
         said = Refused("step-form", "nothing recorded: choose a step", "step", typed)
         return render_case(request, session, user, case, refused=said)
@@ -146,11 +148,14 @@ def case_step(
             session,
             case=case,
             step=chosen,
-            at=uk_time(at),
+            at=uk_time(at, field="at", clock=clock),
             principal=user,
             now=utcnow(),
             note=note or None,
         )
+    except UkTimeError as exc:
+        said = Refused("step-form", str(exc), exc.field, typed)
+        return render_case(request, session, user, case, refused=said)
     except (CaseConflict, InvalidStep) as exc:
         code = 409 if isinstance(exc, CaseConflict) else 422
         said = Refused("step-form", str(exc), step_field(str(exc)), typed, code)

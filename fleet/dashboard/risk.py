@@ -23,13 +23,13 @@ from fleet.cases.views import case_view, daily_summary, level_history
 from fleet.dashboard.charts import Series, line_chart
 from fleet.dashboard.refill import NO_REFUSAL, Refused
 from fleet.dashboard.templating import MAX_PAGE, TEMPLATES, back_with_notice, clamped_page
+from fleet.dashboard.uk_time import UkTimeError, uk_time
 from fleet.models import Borough, Case, Property, PropertyRisk
 from fleet.models.base import utcnow
 from fleet.registry import places
 from fleet.risk.compare import ROOM_RH_LIMIT, SURFACE_RH_LIMIT
 from fleet.risk.rules import CO2_POOR_PPM
 from fleet.risk.service import analytics, queries
-from fleet.risk.workdays import UK
 
 router = APIRouter(include_in_schema=False)
 RANGES = {"7d": timedelta(days=7), "14d": timedelta(days=14), "30d": timedelta(days=30)}
@@ -124,17 +124,6 @@ def render_case_evidence(session: Session, case: Case, *, now: datetime) -> str:
         history=level_history(session, view.prop),
         generated_at=now,
     )
-
-
-def uk_time(value: str) -> datetime | None:
-    """A datetime-local form value is UK wall-clock time; empty means now."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise HTTPException(422, f"{value!r} is not a date and time") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UK)
 
 
 @router.get("/risk", response_class=HTMLResponse)
@@ -258,6 +247,7 @@ def risk_open_case(
     property_id: int,
     hazard: str = Form("significant", pattern=r"^(significant|emergency)$"),
     aware_at: str = Form(""),
+    clock: str = Form("", max_length=8),
     note: str = Form("", max_length=NOTE_CHARS),
     csrf: str = Form(""),
     session: Session = Depends(get_session),
@@ -266,20 +256,21 @@ def risk_open_case(
     check_csrf(user, csrf)
     user.require(Scope.ALERTS_WRITE)
     prop = _property(session, property_id, user)
+    typed = {"hazard": hazard, "aware_at": aware_at, "clock": clock, "note": note}
     try:
         done = cases.report(
             session,
             prop=prop,
             principal=user,
             now=utcnow(),
-            aware_at=uk_time(aware_at),
+            aware_at=uk_time(aware_at, field="aware_at", clock=clock),
             hazard=hazard,
             note=note or None,
         )
-    except InvalidStep as exc:
+    except (InvalidStep, UkTimeError) as exc:
         # The form's hazard is a choice of two, so a refusal is about the awareness time.
-        typed = {"hazard": hazard, "aware_at": aware_at, "note": note}
-        said = Refused("open-case", str(exc), "aware_at", typed)
+        field = exc.field if isinstance(exc, UkTimeError) else "aware_at"
+        said = Refused("open-case", str(exc), field, typed)
         return render_risk_property(request, session, user, prop, refused=said)
     session.commit()
     if done.created:

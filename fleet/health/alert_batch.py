@@ -1,7 +1,8 @@
 """The sweep's alert changes for a batch of devices: the live alerts read in one query, and
 the opened, refreshed and resolved ones written with one statement each.
 
-The same lifecycle as `fleet.health.alerts.apply_findings`, which handles one device.
+The same lifecycle as `fleet.health.alerts.apply_findings`, which handles one device; resolving
+goes through `fleet.health.alerts.resolve_live`, as a retired device's alerts do.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from fleet.health.alert_rules import Finding
-from fleet.health.alerts import LIVE_STATES, SYSTEM_RESOLVED
+from fleet.health.alerts import LIVE_STATES, SYSTEM_RESOLVED, resolve_live
 from fleet.models import Alert
 
 
@@ -89,11 +90,7 @@ class AlertWrites:
         if self.refreshed:
             session.execute(_REFRESH, self.refreshed)  # one executemany
         if self.resolved:
-            session.execute(
-                update(_ALERTS)
-                .where(_ALERTS.c.id.in_(self.resolved), _ALERTS.c.state.in_(LIVE_STATES))
-                .values(state="resolved", resolved_at=now, resolved_by=SYSTEM_RESOLVED)
-            )
+            resolve_live(session, Alert.id.in_(self.resolved), at=now, by=SYSTEM_RESOLVED)
 
 
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]

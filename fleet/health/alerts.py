@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from fleet.access import audit
 from fleet.access.principal import Principal
+from fleet.core.db import rowcount
 from fleet.core.keyset import Cursor
 from fleet.health.alert_rules import Finding
 from fleet.models import Alert, Device
@@ -25,6 +26,19 @@ class AlertNotFound(Exception):
 
 class AlertStateError(Exception):
     pass
+
+
+def resolve_live(session: Session, which: ColumnElement[bool], *, at: datetime, by: str) -> int:
+    """Resolve, in one statement, the live alerts ``which`` selects; how many were live.
+
+    An alert a person resolved since it was read is left as they resolved it.
+    """
+    done = session.execute(
+        update(Alert)
+        .where(which, Alert.state.in_(LIVE_STATES))
+        .values(state="resolved", resolved_at=at, resolved_by=by)
+    )
+    return rowcount(done)
 
 
 def live_alerts(session: Session, device: Device) -> dict[str, Alert]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from fleet.access.principal import Principal
 from fleet.core.db import rowcount
-from fleet.health.alerts import LIVE_STATES
+from fleet.health.alerts import resolve_live
 from fleet.models import Alert, Borough, Device, Reading, Tag
 from fleet.models.base import utcnow
 from fleet.models.ota import RolloutDevice
@@ -199,11 +199,7 @@ def retire(session: Session, device: Device, *, now: datetime | None = None) -> 
         device.placement_id = None
         device.placement_changed_at = at  # the period's end: the retirement itself
     device.retired_at = at
-    alerts = session.execute(
-        update(Alert)
-        .where(Alert.device_pk == device.id, Alert.state.in_(LIVE_STATES))
-        .values(state="resolved", resolved_at=at, resolved_by=RETIRED_RESOLVED)
-    )
+    alerts = resolve_live(session, Alert.device_pk == device.id, at=at, by=RETIRED_RESOLVED)
     offers = session.execute(
         update(RolloutDevice)
         .where(RolloutDevice.device_pk == device.id, RolloutDevice.state.in_(OPEN_OFFERS))
@@ -211,7 +207,7 @@ def retire(session: Session, device: Device, *, now: datetime | None = None) -> 
     )
     session.flush()
     kept = session.scalar(select(func.count()).where(Reading.device_pk == device.id)) or 0
-    return Retired(int(kept), rowcount(alerts), rowcount(offers))
+    return Retired(int(kept), alerts, rowcount(offers))
 
 
 def erase(session: Session, device: Device) -> int:
