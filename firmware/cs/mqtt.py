@@ -37,6 +37,7 @@ MAX_PACKET = const(4096)
 INBOX_BYTES = const(4096)  # payload held in the inbox (a single message of any size fits)
 _CHUNK = const(512)
 _REDELIVER_IDLE_MS = const(1000)  # no take for this long: the node has caught up
+_STALL_MS = const(30000)  # a packet the link cannot take in this long: the connection is dead
 
 # CONNACK return codes 1..5.
 _REFUSED = ("protocol version", "client id rejected", "server unavailable", "bad credentials", "not authorised")
@@ -54,9 +55,11 @@ class Transport:
     """A byte stream to the broker (TCP, or TLS with a context). No protocol, no retries;
     tests substitute their own object with the same four methods."""
 
-    def __init__(self, host: str, port: int, tls_context=None) -> None:
+    def __init__(self, host: str, port: int, tls_context=None, stall_ms: int = _STALL_MS) -> None:
         self.addr = (host, port, tls_context)
         self.s = None  # MicroPython's open_connection returns one stream for both ways
+        self.stall_ms = stall_ms
+        self._draining = None  # an Event while a packet the socket did not take at once drains
 
     async def open(self, timeout_ms: int = 10000) -> None:
         host, port, ctx = self.addr
@@ -68,15 +71,31 @@ class Transport:
         return await self.s.readexactly(n)
 
     async def write(self, packet) -> None:
+        # A packet the socket did not take whole drains first: the stream's drain serves one
+        # task at a time, and a second task draining meanwhile would leave the first waiting
+        # for ever (and its bytes behind the second's).
+        while self._draining is not None:
+            await self._draining.wait()
         s = self.s
         if s is None:
             raise OSError("closed")
         # One write per packet: the stream sends each write at once, and a second small
         # segment would wait for the broker's delayed ACK (Nagle), ~40 ms per PUBACK round
-        # trip, which a battery node pays in radio time. Queued before the first await, so
-        # another task's packet never lands in the middle (no lock needed).
+        # trip, which a battery node pays in radio time.
         s.write(packet)
-        await s.drain()
+        if not s.out_buf:
+            await s.drain()  # sent already: this only yields
+            return
+        # The socket is full (a slow or dead link). Bounded: a closed socket never wakes a
+        # drain, and a writer stuck here would never see the connection end.
+        done = self._draining = asyncio.Event()
+        try:
+            await asyncio.wait_for_ms(s.drain(), self.stall_ms)
+        except asyncio.TimeoutError:
+            raise OSError("send stalled")
+        finally:
+            self._draining = None
+            done.set()
 
     def close(self) -> None:
         s, self.s = self.s, None
@@ -312,7 +331,10 @@ class MQTTClient:
             # e.g. ECONNREFUSED surfaces on the first write of a non-blocking connect.
             self.error = "connect failed: %r" % e
             raise ConnectionLost(self.error)
-        if head != CONNACK or len(body) != 2:
+        except MQTTError as e:  # e.g. a malformed length: the socket must not stay open
+            self._lost("connect failed: %s" % e)
+            raise
+        if head != CONNACK or body is None or len(body) != 2:
             self._lost("expected CONNACK")
             raise MQTTError(self.error)
         if body[1]:
@@ -374,7 +396,10 @@ class MQTTClient:
             self._acks.pop(pid, None)
 
     async def subscribe(self, topic: str, qos: int = 1) -> int:
-        """Subscribe and wait for SUBACK; returns the granted QoS."""
+        """Subscribe and wait for SUBACK; returns the granted QoS. At most QoS 1: the
+        client has no QoS 2 flow, so the broker must never send one."""
+        if qos not in (0, 1):
+            raise ValueError("qos must be 0 or 1")
         pid = self._next_pid()
         ev = asyncio.Event()
         self._acks[pid] = ev
@@ -405,11 +430,12 @@ class MQTTClient:
                     self._on_publish(head, body)
                 elif kind == PUBACK or kind == SUBACK:
                     pid = (body[0] << 8) | body[1]
+                    ev = self._acks.get(pid)
+                    if ev is None:
+                        continue  # not (or no longer) waited for: a late or stray ack
                     if kind == SUBACK:
                         self._suback[pid] = body[2] if len(body) > 2 else 0x80
-                    ev = self._acks.get(pid)
-                    if ev is not None:
-                        ev.set()
+                    ev.set()
                 # PINGRESP only refreshes _last_rx.
         except asyncio.CancelledError:
             raise
@@ -418,13 +444,15 @@ class MQTTClient:
 
     def _on_publish(self, head: int, body: bytes) -> None:
         qos = (head >> 1) & 3
+        if qos > 1:  # QoS 3 is malformed [MQTT-3.3.1-4]; QoS 2 was never subscribed to
+            raise MQTTError("PUBLISH with QoS %d" % qos)
         tlen = (body[0] << 8) | body[1]
+        pos = 2 + tlen + (2 if qos else 0)
+        if pos > len(body):
+            raise MQTTError("malformed PUBLISH")
+        # Ill-formed UTF-8 raises here: the connection must close [MQTT-1.5.3-1].
         topic = body[2 : 2 + tlen].decode()
-        pos = 2 + tlen
-        pid = None
-        if qos:
-            pid = body[pos : pos + 2]
-            pos += 2
+        pid = body[pos - 2 : pos] if qos else None
         # Once one is held, later ones are held too: the broker resends them all, in order.
         if (pid is not None and self.held) or not self.inbox.put(topic, body[pos:], bool(head & 1), pid):
             if pid is None:
