@@ -65,7 +65,8 @@ def create_app(
     app.state.commands = commands
     # Rollout changes made through the API or dashboard are acted on at once, not next tick.
     app.state.ota_engine = rollouts
-    app.state.sign_in_throttle = SignInThrottle()
+    # Failure counts live in the database, shared with every other API process.
+    app.state.sign_in_throttle = SignInThrottle(ctx.sessions)
     # The broker actually running (the embedded one may have moved to a free port): the feed
     # tells consumers where it is.
     app.state.broker = broker

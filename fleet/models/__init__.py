@@ -1,6 +1,13 @@
 """All models, imported here so metadata is complete for migrations."""
 
-from fleet.models.access import ApiToken, AuditEntry, LoginSession, User, user_boroughs
+from fleet.models.access import (
+    ApiToken,
+    AuditEntry,
+    LoginSession,
+    SignInFailures,
+    User,
+    user_boroughs,
+)
 from fleet.models.base import Base
 from fleet.models.device import DesiredConfig, Device, DeviceCommand
 from fleet.models.feed import (
@@ -72,6 +79,7 @@ __all__ = [
     "RiskProfile",
     "Rollout",
     "RolloutDevice",
+    "SignInFailures",
     "StateChange",
     "Tag",
     "TrustedKey",

@@ -1,4 +1,5 @@
-"""People and machines allowed in: users, borough scopes, sessions, API tokens, audit log."""
+"""People and machines allowed in: users, borough scopes, sessions, API tokens, audit log,
+and the failed sign-ins that slow guessing down."""
 
 from __future__ import annotations
 
@@ -72,3 +73,16 @@ class AuditEntry(Base):
         ForeignKey("boroughs.id", ondelete="SET NULL"), index=True
     )
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SignInFailures(Base):
+    """Recent failed sign-ins of one account or one address, shared by every API process.
+    The key is a SHA-256 of the account's e-mail or the address, never the text itself; a
+    row quiet for an hour is deleted."""
+
+    __tablename__ = "sign_in_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    # Wall clock (UTC): processes on different machines share it, unlike a monotonic clock.
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
