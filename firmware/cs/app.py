@@ -26,6 +26,9 @@ OTA_RETRY_MS = 600000  # OTA work left by a boot, or an update held after networ
 # the free heap after a collection stayed under _HEAP_FLOOR (a pack and its send need
 # ~2 KB) for _HEAP_LOW checks a minute apart.
 _HEAP_TRIES = const(5)
+# A connection must last this long before the backoff starts again from one second: a broker
+# that accepts and then drops the node (another sensor with its id, an ACL) is not hammered.
+_STABLE_MS = const(60000)
 _HEAP_FLOOR = const(4096)
 _HEAP_LOW = const(3)
 _PROVEN_S = const(600)  # seconds up after which earlier crashes no longer count (main.py)
@@ -197,7 +200,7 @@ class App:
                 await asyncio.sleep_ms(delay)
                 continue
             short = 0
-            backoff.reset()
+            up_at = time.ticks_ms()
             if not first:
                 self.reconnects += 1
             first = False
@@ -219,9 +222,12 @@ class App:
             self.online.clear()
             self.client = None
             self.node.board.led(False)
-            note("connection lost:", client.error)
+            if time.ticks_diff(time.ticks_ms(), up_at) >= _STABLE_MS:
+                backoff.reset()
+            delay = backoff.next_ms()
+            note("connection lost:", client.error, delay)
             client.close()
-            await asyncio.sleep_ms(backoff.next_ms())
+            await asyncio.sleep_ms(delay)
 
     async def ota(self) -> None:
         """Checks for OTA work now and then; the OTA code is in the heap only meanwhile
