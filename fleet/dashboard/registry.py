@@ -19,6 +19,7 @@ from fleet.api.deps import check_csrf, get_context, get_session, page_user
 from fleet.api.schemas import MAX_ID, PlacementCreate, PropertyCreate, WifiProfileIn
 from fleet.core.context import FleetContext
 from fleet.dashboard.refill import NO_REFUSAL, Refused
+from fleet.dashboard.retired_devices import router as retired_router
 from fleet.dashboard.risk import choose_borough
 from fleet.dashboard.templating import MAX_PAGE, TEMPLATES, back_with_notice, clamped_page
 from fleet.enrolment import wifi
@@ -27,6 +28,8 @@ from fleet.models import Borough, Device, Estate, Placement, Property
 from fleet.registry import changes, places
 
 router = APIRouter(include_in_schema=False)
+# Retired devices are a tab of the registry: their list, pages and the Decommission form.
+router.include_router(retired_router)
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 MAX_ESTATE_NAME = 200  # the width of estates.name
 REGISTRY_PAGE_SIZE = 100

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from fleet.core.context import FleetContext, build_context
 from fleet.core.settings import Settings
 from fleet.ingest.handler import IngestHandler
-from fleet.models import Borough
-from fleet.registry.devices import register_device
+from fleet.models import Borough, Device
+from fleet.registry.devices import register_device, retire
 from fleet.risk.service.settings import RiskSettings
 from fleet.risk.service.sweep import sweep
 from tests.cases.rooms import DAMP, samples, store
@@ -32,13 +32,16 @@ pytestmark = pytest.mark.browser
 
 DESK = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
-# Every kind of page a signed-in admin reaches; CASE is the first case the risk sweep opened.
+# Every kind of page a signed-in admin reaches; CASE is the first case the risk sweep opened,
+# RETIRED the page of the device retired in the module's fleet.
 PAGES = (
     "/",
     "/devices/cs-hackney-0001",
     "/alerts",
     "/registry",
     "/registry/properties/1",
+    "/registry/retired",
+    "RETIRED",
     "/risk",
     "/risk/analytics",
     "/risk/properties/1",
@@ -71,6 +74,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
         store(ctx, "cs-hackney-0001", list(samples(DAMP, start, 24 * 9)))
         sweep(ctx.sessions, RiskSettings())
         hackney_rollout(ctx, publish_release(ctx, tmp / "keys"))
+        _retired_device(ctx)
         try:
             with running_fleet(ctx) as running:
                 yield running
@@ -88,6 +92,19 @@ def desk(fleet: RunningFleet, browser) -> Iterator[object]:  # type: ignore[no-u
         yield page
     finally:
         context.close()
+
+
+def _retired_device(ctx: FleetContext) -> None:
+    with ctx.sessions.begin() as s:
+        hackney = s.scalars(select(Borough.id).where(Borough.code == "hackney")).one()
+        retire(s, register_device(s, device_id="cs-hackney-0900", borough_id=hackney))
+
+
+def _retired_path(fleet: RunningFleet) -> str:
+    with fleet.ctx.sessions() as s:
+        pk = s.scalars(select(Device.id).where(Device.retired_at.is_not(None))).first()
+    assert pk is not None, "the module's fleet has no retired device"
+    return f"/registry/retired/{pk}"
 
 
 def _case_path(page, base_url: str) -> str:  # type: ignore[no-untyped-def]
@@ -115,8 +132,9 @@ def test_every_page_has_one_h1_a_unique_title_and_named_tables(
     desk,  # type: ignore[no-untyped-def]
 ) -> None:
     case = _case_path(desk, fleet.base_url)
+    retired = _retired_path(fleet)
     titles: dict[str, str] = {}
-    for path in (p.replace("CASE", case) for p in PAGES):
+    for path in (p.replace("CASE", case).replace("RETIRED", retired) for p in PAGES):
         desk.goto(fleet.base_url + path)
         assert desk.locator("html").get_attribute("lang") == "en", path
         expect(desk.locator("h1")).to_have_count(1)
@@ -168,7 +186,7 @@ def test_a_refused_sign_in_is_tied_to_its_fields(fleet: RunningFleet, browser) -
 
 def test_buttons_and_disclosures_are_at_least_24px_high(fleet: RunningFleet, desk) -> None:  # type: ignore[no-untyped-def]
     case = _case_path(desk, fleet.base_url)
-    for path in ("/registry", case, "/tokens", "/devices/cs-hackney-0001"):
+    for path in ("/registry", "/registry/retired", case, "/tokens", "/devices/cs-hackney-0001"):
         desk.goto(fleet.base_url + path)
         small = desk.evaluate(
             """() => [...document.querySelectorAll('main button, main summary')]

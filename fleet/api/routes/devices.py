@@ -22,14 +22,12 @@ from fleet.api.schemas import (
     ReadingOut,
     SeriesPointOut,
 )
-from fleet.commands.send import Publisher
 from fleet.core.context import FleetContext
-from fleet.enrolment import certificates
-from fleet.ingest.profile import METRIC_UNITS, device_topic
+from fleet.ingest.profile import METRIC_UNITS
 from fleet.models.base import utcnow
-from fleet.ota.offers import offer_topic, publish_offer
 from fleet.registry import changes, places
 from fleet.registry import devices as registry
+from fleet.registry.decommission import decommission
 from fleet.registry.series import reading_series
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -161,50 +159,14 @@ def decommission_device(
             "only an admin may erase a device's readings; leave erase_readings out to retire "
             "the device and keep them",
         )
-    borough_id = device.borough_id
-    revoked = certificates.revoke_live(session, settings=ctx.settings, device=device)
-    detail: dict[str, object] = {"certificates_revoked": revoked}
-    if erase_readings:
-        action = "device.erase"
-        detail["readings_deleted"] = registry.erase(session, device)
-    else:
-        action = "device.decommission"
-        retired = registry.retire(session, device)
-        detail.update(
-            readings_kept=retired.readings_kept,
-            alerts_resolved=retired.alerts_resolved,
-            offers_withdrawn=retired.offers_withdrawn,
-        )
-    audit.record(
+    decommission(
         session,
-        principal,
-        action,
-        target_type="device",
-        target_id=device_id,
-        borough_id=borough_id,
-        detail=detail,
+        device,
+        principal=principal,
+        settings=ctx.settings,
+        publisher=request.app.state.commands,
+        erase_readings=erase_readings,
     )
-    session.commit()
-    _clear_retained(request.app.state.commands, device_id)
-
-
-def _clear_retained(publisher: Publisher | None, device_id: str) -> None:
-    """A sensor enrolled again under this hardware id must not find the retired device's
-    settings or update offer retained on its topics (an empty retained message clears one)."""
-    settings = device_topic(device_id, "config")
-    topics = [settings, offer_topic(device_id)]
-    cleared = publisher is not None and all(
-        [
-            publisher.publish(settings, b"", qos=1, retain=True),
-            publish_offer(publisher, device_id, b""),  # the OTA engine's own withdrawal
-        ]
-    )
-    if not cleared:
-        log.warning(
-            "broker not reached: clear the retained %s by hand before enrolling %s again",
-            " and ".join(topics),
-            device_id,
-        )
 
 
 @router.put("/{device_id}/placement", response_model=DeviceOut)
