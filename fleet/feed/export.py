@@ -84,7 +84,7 @@ def export_csv(
             ds.metric.name,
             ds.metric.senml_unit,
         )
-        lower = max(start, thing.started_at)
+        lower = max(start, thing.published_from)
         upper = end if thing.ended_at is None else min(end, thing.ended_at)
         after: datetime | None = None
         while lower < upper:

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +38,15 @@ STA_ROOT = "v1.1"
 SENML_ROOT = "cs/v1/feed"
 SENML_SCHEMA_VERSION = 1
 __all__ = ["BATCH_LIMIT", "FeedPublisher", "NewReading", "messages_for", "senml_pack"]
+
+
+class Purge(Protocol):
+    """The retention purge the publisher runs (fleet.feed.stewardship.purge_committed): it
+    asks ``should_continue`` between its transactions and ends early once told to stop."""
+
+    def __call__(
+        self, sessions: sessionmaker[Session], *, should_continue: Callable[[], bool]
+    ) -> object: ...
 
 
 def senml_base_name(datastream_id: int) -> str:
@@ -88,7 +97,7 @@ def messages_for(
     packs: dict[tuple[str, int], list[NewReading]] = defaultdict(list)
     for reading in readings:
         owner = _owner(index, reading)
-        if owner is None:
+        if owner is None or not owner.thing.publishes(reading.ts):
             continue
         ds = owner
         internal = Audience(frozenset({ds.thing.borough_id}))
@@ -143,7 +152,7 @@ class FeedPublisher:
         client_id: str = "fleet-feed",
         poll_s: float = 0.5,
         purge_every_s: float = 6 * 3600.0,
-        purge: Callable[[sessionmaker[Session]], object] | None = None,
+        purge: Purge | None = None,
         follower: ReadingFollower | None = None,
     ) -> None:
         self._sessions = sessions
@@ -193,7 +202,7 @@ class FeedPublisher:
                     pass
                 if self._purge is not None and elapsed >= next_purge:
                     next_purge = elapsed + self._purge_every_s
-                    self._purge(self._sessions)
+                    self._purge(self._sessions, should_continue=lambda: not self._stop.is_set())
             except Exception:  # the feed must outlive a database hiccup; it resumes where it was
                 log.exception("feed publisher failed; retrying")
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,7 +19,7 @@ from fleet.access.principal import Principal
 from fleet.access.roles import Scope
 from fleet.feed.catalogue import METRICS_BY_NAME, Metric, sensor_for
 from fleet.feed.policy import Policy, active_key, policies, pseudonymiser, room_type
-from fleet.models import Borough, Device, Placement, Property
+from fleet.models import Borough, Device, Placement, Property, Reading
 from fleet.models.base import utcnow
 from fleet.models.feed import FeedDatastream, FeedThing, PropertyConsent, PropertyGeo
 
@@ -127,8 +128,22 @@ class ThingRecord:
     room_detail: str  # the room as staff named it: full level only
     geo: tuple[float, float] | None
     withdrawn: bool
+    # Consent granted again after a withdrawal: nothing taken before this is published.
+    published_since: datetime | None
+    placed_at: datetime  # when the Thing began, for its HistoricalLocation
     pseudonym: str
     policy: Policy
+
+    @property
+    def published_from(self) -> datetime:
+        """The earliest reading time of this Thing that may be published."""
+        if self.published_since is None:
+            return self.started_at
+        return max(self.started_at, self.published_since)
+
+    def publishes(self, ts: datetime) -> bool:
+        """Whether a reading of this Thing taken at ``ts`` may be published at all."""
+        return not self.withdrawn and ts >= self.published_from
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,19 @@ class Snapshot:
     datastreams: dict[int, DatastreamRecord]
 
 
+def _first_reading() -> Any:
+    """When a device's first Thing began: the device's first reading, if earlier than its
+    enrolment (a first Thing holds everything the device measured before it was placed).
+    One index probe per such Thing; later Things begin at their move."""
+    earliest = (
+        select(func.min(Reading.ts))
+        .where(Reading.device_pk == FeedThing.device_pk)
+        .correlate(FeedThing)
+        .scalar_subquery()
+    )
+    return case((FeedThing.started_at == EPOCH, earliest), else_=None)
+
+
 def load(session: Session) -> Snapshot:
     pseudo = pseudonymiser(session)
     by_borough = policies(session)
@@ -153,11 +181,14 @@ def load(session: Session) -> Snapshot:
             FeedThing,
             Device.device_id,
             Device.board,
+            Device.created_at,
+            _first_reading(),
             Placement.room,
             Property,
             Borough.code,
             Borough.name,
             PropertyConsent.state,
+            PropertyConsent.published_since,
             PropertyGeo.lat,
             PropertyGeo.lon,
         )
@@ -170,7 +201,12 @@ def load(session: Session) -> Snapshot:
         .order_by(FeedThing.id)
     ).all()
     things: dict[int, ThingRecord] = {}
-    for thing, device_id, board, room, prop, code, name, consent, lat, lon in rows:
+    for row in rows:
+        thing, device_id, board, enrolled_at, first_reading, room, prop, code, name = row[:9]
+        consent, published_since, lat, lon = row[9:]
+        placed_at = thing.started_at
+        if placed_at == EPOCH:
+            placed_at = min(enrolled_at, first_reading or enrolled_at)
         things[thing.id] = ThingRecord(
             id=thing.id,
             device_pk=thing.device_pk,
@@ -191,6 +227,8 @@ def load(session: Session) -> Snapshot:
             room_detail=room,
             geo=None if lat is None or lon is None else (lat, lon),
             withdrawn=consent == "withdrawn",
+            published_since=published_since,
+            placed_at=placed_at,
             pseudonym=pseudo.property(prop.borough_id, prop.id),
             policy=by_borough.get(prop.borough_id) or Policy(borough_id=prop.borough_id),
         )

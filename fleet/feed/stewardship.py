@@ -6,6 +6,7 @@ Every change here is written to the audit log in the same transaction as the cha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,7 +84,14 @@ def set_consent(
     if row is None:
         row = PropertyConsent(property_id=prop.id, changed_by=principal.actor)
         session.add(row)
-    row.state, row.note, row.changed_at, row.changed_by = state, note, utcnow(), principal.actor
+    now = utcnow()
+    regranted = state == "granted" and row.state == "withdrawn"
+    if regranted:
+        # Consent is not retroactive: what was taken before this grant (while withdrawn, or
+        # kept under keep_internal) stays unpublished. The readings stay for the landlord's
+        # damp and mould duty (the risk engine), which does not rest on publication consent.
+        row.published_since = now
+    row.state, row.note, row.changed_at, row.changed_by = state, note, now, principal.actor
     deleted = 0
     policy = policies(session).get(prop.borough_id) or Policy(borough_id=prop.borough_id)
     if state == "withdrawn" and policy.withdrawal_action == "delete":
@@ -98,7 +106,12 @@ def set_consent(
         target_type="property",
         target_id=prop.id,
         borough_id=prop.borough_id,
-        detail={"deleted_readings": deleted, "policy": policy.withdrawal_action, "note": note},
+        detail={
+            "deleted_readings": deleted,
+            "policy": policy.withdrawal_action,
+            "note": note,
+            **({"published_since": now.isoformat()} if regranted else {}),
+        },
     )
     return ConsentResult(prop.id, state, deleted)
 
@@ -109,51 +122,95 @@ def purge_expired(
     """Delete readings older than their Datastream's retention; one audit entry per borough."""
     now = now or utcnow()
     by_borough = policies(session)
+    report: dict[str, dict[str, int]] = {}
+    for borough_id, code in _purge_boroughs(session):
+        policy = by_borough.get(borough_id or -1) or Policy(borough_id=borough_id)
+        counts = _purge_borough(session, borough_id, code, policy, now=now, principal=principal)
+        if counts:
+            report[code] = counts
+    return report
+
+
+def _purge_boroughs(session: Session) -> list[tuple[int | None, str]]:
     boroughs: list[tuple[int | None, str]] = [
         (b.id, b.code) for b in session.scalars(select(Borough).order_by(Borough.id))
     ]
     boroughs.append((None, "(no borough)"))
-    report: dict[str, dict[str, int]] = {}
-    for borough_id, code in boroughs:
-        policy = by_borough.get(borough_id or -1) or Policy(borough_id=borough_id)
-        devices = select(Device.id).where(
-            Device.borough_id == borough_id
-            if borough_id is not None
-            else Device.borough_id.is_(None)
-        )
-        counts: dict[str, int] = {}
-        for metric in METRICS:
-            cutoff = now - timedelta(days=policy.retention_for(metric.name))
-            result = session.execute(
-                delete(Reading).where(
-                    Reading.device_pk.in_(devices),
-                    Reading.metric == metric.name,
-                    Reading.ts < cutoff,
-                )
+    return boroughs
+
+
+def _purge_borough(
+    session: Session,
+    borough_id: int | None,
+    code: str,
+    policy: Policy,
+    *,
+    now: datetime,
+    principal: Principal,
+) -> dict[str, int]:
+    """One borough's expired readings, per metric, and its audit entry."""
+    devices = select(Device.id).where(
+        Device.borough_id == borough_id if borough_id is not None else Device.borough_id.is_(None)
+    )
+    counts: dict[str, int] = {}
+    for metric in METRICS:
+        cutoff = now - timedelta(days=policy.retention_for(metric.name))
+        result = session.execute(
+            delete(Reading).where(
+                Reading.device_pk.in_(devices),
+                Reading.metric == metric.name,
+                Reading.ts < cutoff,
             )
-            deleted = rowcount(result)
-            if deleted:
-                counts[metric.name] = deleted
+        )
+        deleted = rowcount(result)
+        if deleted:
+            counts[metric.name] = deleted
+    if counts:
+        audit.record(
+            session,
+            principal,
+            "feed.retention_purge",
+            target_type="borough",
+            target_id=code,
+            borough_id=borough_id,
+            detail={
+                "deleted": counts,
+                "retention_days": {m.name: policy.retention_for(m.name) for m in METRICS},
+            },
+        )
+    return counts
+
+
+def purge_committed(
+    sessions: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    should_continue: Callable[[], bool] = lambda: True,
+) -> dict[str, dict[str, int]]:
+    """The background purge: one transaction per borough (its deletes with its audit entry).
+
+    ``should_continue`` is asked before each borough, outside any transaction: once false
+    (the process is stopping) the purge ends there; the boroughs purged stay purged and the
+    next purge finds the rest still expired."""
+    now = now or utcnow()
+    with sessions() as session:
+        boroughs = _purge_boroughs(session)
+    report: dict[str, dict[str, int]] = {}
+    for done, (borough_id, code) in enumerate(boroughs):
+        if not should_continue():
+            log.info(
+                "retention purge stopped after %d of %d boroughs (deleted %s); "
+                "the next purge deletes the rest",
+                done,
+                len(boroughs),
+                report or "nothing",
+            )
+            break
+        with sessions.begin() as session:
+            policy = policies(session).get(borough_id or -1) or Policy(borough_id=borough_id)
+            counts = _purge_borough(session, borough_id, code, policy, now=now, principal=SYSTEM)
         if counts:
             report[code] = counts
-            audit.record(
-                session,
-                principal,
-                "feed.retention_purge",
-                target_type="borough",
-                target_id=code,
-                borough_id=borough_id,
-                detail={
-                    "deleted": counts,
-                    "retention_days": {m.name: policy.retention_for(m.name) for m in METRICS},
-                },
-            )
-    return report
-
-
-def purge_committed(sessions: sessionmaker[Session]) -> dict[str, dict[str, int]]:
-    with sessions.begin() as session:
-        report = purge_expired(session)
     if report:
         log.info("retention purge deleted readings: %s", report)
     return report

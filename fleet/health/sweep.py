@@ -33,6 +33,7 @@ class SweepResult:
     state_changes: int = 0
     alerts_opened: int = 0
     devices_skipped: int = 0  # in batches that kept losing lock conflicts: next pass
+    devices_left: int = 0  # not reached: the pass was told to stop (next pass or lease holder)
 
     def add(self, other: SweepResult) -> None:
         self.devices += other.devices
@@ -41,16 +42,32 @@ class SweepResult:
         self.devices_skipped += other.devices_skipped
 
 
-def sweep(sessions: sessionmaker[Session], *, batch: int = BATCH) -> SweepResult:
+def sweep(
+    sessions: sessionmaker[Session],
+    *,
+    batch: int = BATCH,
+    should_continue: Callable[[], bool] = lambda: True,
+) -> SweepResult:
     """One pass over every device, in batches of a constant number of statements each.
 
     A batch that loses a deadlock is retried on its own; the rest of the pass goes on.
+    `should_continue` is asked before each batch, outside any transaction: once false (the
+    process is stopping, or another replica took the lease) the pass ends there. Each batch
+    commits on its own and the next pass sweeps every device again, so nothing is lost.
     """
     result = SweepResult()
     with sessions() as session:
         settings = {b.id: b.alert_settings for b in session.scalars(select(Borough))}
         ids = list(session.scalars(select(Device.id).where(Device.active()).order_by(Device.id)))
     for start in range(0, len(ids), batch):
+        if not should_continue():
+            result.devices_left = len(ids) - start
+            log.info(
+                "health sweep stopped after %d of %d devices; the next pass sweeps them all",
+                start,
+                len(ids),
+            )
+            break
         pks = ids[start : start + batch]
         for attempt in range(1, ATTEMPTS + 1):
             try:
@@ -134,7 +151,8 @@ def _lock(session: Session, pks: list[int]) -> dict[int, DeviceFacts]:
 
 class HealthSweeper:
     """Runs `sweep` every `interval_s` on a background thread until stopped, and the purge
-    of expired history every `purge_every_s` (the first with the first sweep)."""
+    of expired history every `purge_every_s` (the first with the first sweep). Both end
+    between batches once the worker is stopped or the lease is lost."""
 
     def __init__(
         self,
@@ -144,10 +162,12 @@ class HealthSweeper:
         retention: Retention | None = None,
         purge_every_s: float = 3600.0,
         gate: Callable[[], bool] = lambda: True,
+        batch: int = BATCH,
     ) -> None:
         self._sessions = sessions
         self._gate = gate  # false: another process runs the sweep (fleet.core.lease)
         self._interval = interval_s
+        self._batch = batch
         self._retention = retention or Retention()
         self._purge_every = purge_every_s
         self._next_purge = 0.0
@@ -161,6 +181,9 @@ class HealthSweeper:
         self._stop.set()
         self._thread.join(timeout=30)
 
+    def _should_continue(self) -> bool:
+        return not self._stop.is_set() and self._gate()
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             if not self._gate():
@@ -168,7 +191,9 @@ class HealthSweeper:
             if time.monotonic() >= self._next_purge:
                 self._purge()
             try:
-                result = sweep(self._sessions)
+                result = sweep(
+                    self._sessions, batch=self._batch, should_continue=self._should_continue
+                )
             except Exception:  # the sweep must survive a database blip and try again
                 log.exception("health sweep failed; retrying next interval")
                 continue
@@ -187,10 +212,13 @@ class HealthSweeper:
 
     def _purge(self) -> None:
         try:
-            deleted = purge_history(self._sessions, self._retention)
+            deleted = purge_history(
+                self._sessions, self._retention, should_continue=self._should_continue
+            )
         except Exception:  # like the sweep: try again next interval
             log.exception("purge of expired health history failed; retrying next interval")
             return
-        self._next_purge = time.monotonic() + self._purge_every
+        if self._should_continue():  # else it was cut short: finish it next interval
+            self._next_purge = time.monotonic() + self._purge_every
         if deleted:
             log.info("purged expired history: %s", deleted)

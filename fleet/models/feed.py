@@ -77,6 +77,9 @@ class PropertyConsent(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     changed_by: Mapped[str] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(String(400))
+    # Set when consent is granted again after a withdrawal: readings taken before it are
+    # never published (fleet/feed/standard/privacy.md).
+    published_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class PropertyGeo(Base):

@@ -41,12 +41,14 @@ def test_service_root_lists_every_entity_set(client: TestClient) -> None:
         "FeaturesOfInterest",
     ]
     assert body["value"][0]["url"].endswith("/sta/v1.1/Things")
-    # Claimed: only classes served in full (no geospatial functions, Observation topics only).
+    # Claimed: only classes served in full (no geospatial functions, no associationLinks
+    # (`$ref`), Observation topics only).
     assert body["serverSettings"]["conformance"] == [
         "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
-        "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
         "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
     ]
+    ref = client.get(f"{BASE}/Things(1)/Datastreams/$ref")
+    assert ref.status_code == 404  # so resource-path-to-entities is not claimed
 
 
 def test_entity_shapes_links_and_paths(client: TestClient) -> None:
@@ -202,10 +204,10 @@ def test_data_array_groups_by_datastream(client: TestClient) -> None:
         "Datastreams(4)",
         "Datastreams(5)",
     ]
-    assert groups[0]["components"] == ["phenomenonTime", "result"]
+    assert groups[0]["components"] == ["result", "phenomenonTime"]  # the $select order
     assert groups[0]["dataArray"] == [
-        ["2025-03-01T00:00:00Z", 18.0],
-        ["2025-03-01T00:15:00Z", 18.5],
+        [18.0, "2025-03-01T00:00:00Z"],
+        [18.5, "2025-03-01T00:15:00Z"],
     ]
     assert groups[0]["dataArray@iot.count"] == 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -23,6 +23,7 @@ from fleet.models import Borough
 from fleet.registry import places
 
 router = APIRouter(tags=["feed"])
+CSV = "text/csv; charset=utf-8"
 
 
 class PolicyIn(BaseModel):
@@ -177,7 +178,9 @@ def _day(value: date) -> datetime:
 
 
 @router.get("/feed/v1/export.csv", response_class=StreamingResponse)
+@router.head("/feed/v1/export.csv", include_in_schema=False)
 def export_csv(
+    request: Request,
     borough: str = Query(..., max_length=32, description="Borough code, e.g. hackney"),
     start: date = Query(..., description="First day (UTC), inclusive"),
     end: date = Query(..., description="Last day (UTC), exclusive"),
@@ -190,6 +193,10 @@ def export_csv(
         raise HTTPException(422, "end must be after start (end is exclusive)")
     if session.scalars(select(Borough.id).where(Borough.code == borough)).first() is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no borough {borough!r}")
+    filename = f"{borough}-{start.isoformat()}-{end.isoformat()}.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if request.method == "HEAD":  # the headers a GET sends (no length), without the data
+        return StreamingResponse(iter(()), media_type=CSV, headers=headers)
     snapshot.sync_committed(ctx.sessions)
     body = export.export_csv(
         ctx.sessions,
@@ -198,9 +205,4 @@ def export_csv(
         start=_day(start),
         end=_day(end),
     )
-    filename = f"{borough}-{start.isoformat()}-{end.isoformat()}.csv"
-    return StreamingResponse(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return StreamingResponse(body, media_type=CSV, headers=headers)

@@ -28,11 +28,11 @@ from fleet.feed.sta.store import Store
 
 BASE_PATH = "/sta/v1.1"
 # Only classes served in full. Query options are served except the geospatial $filter
-# functions (request-data), and MQTT carries Observation topics only (receive-updates):
-# both are documented in fleet/feed/standard/sensorthings.md but not claimed.
+# functions (request-data), resource paths except associationLinks (`.../$ref`), and MQTT
+# carries Observation topics only (receive-updates): all are documented in
+# fleet/feed/standard/sensorthings.md but not claimed.
 CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
-    "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
 ]
 # The specification's place for the MQTT endpoints, given although the class is partial.
@@ -67,6 +67,7 @@ def _base(request: Request) -> str:
 
 
 @router.get("", summary="SensorThings service root")
+@router.head("", include_in_schema=False)
 def service_root(
     request: Request,
     ctx: FleetContext = Depends(get_context),
@@ -88,6 +89,7 @@ def service_root(
 
 
 @router.get("/{resource_path:path}", summary="SensorThings resources with OData query options")
+@router.head("/{resource_path:path}", include_in_schema=False)
 def resource(
     resource_path: str,
     request: Request,

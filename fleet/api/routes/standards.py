@@ -63,12 +63,14 @@ def _page(request: Request, name: str, path: Path) -> HTMLResponse:
 
 
 @router.get("/standards")
+@router.head("/standards")
 def standards_root() -> RedirectResponse:
     # The index lives at /standards/ so its relative links (catalogue.md, schemas/) resolve.
     return RedirectResponse("/standards/", status_code=status.HTTP_308_PERMANENT_REDIRECT)
 
 
 @router.get("/standards/{name:path}")
+@router.head("/standards/{name:path}")
 def standards_file(
     name: str, request: Request, raw: bool = Query(False, description="The file as stored")
 ) -> Response:

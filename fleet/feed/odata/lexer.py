@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -49,9 +51,25 @@ WORD_RE = re.compile(r"[A-Za-z_@][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 NUMBER_RE = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
 # Edm.Int64, the widest integer both databases store.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Edm.Double, what readings are stored as: a decimal literal beyond it would overflow (or
+# underflow) on PostgreSQL and turn into infinity on SQLite, so it is refused up front.
+DOUBLE_MAX = sys.float_info.max
+DOUBLE_MIN = sys.float_info.min * sys.float_info.epsilon  # the smallest subnormal
+SHOWN_DIGITS = 24
 WHITESPACE = " \t\r\n"
 PUNCTUATION = {"(": Kind.LPAREN, ")": Kind.RPAREN, ",": Kind.COMMA, "/": Kind.SLASH}
 TYPED_PREFIXES = ("duration", "geography", "geometry")
+
+
+def _shown(raw: str) -> str:
+    """A literal as an error message quotes it: long ones shortened, never echoed whole."""
+    return raw if len(raw) <= SHOWN_DIGITS else f"{raw[:SHOWN_DIGITS]}... ({len(raw)} characters)"
+
+
+def in_double_range(value: Decimal) -> bool:
+    """Whether a double holds the decimal literal: finite, and not rounded to 0 unless 0."""
+    near = float(value)
+    return math.isfinite(near) and (near != 0 or value == 0)
 
 
 def _read_quoted(text: str, start: int) -> tuple[str, int]:
@@ -146,12 +164,19 @@ class Lexer:
             value = int(raw)
             if not INT64_MIN <= value <= INT64_MAX:
                 raise ODataError(
-                    f"integer {raw} is out of range (64-bit); write a larger number as a "
-                    "decimal, e.g. 1e20",
+                    f"integer {_shown(raw)} is out of range (64-bit); write a larger number "
+                    "as a decimal, e.g. 1e20",
                     start,
                 )
             return self._finish(Kind.INT, match.end(), value)
-        return self._finish(Kind.DECIMAL, match.end(), Decimal(raw))
+        decimal = Decimal(raw)
+        if not in_double_range(decimal):
+            raise ODataError(
+                f"decimal {_shown(raw)} is out of range (64-bit floating point: magnitudes "
+                f"from {DOUBLE_MIN:.3g} to {DOUBLE_MAX:.4g}, or 0)",
+                start,
+            )
+        return self._finish(Kind.DECIMAL, match.end(), decimal)
 
     def _finish(self, kind: Kind, end: int, value: TokenValue) -> Token:
         if end < len(self.text) and (self.text[end].isalnum() or self.text[end] in "_.:'"):

@@ -60,6 +60,21 @@ def _constant(col: Col) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+# PostgreSQL's substr takes int4 positions. No string is that long, so clamping a 64-bit
+# start or length to int4 gives the same substring.
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
+
+
+def _position(dialect: str, value: Col | int) -> Col | int:
+    """A substr argument the database accepts: int4 on PostgreSQL."""
+    if isinstance(value, int):
+        return min(max(value, INT4_MIN), INT4_MAX)
+    if dialect == SQLITE:
+        return value
+    clamped = sa.func.least(sa.func.greatest(value, INT4_MIN), INT4_MAX)
+    return sa.cast(clamped, sa.Integer())
+
+
 def _substring(dialect: str, args: Sequence[Col]) -> Col:
     """Zero-based ``substring``; a negative start counts as 0, a negative length as 0."""
     text, start = args[0], args[1]
@@ -70,14 +85,16 @@ def _substring(dialect: str, args: Sequence[Col]) -> Col:
         else sa.case((start < 0, 1), else_=int_op(start, "+", 1))
     )
     if len(args) == 2:
-        return sa.func.substr(text, begin, type_=sa.String())
+        return sa.func.substr(text, _position(dialect, begin), type_=sa.String())
     fixed_length = _constant(args[2])
     length: Col | int = (
         max(fixed_length, 0)
         if fixed_length is not None
         else sa.case((args[2] < 0, 0), else_=args[2])
     )
-    return sa.func.substr(text, begin, length, type_=sa.String())
+    return sa.func.substr(
+        text, _position(dialect, begin), _position(dialect, length), type_=sa.String()
+    )
 
 
 def _endswith(dialect: str, args: Sequence[Col]) -> Col:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -84,9 +85,11 @@ class SqlCompiler:
         if isinstance(expr, n.BoolLit):
             return sa.literal(expr.value, sa.Boolean())
         if isinstance(expr, n.IntLit):
-            return sa.literal(expr.value, sa.Integer())
+            # Edm.Int64: an INTEGER bind is int4 on PostgreSQL and refuses ids past 2^31.
+            return sa.literal(expr.value, sa.BigInteger())
         if isinstance(expr, n.DecimalLit):
-            return sa.literal(expr.value, sa.Numeric())
+            # A zero's exponent means nothing, but PostgreSQL refuses one like 0e-99999.
+            return sa.literal(expr.value or Decimal(0), sa.Numeric())
         if isinstance(expr, n.DateTimeLit):
             return datetime_literal(expr.value, self.dialect)
         if isinstance(expr, n.DateLit):
@@ -141,7 +144,7 @@ class SqlCompiler:
         floating point: SQLite computes ``a - b * trunc(a / b)``, PostgreSQL ``mod`` on numeric.
         """
         if self.dialect == SQLITE:
-            quotient = sa.cast(int_op(left, "/", right), sa.Integer())
+            quotient = sa.cast(int_op(left, "/", right), sa.BigInteger())
             return int_op(left, "-", int_op(right, "*", quotient))
         return sa.func.mod(sa.cast(left, sa.Numeric()), sa.cast(right, sa.Numeric()))
 

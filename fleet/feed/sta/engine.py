@@ -266,8 +266,11 @@ class Engine:
                 None,
                 "$select",
             )
+        # In the order of $select, so a client can zip the rows against its own list.
         components = (
-            list(DATA_ARRAY_COMPONENTS) if chosen is None else [f for f in fields if f in chosen]
+            list(DATA_ARRAY_COMPONENTS)
+            if options.select is None
+            else list(dict.fromkeys(path[0] for path in options.select))
         )
         page = self.fetch(set_name, replace(options, select=None), parent)
         groups: dict[int, list[list[Any]]] = {}

@@ -7,6 +7,7 @@ range scan on the readings index; several use a join through the stable-id table
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -61,7 +62,7 @@ class ObservationQuery:
             ds = datastreams[0]
             thing = ds.thing
             conditions = [r.device_pk == thing.device_pk, r.metric == ds.metric.name]
-            conditions.append(r.ts >= thing.started_at)
+            conditions.append(r.ts >= thing.published_from)
             if thing.ended_at is not None:
                 conditions.append(r.ts < thing.ended_at)
             self.ds_id: ColumnElement[Any] = sa.literal(ds.id, sa.Integer())
@@ -87,7 +88,7 @@ class ObservationQuery:
                     sa.or_(t.ended_at.is_(None), r.ts < t.ended_at),
                 ),
             ).join(FeedDatastream.__table__, sa.and_(d.thing_id == t.id, d.metric == r.metric))
-            self.where = d.id.in_([ds.id for ds in datastreams])
+            self.where = _published(datastreams, d.id, r.ts)
 
     def resolve(self, path: tuple[str, ...]) -> ColumnElement[Any]:
         r = Reading.__table__.c
@@ -163,6 +164,27 @@ class ObservationQuery:
             return rows, ""
         last = found[top - 1]
         return rows, keyset.encode([*last[5:], last[0]])
+
+
+def _published(
+    datastreams: list[DatastreamRecord], ds_id: ColumnElement[Any], ts: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """Readings of these Datastreams that may be published: in homes where consent was
+    granted again after a withdrawal, only those taken since (the Thing join covers the rest
+    of each Thing's period). Such homes are few, so they are grouped by that time."""
+    plain: list[int] = []
+    since: dict[datetime, list[int]] = defaultdict(list)
+    for ds in datastreams:
+        start = ds.thing.published_from
+        if start > ds.thing.started_at:
+            since[start].append(ds.id)
+        else:
+            plain.append(ds.id)
+    if not since:
+        return ds_id.in_(plain)
+    return sa.or_(
+        ds_id.in_(plain), *(sa.and_(ds_id.in_(ids), ts >= start) for start, ids in since.items())
+    )
 
 
 def _resolve_at(query: ObservationQuery, path: n.Path) -> None:

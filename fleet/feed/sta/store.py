@@ -21,7 +21,7 @@ from fleet.feed.catalogue import (
     unit_of_measurement,
 )
 from fleet.feed.policy import area_label, coarse_feature, exact_feature
-from fleet.feed.snapshot import EPOCH, Audience, DatastreamRecord, Snapshot, ThingRecord
+from fleet.feed.snapshot import Audience, DatastreamRecord, Snapshot, ThingRecord
 
 GEOJSON = "application/geo+json"
 STANDARD = f"{STANDARD_NAME}/{STANDARD_VERSION}"
@@ -166,8 +166,9 @@ class Store:
         )
 
     def _historical(self, t: ThingRecord) -> Entity:
-        time = t.started_at if t.started_at > EPOCH else t.created_at
-        return Entity("HistoricalLocations", t.id, {"id": t.id, "time": time}, {"Thing": t.id})
+        return Entity(
+            "HistoricalLocations", t.id, {"id": t.id, "time": t.placed_at}, {"Thing": t.id}
+        )
 
     def _feature_of_interest(self, t: ThingRecord) -> Entity:
         feature = self.feature(t)

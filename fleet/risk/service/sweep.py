@@ -53,6 +53,7 @@ class SweepResult:
     level_changes: int = 0
     cases_opened: int = 0
     failed: int = 0
+    properties_left: int = 0  # not reached: the pass was told to stop (next pass does them)
 
 
 def due_placements(
@@ -176,6 +177,7 @@ def sweep(
     *,
     now: datetime | None = None,
     batched: bool = True,
+    should_continue: Callable[[], bool] = lambda: True,
 ) -> SweepResult:
     """One pass: every due placement, grouped by property, a batch of properties per
     transaction, each batch with a few set-based queries (:mod:`.batch`).
@@ -183,12 +185,29 @@ def sweep(
     If a batch fails, it is rolled back and its properties are updated one at a time
     (``batched=False`` does only that), so a property that fails is rolled back alone and
     retried next pass while the rest of its batch goes ahead.
+
+    ``should_continue`` is asked before each batch, outside any transaction: once false (the
+    process is stopping, or another replica took the lease) the pass ends there. A batch
+    commits its placements' states (last hour, pending recompute, last check) with their
+    hours, levels and cases, so the placements not reached are still due by those states and
+    the next pass, here or in the next lease holder, takes them up where they were.
     """
     result = SweepResult()
     with sessions() as session:
         due = due_placements(session, late_lookback=timedelta(hours=settings.late_lookback_hours))
     prop_ids = sorted(due)
     for start in range(0, len(prop_ids), settings.batch):
+        if not should_continue():
+            result.properties_left = len(prop_ids) - start
+            log.info(
+                "risk sweep stopped after %d of %d due properties (%d placements, %d hours); "
+                "the next pass takes up the rest",
+                start,
+                len(prop_ids),
+                result.placements,
+                result.hours,
+            )
+            break
         chunk = prop_ids[start : start + settings.batch]
         with sessions.begin() as session:
             clock = now or utcnow()
@@ -240,7 +259,8 @@ def _try_batch(
 
 
 class RiskWorker:
-    """Runs :func:`sweep` every ``settings.sweep_s`` seconds on a background thread."""
+    """Runs :func:`sweep` every ``settings.sweep_s`` seconds on a background thread; a pass
+    ends between batches once the worker is stopped or the lease is lost."""
 
     def __init__(
         self,
@@ -261,12 +281,17 @@ class RiskWorker:
         self._stop.set()
         self._thread.join(timeout=30)
 
+    def _should_continue(self) -> bool:
+        return not self._stop.is_set() and self._gate()
+
     def _run(self) -> None:
         while not self._stop.wait(self._settings.sweep_s):
             if not self._gate():
                 continue
             try:
-                result = sweep(self._sessions, self._settings)
+                result = sweep(
+                    self._sessions, self._settings, should_continue=self._should_continue
+                )
             except Exception:  # a database blip must not end the worker
                 log.exception("risk sweep failed; retrying next interval")
                 continue
