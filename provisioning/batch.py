@@ -180,15 +180,38 @@ def _run_row(
         state.done = []
     if row.device_id:
         state.device_id = row.device_id
+    flashed_now = False
     if not opts.skip_flash and "flash" not in state.done:
         if opts.image is None:
             raise UsageError("no --image given for flashing", remedy="pass --image or --skip-flash")
+        if "enrol" not in state.done:
+            steps.check_with_fleet(ctx, row.place)  # before the chip is erased
         chip = steps.flash(
             ctx, port=row.port, image=opts.image, baud=opts.baud, expect=row.device_id
         )
         if chip is not None:
             state.device_id = chip.device_id
         finished("flash")
+        flashed_now = True
+    try:
+        _after_flash(ctx, row, state, opts, finished)
+    except ProvisionError as exc:
+        if not flashed_now or state.device_id is None:
+            raise
+        raise steps.already_flashed(
+            exc,
+            state.device_id,
+            go_on="run the same batch command again: this line is not flashed again",
+        ) from exc
+
+
+def _after_flash(
+    ctx: steps.Context,
+    row: Row,
+    state: RowState,
+    opts: Options,
+    finished: Callable[[str], None],
+) -> None:
     if state.device_id is None:
         raise UsageError(
             "no device id (with --skip-flash nothing reads it from the chip)",
@@ -258,6 +281,7 @@ def run_batch(
     rows = read_rows(csv_path)
     state = StateFile(state_path)
     ok = failed = 0
+    checked: set[str] | None = set() if ctx.dry_run else None
     try:
         for row in rows:
             current = state.get(row.key)
@@ -274,26 +298,48 @@ def run_batch(
             else:
                 current.error = current.exit_code = None
                 ok += 1
+                if checked is not None:
+                    checked.add(row.key)
             if not ctx.dry_run:
                 state.save()
     finally:
         if not ctx.dry_run:
             state.save()
-        ctx.ui.console.print(summary(rows, state))
+        ctx.ui.console.print(summary(rows, state, required_steps(opts), checked=checked))
     return ok, failed
 
 
-def summary(rows: list[Row], state: StateFile) -> Table:
-    table = Table(title="batch summary")
+def required_steps(opts: Options) -> list[str]:
+    """The steps a line needs, in order, before it counts as done with these options."""
+    wanted = [] if opts.skip_flash else ["flash"]
+    wanted += ["enrol", "install"]
+    wanted += [] if opts.skip_verify else ["verify"]
+    wanted += [] if opts.labels_dir is None else ["label"]
+    return wanted
+
+
+def summary(
+    rows: list[Row], state: StateFile, required: list[str], *, checked: set[str] | None = None
+) -> Table:
+    """One line per row; `checked` (a dry run's) holds the rows it checked without fault."""
+    dry_run = checked is not None
+    table = Table(title="batch summary (dry run)" if dry_run else "batch summary")
     for column in ("line", "device", "place", "steps done", "result"):
         table.add_column(column)
     for row in rows:
         s = state.rows.get(row.key, RowState())
         place = f"{row.place.borough}/{row.place.property_reference}/{row.place.room}"
+        missing = [step for step in required if step not in s.done]
         if s.error:
             result = f"[red]failed ({ExitCode(s.exit_code or 1).name.lower()})[/]"
-        elif s.done:
+        elif not missing:
             result = "[green]ok[/]"
+        elif checked is not None:
+            # As far as a dry run can check: the fleet may still refuse (e.g. exit 11).
+            result = "checked" if row.key in checked else "not checked"
+        elif s.done:
+            # Interrupted half-way: a sensor may still hold its `maintenance` file.
+            result = f"[yellow]incomplete ({missing[0]})[/]"
         else:
             result = "not started"
         cells = (str(row.line), s.device_id or "—", place, ", ".join(s.done) or "—")

@@ -69,7 +69,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-DEFAULT_FLEET = "http://127.0.0.1:8000"
 DEFAULT_WORK = Path("provision-work")
 
 
@@ -77,7 +76,7 @@ def _ctx(
     *,
     verbose: bool,
     dry_run: bool,
-    fleet_url: str = DEFAULT_FLEET,
+    fleet_url: str | None = None,
     token: str | None = None,
     work_dir: Path = DEFAULT_WORK,
     intervals: Intervals | None = None,
@@ -121,7 +120,7 @@ def enroll(
     wifi_profile: WifiProfile = "default",
     sample_interval: SampleS = 900,
     health_interval: HealthS = 3600,
-    fleet_url: FleetUrl = DEFAULT_FLEET,
+    fleet_url: FleetUrl = None,
     token: Token = None,
     work_dir: WorkDir = DEFAULT_WORK,
     dry_run: DryRun = False,
@@ -170,7 +169,7 @@ def verify(
         bool, typer.Option("--reset/--no-reset", help="Reset the sensor first.")
     ] = True,
     timeout: VerifyTimeout = 120.0,
-    fleet_url: FleetUrl = DEFAULT_FLEET,
+    fleet_url: FleetUrl = None,
     token: Token = None,
     dry_run: DryRun = False,
     verbose: Verbose = False,
@@ -198,7 +197,7 @@ def rotate(
     force: Annotated[
         bool, typer.Option("--force", help="Rotate even if not due (e.g. a leaked key).")
     ] = False,
-    fleet_url: FleetUrl = DEFAULT_FLEET,
+    fleet_url: FleetUrl = None,
     token: Token = None,
     work_dir: WorkDir = DEFAULT_WORK,
     dry_run: DryRun = False,
@@ -242,7 +241,7 @@ def device(
     sample_interval: SampleS = 900,
     health_interval: HealthS = 3600,
     timeout: VerifyTimeout = 120.0,
-    fleet_url: FleetUrl = DEFAULT_FLEET,
+    fleet_url: FleetUrl = None,
     token: Token = None,
     work_dir: WorkDir = DEFAULT_WORK,
     dry_run: DryRun = False,
@@ -270,19 +269,32 @@ def device(
                 "--image is required unless --skip-flash is given",
                 remedy="pass the MicroPython image with --image, or --skip-flash",
             )
+        if not dry_run:  # a dry run asks the fleet at its enrol step
+            steps.check_with_fleet(ctx, place)  # before the chip is erased, too
         chip = steps.flash(ctx, port=port, image=image, baud=baud, expect=named)
         found = chip.device_id if chip else named
     device_id = found or steps.ID_FROM_CHIP  # only a dry run has not read the chip
-    steps.enrol(ctx, device_id=device_id, place=place)
     if dry_run:
+        steps.enrol(ctx, device_id=device_id, place=place)
         verify_s = None if skip_verify else timeout
         steps.dry_run_rest(ctx, port=port, device=device_id, verify_s=verify_s, out=label)
         return
-    steps.install(ctx, port=port, device_id=device_id)
-    if not skip_verify:
-        steps.verify(ctx, port=port, device_id=device_id, reset=True, timeout_s=timeout)
-    if label is not None:
-        steps.make_label(ctx, device_id=device_id, out=label)
+    try:
+        steps.enrol(ctx, device_id=device_id, place=place)
+        steps.install(ctx, port=port, device_id=device_id)
+        if not skip_verify:
+            steps.verify(ctx, port=port, device_id=device_id, reset=True, timeout_s=timeout)
+        if label is not None:
+            steps.make_label(ctx, device_id=device_id, out=label)
+    except ProvisionError as exc:
+        if skip_flash:
+            raise
+        raise steps.already_flashed(
+            exc,
+            device_id,
+            go_on=f"run the same command with --skip-flash --device-id {device_id} "
+            "(flashing again would erase it)",
+        ) from exc
 
 
 @app.command()
@@ -310,7 +322,7 @@ def batch(
     sample_interval: SampleS = 900,
     health_interval: HealthS = 3600,
     timeout: VerifyTimeout = 120.0,
-    fleet_url: FleetUrl = DEFAULT_FLEET,
+    fleet_url: FleetUrl = None,
     token: Token = None,
     work_dir: WorkDir = DEFAULT_WORK,
     dry_run: DryRun = False,
@@ -341,10 +353,11 @@ def batch(
     state_path = state or csv_file.with_name(csv_file.name + ".state.json")
     ok, failed = run_batch(ctx, csv_file, state_path, opts)
     if failed:
+        # A dry run saves no state: there is nothing to remember yet.
+        remembered = "" if dry_run else f" ({state_path} remembers what is done)"
         raise BatchIncomplete(
             f"{failed} of {ok + failed} sensors failed",
-            remedy=f"fix the causes shown above and run the same command again ({state_path} "
-            "remembers what is done)",
+            remedy=f"fix the causes shown above and run the same command again{remembered}",
         )
 
 

@@ -79,8 +79,7 @@ def mpremote(
     output = "".join(lines)
     if silent.is_set():
         raise DeviceNotResponding(
-            f"the device on {port} stopped answering (mpremote {' '.join(args[:2])} heard "
-            f"nothing for {timeout:.0f} s)",
+            f"the device on {port} stopped answering (nothing for {timeout:.0f} s)",
             remedy="press EN/RESET on the sensor and run again; if the app keeps the REPL busy, "
             "reflash with `provision flash`",
         )
@@ -112,7 +111,16 @@ def _translate(port: str, output: str) -> ProvisionError:
 def device_mpy_version(port: str) -> tuple[int, int] | None:
     """The .mpy version the device's MicroPython loads, or None if it does not say."""
     probe = "import sys; print('mpy', getattr(sys.implementation, '_mpy', 0))"
-    out = mpremote(port, "exec", probe, timeout=CONNECT_TIMEOUT_S)
+    try:
+        out = mpremote(port, "exec", probe, timeout=CONNECT_TIMEOUT_S)
+    except DeviceNotResponding as exc:
+        why = "it stayed silent" if "stopped answering" in str(exc) else "it has no raw REPL"
+        raise DeviceNotResponding(
+            f"no MicroPython REPL answered on {port}: {why} (a chip in its bootloader, "
+            "no MicroPython yet, or another program holding the port)",
+            remedy="press EN/RESET on the sensor and run again; close serial monitors; if it "
+            "still does not answer, flash MicroPython first (`provision flash`)",
+        ) from exc
     match = re.search(r"mpy (\d+)", out)
     if match is None or int(match.group(1)) == 0:
         return None

@@ -138,6 +138,17 @@ def run_esptool(
     return capture.text
 
 
+# esptool's words for a chip that is not (or no longer) talking to its bootloader: a board
+# not in download mode, or one whose stub flasher is still running from an earlier session.
+NOT_ANSWERING = (
+    "Failed to connect",
+    "No serial data",
+    "Timed out",
+    "Failed to start stub flasher",
+    "no response",
+)
+
+
 def _translate(message: str, port: str | None) -> ProvisionError:
     where = port or "the serial port"
     if "Permission denied" in message:
@@ -151,16 +162,21 @@ def _translate(message: str, port: str | None) -> ProvisionError:
     match = re.search(r"This chip is (\S+), not (\S+)", message)
     if match:
         return _wrong_chip(match.group(1))
-    if "Failed to connect" in message or "No serial data" in message or "Timed out" in message:
+    if any(sign in message for sign in NOT_ANSWERING):
         return DeviceNotResponding(
-            f"the chip on {where} did not answer the bootloader ({message.splitlines()[0]})",
+            f"the chip on {where} did not answer the bootloader ({_first_line(message)})",
             remedy="hold the BOOT button while pressing EN/RESET, then run again; try a shorter "
             "or better cable, or a lower --baud",
         )
     return ProvisionError(
-        f"esptool failed: {message.strip()}",
+        f"esptool failed: {_first_line(message)}",
         remedy="run again with --verbose; if it persists, power-cycle the sensor",
     )
+
+
+def _first_line(message: str) -> str:
+    # esptool follows the reason with paragraphs of advice and a troubleshooting URL.
+    return message.strip().splitlines()[0].rstrip(".") if message.strip() else "no answer"
 
 
 def _wrong_chip(found: str) -> WrongChip:

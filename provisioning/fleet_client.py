@@ -31,8 +31,13 @@ URL_REMEDY = (
     "https://fleet.example.org (no path such as /dashboard)"
 )
 WIFI_REMEDY = (
-    "ask borough staff to add the site's Wi-Fi profile (see docs/provisioning.md), or choose "
-    "an existing profile (--wifi-profile, or the wifi_profile column of a batch CSV)"
+    "ask borough staff to add it (dashboard: Registry, the borough, Set a Wi-Fi network), or "
+    "choose an existing profile (--wifi-profile, or the wifi_profile column of a batch CSV)"
+)
+# Technicians make tokens on the dashboard; the tokens API needs a signed-in browser session.
+TOKEN_REMEDY = (
+    "make a new one on the dashboard's API tokens page (signed in as a technician) and set "
+    "PROVISION_TOKEN"
 )
 
 
@@ -61,9 +66,9 @@ class FleetClient:
     ) -> None:
         if not token:
             raise TokenRejected(
-                "no API token given",
-                remedy="create one signed in as a technician (POST /api/v1/tokens) and "
-                "pass --token or set PROVISION_TOKEN",
+                "no API token given (PROVISION_TOKEN is not set)",
+                remedy="make one on the dashboard's API tokens page (signed in as a technician) "
+                "and set PROVISION_TOKEN",
             )
         self.base_url = check_url(base_url)
         self.attempts = max(1, attempts)
@@ -187,19 +192,22 @@ def _invalid(error: dict[str, Any]) -> str:
     return f"{'.'.join(where) or 'request'}: {error.get('msg', 'invalid')}"
 
 
+def _fact(message: str) -> str:
+    """A fleet message without the advice after its first ": ", for refusals whose remedy
+    the CLI gives itself (in the CLI's terms: options, CSV columns)."""
+    return message.split(": ", 1)[0]
+
+
 def refusal(response: httpx.Response) -> ProvisionError:
     """The ProvisionError for a non-2xx answer of the fleet."""
     code, message = _detail(response)
     status = response.status_code
     if status == 401:
-        return TokenRejected(
-            f"the fleet rejected the API token ({message})",
-            remedy="the token is wrong, expired or revoked: create a new one (POST /api/v1/tokens) "
-            "and pass it with --token or PROVISION_TOKEN",
-        )
+        # The fleet does not say whether the token was mistyped, expired or revoked.
+        return TokenRejected(f"the fleet rejected the API token: {message}", remedy=TOKEN_REMEDY)
     if code == "borough_not_permitted":
         return BoroughNotPermitted(
-            message,
+            _fact(message),
             remedy="check the borough code in your CSV/arguments; if it is right, ask an admin "
             "to add that borough to your account",
         )
@@ -209,13 +217,12 @@ def refusal(response: httpx.Response) -> ProvisionError:
             remedy="use a technician token (it carries the devices:enrol permission)",
         )
     if code == "already_enrolled_elsewhere":
+        # The fleet's message already says who moves or decommissions the sensor.
         return EnrolledElsewhere(
-            message,
-            remedy="check you have the right sensor and place; if the sensor really moved, "
-            "borough staff must re-place it first (PUT /api/v1/devices/<id>/placement)",
+            message, remedy="check you have the right sensor (its sticker) and the right place"
         )
     if code == "wifi_profile_missing":
-        return WifiProfileMissing(message, remedy=WIFI_REMEDY)
+        return WifiProfileMissing(_fact(message), remedy=WIFI_REMEDY)
     if code == "rotation_not_due":
         return FleetRefused(
             message, remedy="nothing to do yet; pass --force only if the key may have leaked"

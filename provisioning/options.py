@@ -12,15 +12,21 @@ Verbose = Annotated[
     bool, typer.Option("--verbose", "-v", help="More detail; tracebacks on errors.")
 ]
 FleetUrl = Annotated[
-    str,
-    typer.Option("--fleet-url", envvar="PROVISION_FLEET_URL", help="The fleet service's address."),
+    str | None,
+    typer.Option(
+        "--fleet-url",
+        envvar="PROVISION_FLEET_URL",
+        help="The fleet service's address, e.g. https://fleet.example.org (no default).",
+        show_default=False,
+    ),
 ]
 Token = Annotated[
     str | None,
     typer.Option(
         "--token",
         envvar="PROVISION_TOKEN",
-        help="Technician API token (POST /api/v1/tokens, signed in).",
+        help="Technician API token, made on the dashboard's API tokens page. Prefer "
+        "PROVISION_TOKEN: a --token value shows in `ps` and in the shell history.",
         show_default=False,
     ),
 ]

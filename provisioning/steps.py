@@ -31,12 +31,19 @@ class Context:
 
     ui: Ui
     work_dir: Path
-    fleet_url: str
+    fleet_url: str | None
     token: str | None
     dry_run: bool = False
     intervals: Intervals = field(default_factory=Intervals)
 
     def client(self) -> FleetClient:
+        if not self.fleet_url:
+            # No guessed default: a laptop's own address would fail as "unreachable".
+            raise UsageError(
+                "no fleet address given (PROVISION_FLEET_URL is not set)",
+                remedy="export PROVISION_FLEET_URL=https://fleet.example.org (your fleet's "
+                "address; http://127.0.0.1:8000 for a local `fleet serve`), or pass --fleet-url",
+            )
         return FleetClient(self.fleet_url, self.token)
 
     def device_dir(self, device_id: str) -> Path:
@@ -57,6 +64,28 @@ class Place:
         for name in checks.PLACE_LIMITS:
             checks.place_field(name, getattr(self, name))
         bundle.board_profile(self.board)
+
+
+def check_with_fleet(ctx: Context, place: Place) -> None:
+    """Ask the fleet, changing nothing, what would make it refuse the enrolment: the token,
+    the borough (and that the token covers it) and the borough's Wi-Fi profile. Run before
+    a chip is erased, so a typo does not cost a flash."""
+    place.check()
+    with ctx.client() as client:
+        if place.wifi_profile not in client.wifi_profiles(place.borough):
+            raise WifiProfileMissing(
+                f"borough {place.borough} has no Wi-Fi profile {place.wifi_profile!r}",
+                remedy=WIFI_REMEDY,
+            )
+
+
+def already_flashed(exc: ProvisionError, device_id: str, *, go_on: str) -> ProvisionError:
+    """`exc`, saying that the sensor was flashed before it happened and how to carry on
+    without erasing it again."""
+    return type(exc)(
+        f"{exc} ({device_id} is already flashed)",
+        remedy=f"{exc.remedy}; then {go_on}",
+    )
 
 
 def flash(
@@ -124,19 +153,15 @@ def enrol(ctx: Context, *, device_id: str, place: Place) -> dict[str, Any] | Non
         "sample_interval_s": ctx.intervals.sample_s,
         "health_interval_s": ctx.intervals.health_s,
     }
-    place.check()
     if ctx.dry_run:
-        with ctx.client() as client:  # the token, the borough and its Wi-Fi profile
-            if place.wifi_profile not in client.wifi_profiles(place.borough):
-                raise WifiProfileMissing(
-                    f"borough {place.borough} has no Wi-Fi profile {place.wifi_profile!r}",
-                    remedy=WIFI_REMEDY,
-                )
+        check_with_fleet(ctx, place)
         ctx.ui.dry(
             f"would enrol {device_id} at {place.borough}/{place.property_reference}/{place.room}"
         )
         return None
-    with ctx.ui.progress(f"enrolling {device_id}") as tick, ctx.client() as client:
+    place.check()
+    # The client first: a missing token is refused before any progress bar is drawn.
+    with ctx.client() as client, ctx.ui.progress(f"enrolling {device_id}") as tick:
         result = client.enrol(payload)
         tick(1, 2)
         bundle.stage_device_files(ctx.device_dir(device_id), result, intervals=ctx.intervals)
@@ -147,12 +172,24 @@ def enrol(ctx: Context, *, device_id: str, place: Place) -> dict[str, Any] | Non
         f"certificate {result['certificate']['serial']} valid until "
         f"{result['certificate']['not_after'][:10]}"
     )
+    _warn_also_here(ctx, device_id, result)
     if not result.get("release_keys"):
         ctx.ui.warn(
             "the fleet trusts no release signing key yet, so this sensor will refuse every "
-            "update: have an admin run `fleet release trust`, then enrol and install again"
+            "update: have an admin run `fleet release trust`, then run `enroll` and `install` again"
         )
     return result
+
+
+def _warn_also_here(ctx: Context, device_id: str, result: dict[str, Any]) -> None:
+    """Two sensors in one room can be meant; a replaced one left in service is not, and a
+    technician cannot decommission it: only borough staff can."""
+    for other in result.get("also_here") or []:
+        ctx.ui.warn(
+            f"{other['device_id']} ({other.get('status', 'unknown')}) is also in service at "
+            f"{result['property_reference']}, {result['room']}: if {device_id} replaces it, ask "
+            f"borough staff to decommission {other['device_id']} (its readings are kept)"
+        )
 
 
 def install(ctx: Context, *, port: str | None, device_id: str) -> device_fs.InstallResult | None:
@@ -161,6 +198,18 @@ def install(ctx: Context, *, port: str | None, device_id: str) -> device_fs.Inst
     bundle.load_enrolment_summary(device_dir)
     files = device_dir / "files"
     found = find_port(port)
+    if not ctx.dry_run:
+        # Seconds to ask the port, a minute or more to compile: ask first.
+        wanted = bundle.mpy_cross_version()
+        with ctx.ui.progress(f"checking the MicroPython on {found}") as tick:
+            has = device_fs.device_mpy_version(found)
+            tick(1, 1)
+        if has is not None and has != wanted:
+            raise ProvisionError(
+                f"the device runs .mpy v{has[0]}.{has[1]} but this provision compiles "
+                f"v{wanted[0]}.{wanted[1]}",
+                remedy="flash the pinned MicroPython image first (`provision flash`)",
+            )
     with ctx.ui.progress("compiling firmware (mpy-cross)") as tick:
         firmware = bundle.build_firmware(ctx.work_dir / ".cache")
         tick(1, 1)
@@ -168,16 +217,6 @@ def install(ctx: Context, *, port: str | None, device_id: str) -> device_fs.Inst
         count = sum(1 for p in [*firmware.rglob("*"), *files.rglob("*")] if p.is_file())
         ctx.ui.dry(f"would copy {count} files to {found} (unchanged ones are skipped)")
         return None
-    wanted = bundle.mpy_cross_version()
-    with ctx.ui.progress(f"checking the MicroPython on {found}") as tick:
-        has = device_fs.device_mpy_version(found)
-        tick(1, 1)
-    if has is not None and has != wanted:
-        raise ProvisionError(
-            f"the device runs .mpy v{has[0]}.{has[1]} but this provision compiles "
-            f"v{wanted[0]}.{wanted[1]}",
-            remedy="flash the pinned MicroPython image first (`provision flash`)",
-        )
     with ctx.ui.progress(f"installing on {found}") as tick:
         result = device_fs.install(found, [firmware, files], progress=tick)
     ctx.ui.ok(f"installed: {result.copied} files written, {result.unchanged} already up to date")
@@ -214,6 +253,13 @@ def verify(
                 )
             device_fs.reset(found)
             ctx.ui.step("device reset")
+        said: list[str] = []
+
+        def news(state: str) -> None:  # each change once, not every poll
+            if said[-1:] != [state]:
+                said.append(state)
+                ctx.ui.step(state)
+
         with ctx.ui.progress(f"waiting for {device_id} online", total=None):
             verified = wait_online(
                 client,
@@ -222,6 +268,7 @@ def verify(
                 after_reset=reset,
                 timeout_s=timeout_s,
                 poll_s=poll_s,
+                tick=news,
             )
     values = ", ".join(
         f"{k} {v.get('v')} {v.get('u', '')}".strip() for k, v in verified.readings.items()

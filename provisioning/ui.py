@@ -43,7 +43,12 @@ class Ui:
             def update(done: int, of: int) -> None:
                 bar.update(task, completed=done, total=of)
 
-            yield update
+            try:
+                yield update
+            except BaseException:
+                # Erase the bar rather than leave it frozen above the error message.
+                bar.live.transient = True
+                raise
             current = bar.tasks[0]
             bar.update(task, completed=current.total or 1, total=current.total or 1)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioning.errors import VerifyFailed
+from provisioning.errors import FleetUnreachable, VerifyFailed
 from provisioning.fleet_client import FleetClient
 
 REQUIRED_METRICS = ("temperature", "humidity")
@@ -99,8 +99,28 @@ def wait_online(
     deadline = start + timeout_s
     came_online = False
     readings: dict[str, Any] = {}
+    unreachable: FleetUnreachable | None = None
     while True:
-        seen = client.device(device_id)
+        try:
+            seen = client.device(device_id)
+        except FleetUnreachable as exc:
+            # A dropped hotspot for a few seconds is no reason to give up (and a re-run would
+            # reset the sensor again): keep asking until the deadline.
+            unreachable = exc
+            if tick:
+                tick(f"the fleet is unreachable, retrying until the {timeout_s:.0f} s timeout")
+            if clock() >= deadline:
+                raise FleetUnreachable(
+                    f"the fleet was still unreachable when the {timeout_s:.0f} s wait ended "
+                    f"({exc})",
+                    remedy="check the laptop's network (mobile hotspot?), then run "
+                    "`provision verify` again with --no-reset (the sensor needs no new reset)",
+                ) from exc
+            sleep(poll_s)
+            continue
+        if unreachable is not None and tick:
+            tick("the fleet answers again")
+        unreachable = None
         # Once seen, kept: the old session's last will may still arrive after the new status.
         came_online = came_online or (
             _new_status(seen, since) if after_reset else seen.get("status") in ALIVE

@@ -44,6 +44,16 @@ class EnrolmentRequest:
 
 
 @dataclass(frozen=True)
+class Neighbour:
+    """Another device in service at the placement: usually the faulty sensor a new one
+    replaces (which only borough staff can decommission), sometimes a deliberate second."""
+
+    device_id: str
+    status: str
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Enrolment:
     device_id: str
     borough: str
@@ -61,6 +71,8 @@ class Enrolment:
     release_keys: dict[str, str]
     # The anti-rollback floor the fleet's releases have reached, for the same file.
     release_floor: str
+    # Other devices in service at the same placement; enrolment does not refuse them.
+    also_here: tuple[Neighbour, ...] = ()
 
 
 def _borough(session: Session, code: str, principal: Principal) -> Borough:
@@ -136,6 +148,16 @@ def _find_or_create_placement(
     return places.create_placement(session, prop=prop, room=room, position=position)
 
 
+def _also_here(session: Session, *, placement: Placement, device: Device) -> tuple[Neighbour, ...]:
+    stmt = select(Device).where(
+        Device.placement_id == placement.id, Device.active(), Device.id != device.id
+    )
+    return tuple(
+        Neighbour(d.device_id, d.status, d.last_seen_at)
+        for d in session.scalars(stmt.order_by(Device.device_id))
+    )
+
+
 def enrol(
     session: Session,
     *,
@@ -203,6 +225,7 @@ def enrol(
             health_interval_s=request.health_interval_s,
         )
     session.flush()
+    also_here = _also_here(session, placement=placement, device=device)
 
     bundle = certificates.issue(
         session, ca=ca, device=device, principal=principal, reason="enrol", now=now
@@ -221,6 +244,7 @@ def enrol(
             "board": device.board,
             "serial": bundle.serial,
             "re_enrolment": not created,
+            "also_here": [n.device_id for n in also_here],
         },
     )
     return Enrolment(
@@ -237,6 +261,7 @@ def enrol(
         wifi=credentials,
         release_keys=trusted_keys(session),
         release_floor=release_floor(session),
+        also_here=also_here,
     )
 
 

@@ -128,7 +128,11 @@ def test_a_line_corrected_to_another_sensor_enrols_that_sensor(
 
 
 def test_a_line_naming_another_sensor_than_the_one_plugged_in_is_not_flashed(
-    tmp_path: Path, esp32_image: Path, capsys: pytest.CaptureFixture[str]
+    fleet: RunningFleet,
+    world: World,
+    tmp_path: Path,
+    esp32_image: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     csv_path = tmp_path / "devices.csv"
     with FakeEsp32("3c:71:bf:0a:12:f4") as chip:
@@ -136,7 +140,7 @@ def test_a_line_naming_another_sensor_than_the_one_plugged_in_is_not_flashed(
             f"port,device_id,borough,property_reference,room\n"
             f"{chip.port},cs-3c71bf0a12b2,hackney,HK-1,hall\n"
         )
-        code = main(["batch", str(csv_path), "--image", str(esp32_image), "--token", "t"])
+        code = _batch(csv_path, fleet, world, "--image", str(esp32_image))
         assert code == ExitCode.BATCH_INCOMPLETE
         assert not chip.erased and chip.writes == []
     assert "is cs-3c71bf0a12f4, not cs-3c71bf0a12b2" in said(capsys)

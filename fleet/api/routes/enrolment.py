@@ -101,6 +101,12 @@ class WifiOut(BaseModel):
     password: str | None
 
 
+class NeighbourOut(BaseModel):
+    device_id: str
+    status: str
+    last_seen_at: datetime | None
+
+
 class EnrolmentOut(BaseModel):
     device_id: str
     borough: str
@@ -120,6 +126,12 @@ class EnrolmentOut(BaseModel):
     release_floor: str = Field(
         description="The highest anti-rollback floor the fleet's releases declare: the device "
         "refuses any release below it from the start"
+    )
+    also_here: list[NeighbourOut] = Field(
+        default_factory=list,
+        description="Other devices in service at the same placement. Not refused (a room may "
+        "have two sensors), but a replaced sensor stays in service until borough staff "
+        "decommission it",
     )
 
 
@@ -194,6 +206,10 @@ def enrol(
         wifi=WifiOut(ssid=result.wifi.ssid, password=result.wifi.password),
         release_keys=result.release_keys,
         release_floor=result.release_floor,
+        also_here=[
+            NeighbourOut(device_id=n.device_id, status=n.status, last_seen_at=n.last_seen_at)
+            for n in result.also_here
+        ],
     )
 
 
@@ -346,7 +362,9 @@ def list_wifi_profiles(
     try:
         found = places.borough_by_code(session, code=borough, principal=principal)
     except places.NotFound as exc:
-        raise _refusal(404, "borough_not_permitted", str(exc)) from exc
+        # As enrolment words it: a borough outside the token's scope is not "missing".
+        message = f"borough {borough!r} does not exist or your token does not cover it"
+        raise _refusal(404, "borough_not_permitted", message) from exc
     return [
         WifiProfileOut(
             borough=found.code,
