@@ -54,9 +54,38 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
+def _migrate(url: str) -> None:
+    from fleet.core.db import make_engine, upgrade
+
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database at the newest revision, migrated once per session and copied per test:
+    most tests need a schema, not a run of every migration."""
+    path = tmp_path_factory.mktemp("migrated") / "fleet.sqlite3"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
+def sqlite_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    """A fresh SQLite database at the newest revision."""
+    target = tmp_path / "fleet.sqlite3"
+    shutil.copyfile(migrated_sqlite, target)
+    target.chmod(0o600)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def empty_sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database no migration has touched, for the migration tests."""
+    return f"sqlite:///{tmp_path / 'empty.sqlite3'}"
 
 
 @pytest.fixture(scope="session")
@@ -72,20 +101,61 @@ def postgres_server() -> str:
     return POSTGRES_ADMIN_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty database per test, dropped afterwards."""
+def _create_database(admin_url: str, template: str | None = None) -> str:
     name = f"fleet_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = postgres_server.rsplit("/", 1)[0]
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
-        yield f"{base}/{name}"
+        with admin.connect() as conn:
+            clause = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
     finally:
+        admin.dispose()
+    return name
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
         admin.dispose()
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_server: str) -> Iterator[str]:
+    """A database at the newest revision that each test's database is cloned from (one per
+    xdist worker: a template cannot be cloned while another session is connected to it)."""
+    name = _create_database(postgres_server)
+    try:
+        _migrate(_database_url(postgres_server, name))
+        yield name
+    finally:
+        _drop_database(postgres_server, name)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str, migrated_postgres: str) -> Iterator[str]:
+    """A fresh database at the newest revision per test, dropped afterwards."""
+    name = _create_database(postgres_server, template=migrated_postgres)
+    try:
+        yield _database_url(postgres_server, name)
+    finally:
+        _drop_database(postgres_server, name)
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh database no migration has touched, for the migration tests."""
+    name = _create_database(postgres_server)
+    try:
+        yield _database_url(postgres_server, name)
+    finally:
+        _drop_database(postgres_server, name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -93,6 +163,13 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("empty_sqlite_url"))
+    return str(request.getfixturevalue("empty_postgres_url"))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,15 @@ def fleet_ctx(database_url: str, tmp_path: Path) -> Iterator[FleetContext]:
 
 
 PASSWORD = "correct horse battery staple"
+
+
+@cache
+def password_hash() -> str:
+    """PASSWORD's argon2 hash, made once per process: a hash costs a noticeable fraction of a
+    second by design, and every test world has five users."""
+    from fleet.access.secrets import hash_password
+
+    return hash_password(PASSWORD)
 
 
 class World:
@@ -60,9 +70,9 @@ class World:
                     email=f"{name}@example.org",
                     name=name,
                     role=role,
-                    password=PASSWORD,
                     borough_codes=boroughs,
                 )
+                user.password_hash = password_hash()
                 token, _ = accounts.issue_api_token(s, user, name="test", scopes=ROLE_SCOPES[role])
                 self.tokens[name] = token
 

@@ -32,9 +32,9 @@ def plan(conn: Connection, sql: str) -> str:
     return "\n".join(str(r[0]) for r in conn.execute(text(f"EXPLAIN {sql}")))
 
 
-def test_indexes_go_on_and_come_off(database_url: str) -> None:
-    engine = make_engine(database_url)
-    cfg = alembic_config(database_url)
+def test_indexes_go_on_and_come_off(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    cfg = alembic_config(empty_database_url)
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -68,10 +68,10 @@ def test_indexes_go_on_and_come_off(database_url: str) -> None:
 
 
 @pytest.mark.postgres
-def test_a_redelivered_sample_still_meets_the_key(postgres_url: str) -> None:
+def test_a_redelivered_sample_still_meets_the_key(empty_postgres_url: str) -> None:
     """The ingest names the key in ON CONFLICT and in its duplicate check: it keeps its name."""
-    engine = make_engine(postgres_url)
-    cfg = alembic_config(postgres_url)
+    engine = make_engine(empty_postgres_url)
+    cfg = alembic_config(empty_postgres_url)
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn

@@ -12,9 +12,9 @@ from fleet.models import Base
 from fleet.models.device import DEVICE_FILLFACTOR
 
 
-def test_head_matches_models_and_round_trips(database_url: str) -> None:
-    engine = make_engine(database_url)
-    cfg = alembic_config(database_url)
+def test_head_matches_models_and_round_trips(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    cfg = alembic_config(empty_database_url)
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn

@@ -403,9 +403,9 @@ def _add(conn: Connection, device_id: str, retired: bool) -> None:
     )
 
 
-def test_migration_0017_keys_only_devices_in_service(database_url: str) -> None:
-    engine = make_engine(database_url)
-    cfg = alembic_config(database_url)
+def test_migration_0017_keys_only_devices_in_service(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    cfg = alembic_config(empty_database_url)
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn

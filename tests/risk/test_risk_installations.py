@@ -251,10 +251,10 @@ def test_installations_follow_every_placement_change(
     ]
 
 
-def test_migration_rebuilds_installations_from_recorded_moves(database_url: str) -> None:
+def test_migration_rebuilds_installations_from_recorded_moves(empty_database_url: str) -> None:
     """Earlier periods come from the feed's Things; current ones from the devices."""
-    engine = make_engine(database_url)
-    cfg = alembic_config(database_url)
+    engine = make_engine(empty_database_url)
+    cfg = alembic_config(empty_database_url)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     t1, t2 = datetime(2026, 3, 1, 9, tzinfo=UTC), datetime(2026, 4, 1, 9, tzinfo=UTC)
     try:
