@@ -75,7 +75,7 @@ class ReadingFollower:
         self.cursor = 0  # the highest id seen
         self.gaps: list[Gap] = []
         self._grace_s = grace_s
-        self._batch_limit = batch_limit
+        self.batch_limit = batch_limit
         self._clock = clock
 
     def start_at_latest(self, session: Session) -> None:
@@ -94,7 +94,7 @@ class ReadingFollower:
             select(Reading.id, Reading.device_pk, Reading.metric, Reading.ts, Reading.value)
             .where(wanted)
             .order_by(Reading.id)
-            .limit(self._batch_limit)
+            .limit(self.batch_limit)
         ).all()
         readings = [NewReading(*row) for row in rows]
         ids = [r.id for r in readings]

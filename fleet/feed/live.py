@@ -198,13 +198,20 @@ class FeedPublisher:
         while not self._stop.wait(self._poll_s):
             elapsed += self._poll_s
             try:
-                while self.tick() == BATCH_LIMIT:
-                    pass
+                self.catch_up()
                 if self._purge is not None and elapsed >= next_purge:
                     next_purge = elapsed + self._purge_every_s
                     self._purge(self._sessions, should_continue=lambda: not self._stop.is_set())
             except Exception:  # the feed must outlive a database hiccup; it resumes where it was
                 log.exception("feed publisher failed; retrying")
+
+    def catch_up(self) -> list[int]:
+        """Publish a batch at a time until the backlog is drained or a stop is asked for
+        (checked between batches, not after the backlog); returns the batch sizes."""
+        batches = [self.tick()]
+        while batches[-1] >= self.follower.batch_limit and not self._stop.is_set():
+            batches.append(self.tick())
+        return batches
 
     def tick(self) -> int:
         """Publish readings committed since the last tick; returns how many were read."""

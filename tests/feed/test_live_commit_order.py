@@ -142,3 +142,49 @@ def test_a_batch_cut_by_the_limit_continues_without_loss(feed_world: FeedWorld) 
         assert follower.gaps == []
     finally:
         late.close()
+
+
+def _backlogged_publisher(world: FeedWorld, readings: int) -> FeedPublisher:
+    """A publisher, never connected (publish() queues), with `readings` waiting for it in
+    batches of four."""
+    sessions = world.ctx.sessions
+    publisher = FeedPublisher(
+        sessions,
+        BrokerAddress("127.0.0.1", 9),
+        service_root=SERVICE_ROOT,
+        poll_s=0,
+        follower=ReadingFollower(batch_limit=4),
+    )
+    with sessions() as s:
+        publisher.follower.start_at_latest(s)
+    with sessions.begin() as s:
+        for i in range(readings):
+            _pending_reading(world, s, i)
+    return publisher
+
+
+def test_a_backlog_is_caught_up_in_batches_without_waiting_between_them(
+    feed_world: FeedWorld,
+) -> None:
+    publisher = _backlogged_publisher(feed_world, 10)
+    assert publisher.catch_up() == [4, 4, 2]
+    with feed_world.ctx.sessions() as s:
+        assert publisher.follower.poll(s) == []
+
+
+def test_a_publisher_told_to_stop_ends_its_catch_up_between_batches(
+    feed_world: FeedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop lands after the batch in hand, not after the whole backlog."""
+    publisher = _backlogged_publisher(feed_world, 10)
+    tick = publisher.tick
+
+    def tick_then_stop() -> int:
+        size = tick()
+        publisher.stop()
+        return size
+
+    monkeypatch.setattr(publisher, "tick", tick_then_stop)
+    assert publisher.catch_up() == [4]
+    with feed_world.ctx.sessions() as s:  # the rest waits for the next start
+        assert len(publisher.follower.poll(s)) == 4
