@@ -36,6 +36,27 @@ def test_type_mismatches_are_400_on_every_entity_set(client: TestClient) -> None
     assert client.get(f"{BASE}/Things?$filter=properties/floor eq 1").status_code == 200
 
 
+def test_every_refusal_names_the_option_at_fault(client: TestClient) -> None:
+    """Checks made after parsing (names, types) still say which option they were reading,
+    through nested $expand options too, whose positions count from their own value."""
+    for path, prefix in (
+        ("Things?$orderby=nope", "$orderby: unknown property 'nope'"),
+        ("Observations?$orderby=nope", "$orderby: "),
+        ("Things?$filter=name eq 1", "$filter: cannot compare"),
+        ("Observations?$filter=result eq 'x'", "$filter: cannot compare"),
+        ("Things?$expand=Datastreams($filter=nope eq 1)", "$expand=Datastreams($filter): "),
+        ("Things?$expand=Datastreams($orderby=nope)", "$expand=Datastreams($orderby): "),
+        (
+            "Things?$expand=Datastreams($expand=Observations($orderby=zzz))",
+            "$expand=Datastreams($expand=Observations($orderby)): unknown property 'zzz'",
+        ),
+    ):
+        message = sta_error(client.get(f"{BASE}/{path}"), 400)
+        assert message.startswith(prefix), (path, message)
+    nested = sta_error(client.get(f"{BASE}/Things?$expand=Datastreams($filter=name eq 1)"), 400)
+    assert nested.endswith("(at position 5)"), nested
+
+
 def test_writes_are_405_with_allow_in_the_error_shape(client: TestClient) -> None:
     for method, path in (("POST", "Things"), ("DELETE", "Things(1)"), ("PATCH", "")):
         response = client.request(method, f"{BASE}/{path}".rstrip("/"))

@@ -7,7 +7,7 @@ Typical use::
     predicate = make_predicate(options.filter)   # for the MQTT live feed
 """
 
-from .errors import ODataError
+from .errors import ODataError, inside_expand, tagged
 from .evaluate import evaluate, make_predicate, matches, resolve_path
 from .nodes import Expr, OrderBy
 from .options import (
@@ -36,6 +36,7 @@ __all__ = [
     "compile_orderby",
     "compile_value",
     "evaluate",
+    "inside_expand",
     "make_predicate",
     "matches",
     "parse_expand",
@@ -45,6 +46,7 @@ __all__ = [
     "parse_query_string",
     "parse_select",
     "resolve_path",
+    "tagged",
     "unparse",
     "unparse_orderby",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class ODataError(ValueError):
     """An invalid query option.
@@ -30,3 +33,20 @@ class ODataError(ValueError):
         if self.option:
             return self
         return ODataError(self.message, self.position, option)
+
+
+@contextmanager
+def tagged(option: str) -> Iterator[None]:
+    """Name ``option`` in errors raised inside that do not name one: checks made after
+    parsing (types, property names) know the expression, not where it came from."""
+    try:
+        yield
+    except ODataError as exc:
+        raise exc.for_option(option) from None
+
+
+def inside_expand(exc: ODataError, nav: str) -> ODataError:
+    """``exc``, raised by an option nested in ``$expand=nav(...)``, named by that path: its
+    position counts from the start of the nested option's own value."""
+    inner = f"({exc.option})" if exc.option else ""
+    return ODataError(exc.message, exc.position, f"$expand={nav}{inner}")

@@ -10,7 +10,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from fleet.feed.odata import ExpandItem, ODataError, QueryOptions, evaluate, matches
+from fleet.feed.odata import (
+    ExpandItem,
+    ODataError,
+    QueryOptions,
+    evaluate,
+    inside_expand,
+    matches,
+    tagged,
+)
 from fleet.feed.odata import nodes as n
 from fleet.feed.sta.links import nested_next_link, next_link
 from fleet.feed.sta.observations import ObservationQuery, ObservationRow
@@ -134,7 +142,8 @@ class Engine:
             else self.store.related(parent.set, parent.id, parent.nav)
         )
         if options.filter is not None:
-            check_filter_types(entity_set, options.filter)
+            with tagged("$filter"):
+                check_filter_types(entity_set, options.filter)
             expr = options.filter
             items = [e for e in items if matches(expr, e, resolve=self.resolve_value)]
         items = self._sorted(entity_set, items, options.orderby)
@@ -148,7 +157,8 @@ class Engine:
     ) -> list[Entity]:
         ordered = sorted(items, key=lambda e: e.id)
         for key in reversed(orderby):
-            check_filter_paths(entity_set, key.expr)
+            with tagged("$orderby"):
+                check_filter_paths(entity_set, key.expr)
             expr = key.expr
 
             def sort_key(entity: Entity, expr: n.Expr = expr) -> tuple[int, float, str]:
@@ -202,13 +212,16 @@ class Engine:
                 option="$expand",
             )
         options = item.options
-        if nav in entity_set.one:
-            target = self.one(entity, nav)
-            out[nav] = None if target is None else self.render(target, options)
-            return
-        parent = Parent(entity.set, entity.id, nav)
-        page = self.fetch(entity_set.many[nav], options, parent)
-        out[nav] = [self.render(e, options) for e in page.items]
+        try:
+            if nav in entity_set.one:
+                target = self.one(entity, nav)
+                out[nav] = None if target is None else self.render(target, options)
+                return
+            parent = Parent(entity.set, entity.id, nav)
+            page = self.fetch(entity_set.many[nav], options, parent)
+            out[nav] = [self.render(e, options) for e in page.items]
+        except ODataError as exc:
+            raise inside_expand(exc, nav) from None
         if options.count:
             out[f"{nav}@iot.count"] = page.total
         if page.more:

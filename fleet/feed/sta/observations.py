@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from fleet.feed.odata import ODataError, QueryOptions, check_filter, compile_filter, compile_orderby
+from fleet.feed.odata import (
+    ODataError,
+    QueryOptions,
+    check_filter,
+    compile_filter,
+    compile_orderby,
+    tagged,
+)
 from fleet.feed.odata import nodes as n
 from fleet.feed.snapshot import DatastreamRecord
 from fleet.feed.sta import keyset
@@ -129,7 +136,8 @@ class ObservationQuery:
         ).select_from(self.source)
         stmt = stmt.where(self.where)
         if options.filter is not None:
-            self.check(options.filter)
+            with tagged("$filter"):
+                self.check(options.filter)
             stmt = stmt.where(compile_filter(options.filter, self.resolve, dialect=self.dialect))
         return stmt
 
@@ -141,10 +149,11 @@ class ObservationQuery:
         """Up to ``top`` rows after ``$skiptoken`` and ``$skip``, and where the next page
         starts: a ``$skiptoken``, "" to continue by offset, or None when this is the last."""
         stmt = self._filtered(options)
-        for item in options.orderby:
-            check_filter_paths(OBSERVATIONS, item.expr)
-            for path in paths_in(item.expr):
-                _resolve_at(self, path)
+        with tagged("$orderby"):
+            for item in options.orderby:
+                check_filter_paths(OBSERVATIONS, item.expr)
+                for path in paths_in(item.expr):
+                    _resolve_at(self, path)
         ids = Reading.__table__.c.id
         if options.skip_token is not None:
             stmt = stmt.where(
