@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand
 
 from provisioning import __version__, steps
 from provisioning.batch import Options as BatchOptions
@@ -46,10 +47,62 @@ from provisioning.options import (
 )
 from provisioning.ui import Ui
 
+if TYPE_CHECKING:
+    # typer 0.29+ hands its commands a context from its own copy of click.
+    from typer._click import Context as ParseContext
+
 # "\b" keeps click from re-wrapping the table.
 EXIT_CODES = "\b\n" + "\n".join(
     f"{c.value:>4}  {c.name.lower().replace('_', ' ')}" for c in ExitCode
 )
+
+
+class AllMissingAtOnce(TyperCommand):
+    """Names every missing required option in one run, not only the first (click's way), so a
+    technician fixes the command line once."""
+
+    def parse_args(self, ctx: ParseContext, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except typer.BadParameter as exc:
+            # Only click's refusal of a missing value (eager options such as --help have
+            # already run by then); any other bad value keeps click's own message.
+            if type(exc).__name__ != "MissingParameter":
+                raise
+            missing = self._missing(ctx, given)
+            if not missing:
+                raise
+            raise _missing_error(ctx.command_path, missing) from exc
+
+    def _missing(self, ctx: ParseContext, given: list[str]) -> list[str]:
+        """The required parameters without a value from the command line or their env var."""
+        opts, _, _ = self.make_parser(ctx).parse_args(args=given)
+        missing = []
+        for param in self.get_params(ctx):
+            if param.required and param.value_is_missing(param.consume_value(ctx, opts)[0]):
+                if param.param_type_name == "option":
+                    missing.append(([o for o in param.opts if o.startswith("--")] or param.opts)[0])
+                else:  # as the usage line shows it
+                    missing.append((param.name or "argument").upper())
+        return missing
+
+
+def _missing_error(command: str, names: list[str]) -> UsageError:
+    options = [n for n in names if n.startswith("-")]
+    arguments = [n for n in names if not n.startswith("-")]
+    parts = [
+        f"{kind}{'s' if len(found) > 1 else ''}: {', '.join(found)}"
+        for kind, found in (("argument", arguments), ("option", options))
+        if found
+    ]
+    listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return UsageError(
+        f"missing {'; '.join(parts)}",
+        remedy=f"add {listed} to the command (`{command} --help` says what "
+        f"{'each one takes' if len(names) > 1 else 'it takes'})",
+    )
+
 
 app = typer.Typer(
     name="provision",
@@ -91,7 +144,7 @@ def _ctx(
     )
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def flash(
     image: Image,
     port: PortOpt = None,
@@ -108,7 +161,7 @@ def flash(
     steps.flash(_ctx(verbose=verbose, dry_run=dry_run), port=port, image=image, baud=baud)
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def enroll(
     borough: Borough,
     property_reference: PropertyRef,
@@ -143,7 +196,7 @@ def enroll(
     steps.enrol(ctx, device_id=steps.resolve_device_id(device_id, mac), place=place)
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def install(
     device_id: DeviceId = None,
     mac: Mac = None,
@@ -160,7 +213,7 @@ def install(
     steps.install(ctx, port=port, device_id=steps.resolve_device_id(device_id, mac))
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def verify(
     device_id: DeviceId = None,
     mac: Mac = None,
@@ -189,7 +242,7 @@ def verify(
     )
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def rotate(
     device_id: DeviceId = None,
     mac: Mac = None,
@@ -214,7 +267,7 @@ def rotate(
     steps.rotate(ctx, device_id=steps.resolve_device_id(device_id, mac), force=force, port=port)
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def device(
     borough: Borough,
     property_reference: PropertyRef,
@@ -297,7 +350,7 @@ def device(
         ) from exc
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def batch(
     csv_file: Annotated[
         Path,
@@ -361,7 +414,7 @@ def batch(
         )
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def label(
     out: Annotated[
         Path, typer.Argument(help="Output file, .png (QR code) or .pdf (QR code and text).")
@@ -391,7 +444,7 @@ def label(
     ctx.ui.ok(f"label written to {path}")
 
 
-@app.command()
+@app.command(cls=AllMissingAtOnce)
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)

@@ -6,7 +6,10 @@ the repeat can never create a second device.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +56,22 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
+@dataclass(frozen=True)
+class Retry:
+    """A failed attempt about to be repeated, for whoever shows progress."""
+
+    reason: str  # why the fleet did not answer, without secrets
+    attempt: int  # the attempt about to be made, counted from 1
+    attempts: int
+    delay_s: float
+
+    def __str__(self) -> str:
+        return (
+            f"the fleet did not answer ({self.reason}); retrying "
+            f"({self.attempt}/{self.attempts}) in {self.delay_s:g} s"
+        )
+
+
 class FleetClient:
     def __init__(
         self,
@@ -63,7 +82,9 @@ class FleetClient:
         attempts: int = 3,
         backoff_s: float = 1.0,
         transport: httpx.BaseTransport | None = None,
+        on_retry: Callable[[Retry], None] | None = None,
     ) -> None:
+        """`on_retry` hears of every repeat before its wait, so a slow network is not silent."""
         if not token:
             raise TokenRejected(
                 "no API token given (PROVISION_TOKEN is not set)",
@@ -73,6 +94,9 @@ class FleetClient:
         self.base_url = check_url(base_url)
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
+        self.on_retry = on_retry
+        self._token = token
+        self._timeout = timeout
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}"},
@@ -97,7 +121,11 @@ class FleetClient:
             except httpx.TransportError as exc:
                 last = exc
                 if attempt + 1 < self.attempts:
-                    time.sleep(self.backoff_s * 2**attempt)
+                    delay = self.backoff_s * 2**attempt
+                    if self.on_retry is not None:
+                        reason = _reason(exc, self._timeout).replace(self._token, "***")
+                        self.on_retry(Retry(reason, attempt + 2, self.attempts, delay))
+                    time.sleep(delay)
         raise FleetUnreachable(
             f"cannot reach the fleet at {self.base_url} ({last})",
             remedy="check the laptop's network (mobile hotspot?) and --fleet-url / "
@@ -157,6 +185,18 @@ class FleetClient:
         """The names of a borough's Wi-Fi profiles (refused if the token lacks the borough)."""
         found = self._json(self._request("GET", f"{API}/enrolments/wifi-profiles/{borough}"), list)
         return [str(p.get("name")) for p in found if isinstance(p, dict)]
+
+
+def _reason(exc: httpx.TransportError, timeout: float) -> str:
+    """One short line on why a request failed: httpx's message, never a traceback."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"could not connect within {timeout:g} s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {timeout:g} s"
+    text = str(exc).strip().splitlines()
+    # "[Errno 111] Connection refused" says no more to a technician than its words.
+    line = re.sub(r"^\[Errno -?\d+\] ", "", text[0]) if text else type(exc).__name__
+    return line if len(line) <= 120 else line[:119] + "…"
 
 
 def _no_route(response: httpx.Response) -> bool:

@@ -44,7 +44,7 @@ class Context:
                 remedy="export PROVISION_FLEET_URL=https://fleet.example.org (your fleet's "
                 "address; http://127.0.0.1:8000 for a local `fleet serve`), or pass --fleet-url",
             )
-        return FleetClient(self.fleet_url, self.token)
+        return FleetClient(self.fleet_url, self.token, on_retry=lambda r: self.ui.warn(str(r)))
 
     def device_dir(self, device_id: str) -> Path:
         return self.work_dir / device_id

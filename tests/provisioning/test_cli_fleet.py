@@ -257,7 +257,7 @@ def test_batch_csv_errors_are_usage_errors(tmp_path: Path) -> None:
     ("args", "said"),
     [
         (["enroll", "--bogus"], "No such option: --bogus"),
-        (["enroll", "--room", "hall"], "Missing option '--borough'"),
+        (["enroll", "--room", "hall"], "missing options: --borough, --property"),
         (["nosuch"], "No such command 'nosuch'"),
         (["flash", "--baud", "fast"], "Invalid value for '--baud'"),
         (["device", "--borough", "b", "--property", "p", "--room", "r"], "--image is required"),
