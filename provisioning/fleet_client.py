@@ -114,7 +114,7 @@ class FleetClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        last: Exception | None = None
+        last: httpx.TransportError | None = None
         for attempt in range(self.attempts):
             try:
                 return self._http.request(method, path, **kwargs)
@@ -123,14 +123,17 @@ class FleetClient:
                 if attempt + 1 < self.attempts:
                     delay = self.backoff_s * 2**attempt
                     if self.on_retry is not None:
-                        reason = _reason(exc, self._timeout).replace(self._token, "***")
-                        self.on_retry(Retry(reason, attempt + 2, self.attempts, delay))
+                        self.on_retry(Retry(self._why(exc), attempt + 2, self.attempts, delay))
                     time.sleep(delay)
+        why = self._why(last) if last is not None else "no attempt made"
         raise FleetUnreachable(
-            f"cannot reach the fleet at {self.base_url} ({last})",
+            f"cannot reach the fleet at {self.base_url} ({why})",
             remedy="check the laptop's network (mobile hotspot?) and --fleet-url / "
             "PROVISION_FLEET_URL; nothing was changed on the fleet, so just run again",
         ) from last
+
+    def _why(self, exc: httpx.TransportError) -> str:
+        return _reason(exc, self._timeout).replace(self._token, "***")
 
     def _json(self, response: httpx.Response, kind: type = dict) -> Any:
         if response.is_success and _is_json(response, kind):

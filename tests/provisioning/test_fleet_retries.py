@@ -16,6 +16,7 @@ from provisioning import steps
 from provisioning.errors import FleetUnreachable
 from provisioning.fleet_client import FleetClient, Retry
 from provisioning.ui import Ui
+from tests.conftest import free_port
 
 TOKEN = "fst_do-not-print-me"
 
@@ -107,3 +108,11 @@ def test_the_technician_sees_the_retries_without_secrets(flaky: Flaky, tmp_path:
     assert lines[0].endswith("); retrying (2/3) in 0.001 s")
     assert lines[1].endswith("); retrying (3/3) in 0.002 s")
     assert TOKEN not in out.getvalue() and "Traceback" not in out.getvalue()
+
+
+def test_the_final_refusal_says_why_in_words() -> None:
+    client = FleetClient(f"http://127.0.0.1:{free_port()}", TOKEN, attempts=2, backoff_s=0.001)
+    with client, pytest.raises(FleetUnreachable) as refused:
+        client.wifi_profiles("hackney")
+    message = str(refused.value)
+    assert "(Connection refused)" in message and "Errno" not in message, message
