@@ -105,3 +105,27 @@ def test_the_rest_of_the_api_stays_same_origin(client: TestClient) -> None:
         "/api/v1/devices", headers={**ORIGIN, "Access-Control-Request-Method": "DELETE"}
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_options_naming_what_a_set_lacks_are_refused_even_with_nothing_to_show(
+    client: TestClient,
+) -> None:
+    """A typo must not answer 200 while the collection (or the expanded one) is empty and
+    400 once data arrives."""
+    hidden = "?$filter=id eq -1"  # matches nothing: no entity is ever rendered
+    for path, prefix in (
+        (f"Things{hidden}&$select=nope", "$select: "),
+        (f"Things{hidden}&$expand=Nope", "$expand: Things has no navigation property 'Nope'"),
+        (f"Things{hidden}&$expand=Datastreams($filter=nope eq 1)", "$expand=Datastreams($filter)"),
+        (
+            f"Datastreams{hidden}&$expand=Observations($orderby=zz)",
+            "$expand=Observations($orderby)",
+        ),
+        (f"Observations{hidden}&$orderby=zz", "$orderby: "),
+        ("Things(1)?$expand=Datastreams($select=nope)", "$expand=Datastreams($select)"),
+    ):
+        message = sta_error(client.get(f"{BASE}/{path}"), 400)
+        assert message.startswith(prefix), (path, message)
+    # A well-formed query over nothing is still an empty 200.
+    empty = client.get(f"{BASE}/Things{hidden}&$expand=Datastreams($select=name)")
+    assert empty.status_code == 200 and empty.json()["value"] == []

@@ -130,6 +130,32 @@ class Engine:
             raise NotFound(f"no {parent.nav}({entity_id}) under {parent.set}({parent.id})")
         return target
 
+    def check(self, set_name: str, options: QueryOptions) -> None:
+        """Refuse options that name what the set does not have, before any data is read:
+        otherwise an empty collection, or entities without the expanded ones, would answer
+        200 to a typo that fails once data arrives."""
+        entity_set = SETS[set_name]
+        _selected(entity_set, options.select)
+        if set_name == "Observations":
+            query = ObservationQuery(self.session, [])
+            if options.filter is not None:
+                with tagged("$filter"):
+                    query.check(options.filter)
+            query.check_order(options.orderby)
+        else:
+            if options.filter is not None:
+                with tagged("$filter"):
+                    check_filter_types(entity_set, options.filter)
+            with tagged("$orderby"):
+                for key in options.orderby:
+                    check_filter_paths(entity_set, key.expr)
+        for item in _grouped(options.expand):
+            nav = _navigation(entity_set, item.path[0])
+            try:
+                self.check(entity_set.navigation[nav], item.options)
+            except ODataError as exc:
+                raise inside_expand(exc, nav) from None
+
     # -- collections ------------------------------------------------------------------------
     def fetch(self, set_name: str, options: QueryOptions, parent: Parent | None) -> Page:
         top = DEFAULT_TOP if options.top is None else options.top
@@ -204,13 +230,7 @@ class Engine:
 
     def _expand(self, out: dict[str, Any], entity: Entity, item: ExpandItem) -> None:
         entity_set = SETS[entity.set]
-        nav = item.path[0]
-        if nav not in entity_set.navigation:
-            known = ", ".join(entity_set.navigation)
-            raise ODataError(
-                f"{entity.set} has no navigation property {nav!r}; expected one of {known}",
-                option="$expand",
-            )
+        nav = _navigation(entity_set, item.path[0])
         options = item.options
         try:
             if nav in entity_set.one:
@@ -323,6 +343,16 @@ def _selected(entity_set: EntitySet, select: tuple[tuple[str, ...], ...] | None)
             )
         chosen.add(path[0])
     return chosen
+
+
+def _navigation(entity_set: EntitySet, nav: str) -> str:
+    if nav not in entity_set.navigation:
+        known = ", ".join(entity_set.navigation)
+        raise ODataError(
+            f"{entity_set.name} has no navigation property {nav!r}; expected one of {known}",
+            option="$expand",
+        )
+    return nav
 
 
 def _grouped(items: Sequence[ExpandItem]) -> list[ExpandItem]:

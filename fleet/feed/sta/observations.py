@@ -8,6 +8,7 @@ range scan on the readings index; several use a join through the stable-id table
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -126,6 +127,13 @@ class ObservationQuery:
             _resolve_at(self, path)
         check_filter(substitute(expr, _typed_stand_in))
 
+    def check_order(self, orderby: Sequence[n.OrderBy]) -> None:
+        with tagged("$orderby"):
+            for item in orderby:
+                check_filter_paths(OBSERVATIONS, item.expr)
+                for path in paths_in(item.expr):
+                    _resolve_at(self, path)
+
     def _filtered(self, options: QueryOptions) -> sa.Select[Any]:
         stmt = sa.select(
             Reading.__table__.c.id,
@@ -149,11 +157,7 @@ class ObservationQuery:
         """Up to ``top`` rows after ``$skiptoken`` and ``$skip``, and where the next page
         starts: a ``$skiptoken``, "" to continue by offset, or None when this is the last."""
         stmt = self._filtered(options)
-        with tagged("$orderby"):
-            for item in options.orderby:
-                check_filter_paths(OBSERVATIONS, item.expr)
-                for path in paths_in(item.expr):
-                    _resolve_at(self, path)
+        self.check_order(options.orderby)
         ids = Reading.__table__.c.id
         if options.skip_token is not None:
             stmt = stmt.where(

@@ -80,11 +80,13 @@ def answer(
             raise NotFound(f"{entity.set} has no {segment!r}; expected one of {known}")
     if collection is not None:
         set_name, within = collection
+        engine.check(set_name, options)
         return engine.collection(set_name, options, within, url=url, query=query)
     if entity is None:  # pragma: no cover - every branch above leaves one of the two set
         raise NotFound(path)
     if options.filter is not None or options.orderby or options.top is not None or options.skip:
         raise ODataError("$filter, $orderby, $top and $skip apply to collections only")
+    engine.check(entity.set, options)
     return engine.render(entity, options)
 
 
