@@ -260,6 +260,8 @@ def verify(
                 said.append(state)
                 ctx.ui.step(state)
 
+        # The wait says once that the fleet is unreachable; a retry line per poll is noise.
+        client.on_retry = None
         with ctx.ui.progress(f"waiting for {device_id} online", total=None):
             verified = wait_online(
                 client,

@@ -116,3 +116,55 @@ def test_the_final_refusal_says_why_in_words() -> None:
         client.wifi_profiles("hackney")
     message = str(refused.value)
     assert "(Connection refused)" in message and "Errno" not in message, message
+
+
+class DeviceHandler(BaseHTTPRequestHandler):
+    """The device endpoint: an old reading first (verify's baseline), then `failures`
+    hang-ups, then the device online with a fresh reading."""
+
+    server: Flaky
+
+    def do_GET(self) -> None:
+        self.server.requests += 1
+        if 1 < self.server.requests <= 1 + self.server.failures:
+            self.close_connection = True
+            return
+        t = 1 if self.server.requests == 1 else 1_000
+        body = json.dumps(
+            {
+                "status": "online",
+                "status_at": "2026-11-25T10:00:00+00:00",
+                "latest": {"temperature": {"t": t, "v": 20.5}, "humidity": {"t": t, "v": 55.0}},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_verify_does_not_print_a_retry_line_per_poll(tmp_path: Path) -> None:
+    """Its wait says once that the fleet is unreachable; the client's own retries stay quiet
+    (two of them here, a second and two apart)."""
+    server = Flaky(("127.0.0.1", 0), DeviceHandler)
+    server.failures = 2
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    out = io.StringIO()
+    ui = Ui(Console(file=out, width=200, color_system=None))
+    ctx = steps.Context(ui=ui, work_dir=tmp_path, fleet_url=url(server), token=TOKEN)
+    try:
+        verified = steps.verify(
+            ctx, device_id="cs-3c71bf0a12f4", port=None, reset=False, timeout_s=60, poll_s=0.01
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert verified is not None and server.requests == 4
+    assert "retrying (" not in out.getvalue(), out.getvalue()
+    assert "PASS" in out.getvalue()
