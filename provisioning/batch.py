@@ -280,6 +280,7 @@ def run_batch(
     """Provision every row; returns (succeeded, failed). Stops early on fleet-wide failures."""
     rows = read_rows(csv_path)
     state = StateFile(state_path)
+    _check_image(rows, state, opts)
     ok = failed = 0
     checked: set[str] | None = set() if ctx.dry_run else None
     try:
@@ -307,6 +308,21 @@ def run_batch(
             state.save()
         ctx.ui.console.print(summary(rows, state, required_steps(opts), checked=checked))
     return ok, failed
+
+
+def _check_image(rows: list[Row], state: StateFile, opts: Options) -> None:
+    """An image is needed while a line is still to be flashed: say so once, before any line
+    starts, not once for every line."""
+    if opts.skip_flash or opts.image is not None:
+        return
+    waiting = [r.line for r in rows if "flash" not in state.rows.get(r.key, RowState()).done]
+    if waiting:
+        listed = ", ".join(str(n) for n in waiting[:5]) + (", …" if len(waiting) > 5 else "")
+        raise UsageError(
+            f"no --image given, and {len(waiting)} line(s) still need flashing (line {listed})",
+            remedy="pass the MicroPython image with --image, or --skip-flash if the sensors "
+            "are flashed already",
+        )
 
 
 def required_steps(opts: Options) -> list[str]:

@@ -144,3 +144,31 @@ def test_a_line_naming_another_sensor_than_the_one_plugged_in_is_not_flashed(
         assert code == ExitCode.BATCH_INCOMPLETE
         assert not chip.erased and chip.writes == []
     assert "is cs-3c71bf0a12f4, not cs-3c71bf0a12b2" in said(capsys)
+
+
+def test_a_batch_to_flash_without_an_image_is_refused_once_before_any_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_path = tmp_path / "van.csv"
+    csv_path.write_text(
+        "port,borough,property_reference,room\n"
+        + "".join(f"/dev/ttyUSB{i},hackney,HK-{i},hall\n" for i in range(7))
+    )
+    state = tmp_path / "van.csv.state.json"
+    # Lines 2 and 3 were flashed by an earlier run: they need no image.
+    earlier = json.dumps(
+        {
+            "version": 1,
+            "rows": {
+                row.key: {"device_id": f"cs-3c71bf0a12f{i}", "done": ["flash"]}
+                for i, row in enumerate(read_rows(csv_path)[:2])
+            },
+        }
+    )
+    state.write_text(earlier)
+    args = ["batch", str(csv_path), "--token", "t", "--fleet-url", "http://127.0.0.1:9"]
+    assert main(args) == ExitCode.USAGE
+    told = said(capsys)
+    assert "no --image given, and 5 line(s) still need flashing (line 4, 5, 6, 7, 8)" in told
+    assert told.count("--image") == 2 and "line 4:" not in told  # once, not per line
+    assert state.read_text() == earlier  # nothing recorded as failed
