@@ -75,17 +75,30 @@ class AllMissingAtOnce(TyperCommand):
                 raise
             raise _missing_error(ctx.command_path, missing) from exc
 
+    #: (option, its parameter, the parameter that makes it unneeded): options the command
+    #: checks itself when it runs, named here too when the line lacks others.
+    needed_unless: tuple[tuple[str, str, str], ...] = ()
+
     def _missing(self, ctx: ParseContext, given: list[str]) -> list[str]:
         """The required parameters without a value from the command line or their env var."""
         opts, _, _ = self.make_parser(ctx).parse_args(args=given)
         missing = []
+        values = {}
         for param in self.get_params(ctx):
-            if param.required and param.value_is_missing(param.consume_value(ctx, opts)[0]):
+            values[param.name] = value = param.consume_value(ctx, opts)[0]
+            if param.required and param.value_is_missing(value):
                 if param.param_type_name == "option":
                     missing.append(([o for o in param.opts if o.startswith("--")] or param.opts)[0])
                 else:  # as the usage line shows it
                     missing.append((param.name or "argument").upper())
+        for option, name, unless in self.needed_unless:
+            if values.get(name) is None and not values.get(unless):
+                missing.append(f"{option} (or --{unless.replace('_', '-')})")
         return missing
+
+
+class FlashingCommand(AllMissingAtOnce):
+    needed_unless = (("--image", "image", "skip_flash"),)
 
 
 def _missing_error(command: str, names: list[str]) -> UsageError:
@@ -267,7 +280,7 @@ def rotate(
     steps.rotate(ctx, device_id=steps.resolve_device_id(device_id, mac), force=force, port=port)
 
 
-@app.command(cls=AllMissingAtOnce)
+@app.command(cls=FlashingCommand)
 def device(
     borough: Borough,
     property_reference: PropertyRef,

@@ -63,6 +63,16 @@ def test_only_the_options_still_missing_are_named(capsys: pytest.CaptureFixture[
     assert "--room" not in text.split(" fix: ")[0]
 
 
+def test_device_names_a_missing_image_with_the_rest(capsys: pytest.CaptureFixture[str]) -> None:
+    """--image is needed only without --skip-flash: checked when the command runs, but named
+    with the other missing options so one correction does."""
+    assert main(["device", "--room", "bathroom"]) == ExitCode.USAGE
+    text = said(capsys)
+    assert "error: missing options: --borough, --property, --image (or --skip-flash) fix:" in text
+    assert main(["device", "--room", "bathroom", "--image", "x.bin"]) == ExitCode.USAGE
+    assert "--image" not in said(capsys).split(" fix: ")[0]
+
+
 def test_help_still_works_without_the_required_options(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
