@@ -160,6 +160,11 @@ def test_a_recompute_after_a_swap_keeps_the_earlier_device(
     sweep(fleet_ctx.sessions, settings, now=swapped + timedelta(hours=3))
     incremental = _hours(fleet_ctx, placement)
     assert len(incremental) > 24 * 7 - 2
+    with fleet_ctx.sessions() as s:
+        # The new sensor's three hours fall at whatever time of day the test runs (a shower
+        # in them or not), so the level is compared, not named.
+        level = s.get_one(PropertyRisk, prop_id).level
+    assert level in ("high", "severe")  # the damp week counts
 
     response = client.post(
         f"/api/v1/properties/{prop_id}/risk/recompute?days=31", headers=_admin(world)
@@ -169,7 +174,7 @@ def test_a_recompute_after_a_swap_keeps_the_earlier_device(
     assert done.recomputed == 1
     assert _hours(fleet_ctx, placement) == incremental
     with fleet_ctx.sessions() as s:
-        assert s.get_one(PropertyRisk, prop_id).level == "high"
+        assert s.get_one(PropertyRisk, prop_id).level == level
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
