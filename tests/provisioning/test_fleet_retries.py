@@ -28,15 +28,11 @@ class Flaky(ThreadingHTTPServer):
     requests = 0
 
 
-class Handler(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
     server: Flaky
 
-    def do_GET(self) -> None:
-        self.server.requests += 1
-        if self.server.requests <= self.server.failures:
-            self.close_connection = True  # no status line at all: a transport failure
-            return
-        body = json.dumps([{"name": "default"}]).encode()
+    def answer(self, payload: object) -> None:
+        body = json.dumps(payload).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -45,6 +41,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+class Handler(JsonHandler):
+    def do_GET(self) -> None:
+        self.server.requests += 1
+        if self.server.requests <= self.server.failures:
+            self.close_connection = True  # no status line at all: a transport failure
+            return
+        self.answer([{"name": "default"}])
 
 
 @pytest.fixture
@@ -118,11 +123,9 @@ def test_the_final_refusal_says_why_in_words() -> None:
     assert "(Connection refused)" in message and "Errno" not in message, message
 
 
-class DeviceHandler(BaseHTTPRequestHandler):
+class DeviceHandler(JsonHandler):
     """The device endpoint: an old reading first (verify's baseline), then `failures`
     hang-ups, then the device online with a fresh reading."""
-
-    server: Flaky
 
     def do_GET(self) -> None:
         self.server.requests += 1
@@ -130,21 +133,13 @@ class DeviceHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         t = 1 if self.server.requests == 1 else 1_000
-        body = json.dumps(
+        self.answer(
             {
                 "status": "online",
                 "status_at": "2026-11-25T10:00:00+00:00",
                 "latest": {"temperature": {"t": t, "v": 20.5}, "humidity": {"t": t, "v": 55.0}},
             }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        )
 
 
 def test_verify_does_not_print_a_retry_line_per_poll(tmp_path: Path) -> None:
