@@ -144,8 +144,7 @@ class ObservationQuery:
         ).select_from(self.source)
         stmt = stmt.where(self.where)
         if options.filter is not None:
-            with tagged("$filter"):
-                self.check(options.filter)
+            self.check(options.filter)
             stmt = stmt.where(compile_filter(options.filter, self.resolve, dialect=self.dialect))
         return stmt
 
